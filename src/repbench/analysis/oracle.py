@@ -1,0 +1,163 @@
+"""Per-query oracle over K: an optimistic upper bound, selected on the test queries (method-spec §9).
+
+For each query the oracle takes the best value of a measure over a set of cells: K_q only (K_p fixed),
+K_p only (K_q fixed), or the whole (K_q, K_p) grid, optionally within a budget K_q <= B_q, K_p <= B_p.
+It is compared with the best *fixed* cell of the same set (one cell for every query).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from repbench.analysis.perquery import align
+from repbench.analysis.significance import bootstrap_mean_ci
+from repbench.errors import RepbenchError
+
+ORACLE_COLUMNS: tuple[str, ...] = (
+    "dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k", "budget_q", "budget_p", "n",
+    "oracle_mean", "oracle_ci_low", "oracle_ci_high", "best_cell", "best_mean", "best_ci_low", "best_ci_high",
+    "gap", "gap_ci_low", "gap_ci_high", "label",
+)
+ORACLE_CELL_COLUMNS: tuple[str, ...] = (
+    "dataset", "backbone", "encoder", "mode", "measure", "scope", "k_q", "k_p", "n_queries", "share",
+)
+GROUP_KEYS: tuple[str, ...] = ("dataset", "backbone", "encoder", "mode", "measure")
+SCOPES: tuple[str, ...] = ("kq", "kp", "grid")
+ORACLE_LABEL = "optimistic upper bound (per-query best cell selected on the test queries)"
+TIE_RULE = "ties go to the cheapest cell: smallest K_q + K_p, then smallest K_p, then smallest K_q"
+
+
+def cell_cost(cell: tuple[int, int]) -> tuple[int, int, int]:
+    """Sort key of a (k_q, k_p) cell, cheapest first (see TIE_RULE)."""
+    k_q, k_p = cell
+    return (k_q + k_p, k_p, k_q)
+
+
+def cell_name(k_q: int, k_p: int) -> str:
+    return f"q{int(k_q)}p{int(k_p)}"
+
+
+def oracle_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Given a [cells, queries] matrix with cells ordered cheapest first, return the per-query maximum,
+    the per-query picked cell index and the best fixed cell index (both ties -> cheapest)."""
+    values = np.asarray(values, dtype=np.float64)
+    picks = np.argmax(values, axis=0)  # argmax returns the first (= cheapest) maximum
+    best = int(np.argmax(values.mean(axis=1)))
+    return values[picks, np.arange(values.shape[1])], picks, best
+
+
+def _scope_cell_sets(
+    cells: list[tuple[int, int]],
+    scopes: Sequence[str],
+    fixed_kq: Sequence[int] | None,
+    fixed_kp: Sequence[int] | None,
+) -> list[tuple[str, int | None, list[tuple[int, int]]]]:
+    """(scope, fixed_k, cells) option sets; sets with fewer than two cells (nothing to choose) are left out."""
+    out: list[tuple[str, int | None, list[tuple[int, int]]]] = []
+    for scope in scopes:
+        if scope == "grid":
+            out.append(("grid", None, cells))
+            continue
+        axis = 1 if scope == "kq" else 0  # kq varies K_q with K_p fixed, and vice versa
+        wanted = fixed_kp if scope == "kq" else fixed_kq
+        fixed_values = sorted({c[axis] for c in cells}) if wanted is None else sorted(set(wanted))
+        for f in fixed_values:
+            out.append((scope, int(f), [c for c in cells if c[axis] == f]))
+    return [s for s in out if len(s[2]) >= 2]
+
+
+def oracle_tables(
+    per_query: pd.DataFrame,
+    measure: str | None = None,
+    scopes: Sequence[str] = SCOPES,
+    fixed_kq: Sequence[int] | None = None,
+    fixed_kp: Sequence[int] | None = None,
+    budget_q: int | None = None,
+    budget_p: int | None = None,
+    intersect: bool = False,
+    n_bootstrap: int = 10_000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The oracle table (ORACLE_COLUMNS) and the picked-cell distribution (ORACLE_CELL_COLUMNS).
+
+    One row per (dataset, backbone, encoder, mode, measure) group and option set: scope `kq` (one row per
+    fixed K_p; `fixed_kp` restricts which), `kp` (one per fixed K_q) and `grid`. Cells outside the budget
+    are dropped first. Queries missing from a cell score 0 unless `intersect`, which keeps only queries
+    present in every cell of the group; `n` says how many were used. CIs are percentile bootstraps over
+    queries (one paired resample for the oracle, the best cell and their gap); the best cell is chosen on
+    all queries, not re-chosen per resample. Ties: TIE_RULE. Every row carries ORACLE_LABEL.
+    """
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise RepbenchError(f"unknown oracle scope {scope!r}; expected one of {', '.join(SCOPES)}")
+    for name, budget in (("budget_q", budget_q), ("budget_p", budget_p)):
+        if budget is not None and budget < 1:
+            raise RepbenchError(f"{name} must be a positive integer, got {budget}")
+    df = per_query
+    if measure is not None:
+        if measure not in set(df["measure"]):
+            raise RepbenchError(f"measure {measure!r} not in the per-query table; it has "
+                                f"{', '.join(sorted(set(df['measure'].astype(str))))}")
+        df = df[df["measure"] == measure]
+    if budget_q is not None:
+        df = df[df["k_q"] <= budget_q]
+    if budget_p is not None:
+        df = df[df["k_p"] <= budget_p]
+    oracle_rows: list[dict] = []
+    cell_rows: list[dict] = []
+    for key, group in df.groupby(list(GROUP_KEYS), sort=True):
+        ident = dict(zip(GROUP_KEYS, key, strict=True))
+        tidy = pd.DataFrame({
+            "system": [cell_name(q, p) for q, p in zip(group["k_q"], group["k_p"], strict=True)],
+            "qid": group["qid"].astype(str).to_numpy(),
+            "value": group["value"].to_numpy(dtype=np.float64),
+        })
+        try:
+            aligned = align(tidy, intersect=intersect)
+        except RepbenchError as exc:
+            where = "/".join(str(v) for v in key)
+            raise RepbenchError(f"{where}: {exc}") from None
+        cell_of = dict(zip(tidy["system"], zip(group["k_q"].astype(int), group["k_p"].astype(int), strict=True),
+                           strict=True))
+        cells = sorted((cell_of[name] for name in aligned.matrix.index), key=cell_cost)
+        matrix = aligned.matrix.loc[[cell_name(*c) for c in cells]].to_numpy()
+        row_of = {c: i for i, c in enumerate(cells)}
+        sets = _scope_cell_sets(cells, scopes, fixed_kq, fixed_kp)
+        if not sets:
+            continue
+        series: list[np.ndarray] = []
+        pending: list[dict] = []
+        for scope, fixed_k, option in sets:
+            values = matrix[[row_of[c] for c in option]]  # option keeps the cheapest-first order
+            oracle, picks, best = oracle_of(values)
+            best_values = values[best]
+            series += [oracle, best_values, oracle - best_values]
+            pending.append({
+                **ident, "scope": scope, "fixed_k": fixed_k, "budget_q": budget_q, "budget_p": budget_p,
+                "n": aligned.n, "oracle_mean": oracle.mean(), "best_cell": cell_name(*option[best]),
+                "best_mean": best_values.mean(), "gap": oracle.mean() - best_values.mean(),
+                "label": ORACLE_LABEL,
+            })
+            counts = np.bincount(picks, minlength=len(option))
+            for c, k in zip(option, counts, strict=True):
+                cell_rows.append({**ident, "scope": scope, "k_q": c[0], "k_p": c[1], "n_queries": int(k),
+                                  "share": k / aligned.n})
+        # One bootstrap for every series of the group: the same query resamples for all of them.
+        low, high = bootstrap_mean_ci(np.vstack(series), n_bootstrap=n_bootstrap, seed=seed, level=level)
+        for i, row in enumerate(pending):
+            for j, name in enumerate(("oracle", "best", "gap")):
+                row[f"{name}_ci_low"] = low[3 * i + j]
+                row[f"{name}_ci_high"] = high[3 * i + j]
+            oracle_rows.append(row)
+    if not oracle_rows:
+        raise RepbenchError("no oracle to compute: no group has two or more (K_q, K_p) cells"
+                            + (" within the budget" if budget_q is not None or budget_p is not None else ""))
+    oracle_df = pd.DataFrame(oracle_rows, columns=list(ORACLE_COLUMNS))
+    for col in ("fixed_k", "budget_q", "budget_p"):
+        oracle_df[col] = oracle_df[col].astype("Int64")
+    cells_df = pd.DataFrame(cell_rows, columns=list(ORACLE_CELL_COLUMNS))
+    return oracle_df, cells_df
