@@ -90,6 +90,7 @@ def oracle_tables(
     present in every cell of the group; `n` says how many were used. CIs are percentile bootstraps over
     queries (one paired resample for the oracle, the best cell and their gap); the best cell is chosen on
     all queries, not re-chosen per resample. Ties: TIE_RULE. Every row carries ORACLE_LABEL.
+    Both tables are empty (with their columns) when no group has two or more cells to choose from.
     """
     for scope in scopes:
         if scope not in SCOPES:
@@ -153,9 +154,6 @@ def oracle_tables(
                 row[f"{name}_ci_low"] = low[3 * i + j]
                 row[f"{name}_ci_high"] = high[3 * i + j]
             oracle_rows.append(row)
-    if not oracle_rows:
-        raise RepbenchError("no oracle to compute: no group has two or more (K_q, K_p) cells"
-                            + (" within the budget" if budget_q is not None or budget_p is not None else ""))
     oracle_df = pd.DataFrame(oracle_rows, columns=list(ORACLE_COLUMNS))
     for col in ("fixed_k", "budget_q", "budget_p"):
         oracle_df[col] = oracle_df[col].astype("Int64")

@@ -1,0 +1,51 @@
+"""`repbench significance`: paired significance tests straight from TREC run files (first run = baseline)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from repbench.analysis.perquery import align
+from repbench.analysis.runs import read_qrels_file, read_runs, runs_table
+from repbench.analysis.significance import significance_table
+from repbench.analysis.summary import format_significance
+from repbench.commands.analyze import add_significance_options
+from repbench.errors import RepbenchError
+from repbench.io import atomic_write_csv
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="TREC run files; the first is the baseline; systems are named by file stem")
+    parser.add_argument("--qrels", required=True, help="qrels (TREC 4 columns or BEIR TSV)")
+    parser.add_argument("--measure", default="ndcg_cut_10", help="trec_eval measure name (default: ndcg_cut_10)")
+    parser.add_argument("--relevance-level", type=int, default=1,
+                        help="minimum grade counted relevant by binary measures (default: 1)")
+    parser.add_argument("--format", choices=("text", "csv"), default="text",
+                        help="csv prints the significance.csv columns (default: text)")
+    parser.add_argument("--out", metavar="FILE", help="also write the table as CSV to FILE (atomically)")
+    add_significance_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if len(args.runs) < 2:
+        raise RepbenchError("give at least two runs: a baseline and one system")
+    runs = read_runs(args.runs)
+    qrels = read_qrels_file(args.qrels)
+    tidy, notes = runs_table(runs, qrels, args.measure, relevance_level=args.relevance_level,
+                             retrieved_only=args.intersect)
+    aligned = align(tidy, intersect=args.intersect)
+    table = significance_table(
+        aligned.matrix, baseline=next(iter(runs)), all_pairs=args.all_pairs, measure=args.measure,
+        test=args.test, correction=args.correction, alpha=args.alpha, n_permutations=args.permutations,
+        n_bootstrap=args.bootstrap, seed=args.seed,
+    )
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.out:
+        atomic_write_csv(args.out, table)
+    if args.format == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+    else:
+        print(format_significance(table, aligned.describe()))
+    return 0
