@@ -1,0 +1,250 @@
+"""The (K_q, K_p) x score-mode effectiveness sweep (method-spec §7.2), resumable per cell.
+
+Layout of an output directory:
+  reps/                    cached Representations, one stem per (backbone, encoder, side, K, max_length,
+                           text fingerprint); reused by any later sweep pointing at the same cache
+  runs/<system>.trec       one TREC run per cell and mode; system = backbone/encoder/q{K_q}p{K_p}/mode
+                           with "/" written as "__"
+  cells/q{K_q}p{K_p}.csv   per-query rows of one finished cell; written atomically after its runs, so its
+                           presence marks the cell done and a restarted sweep skips it
+  sweep_state.json         the settings a resumed sweep must share with the first one
+  encoding_times.json      seconds spent encoding each (side, K), kept across restarts
+  per_query.csv, summary.csv, metadata.json   written when every cell is done
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from repbench.encoders.types import Representations
+from repbench.errors import RepbenchError
+from repbench.evaluation.collections import Collection
+from repbench.evaluation.metrics import DEFAULT_MEASURES, evaluate, summarize
+from repbench.evaluation.trec import round_scores, write_run
+from repbench.io import atomic_write_csv, atomic_write_json
+from repbench.retrieval.search import DEFAULT_DEPTH, MODES, modes_for, parse_modes, retrieve
+
+PER_QUERY_COLUMNS = ["dataset", "backbone", "family", "encoder", "k_q", "k_p", "mode", "qid", "measure", "value"]
+SUMMARY_COLUMNS = ["dataset", "backbone", "family", "encoder", "k_q", "k_p", "mode", "measure", "mean", "n"]
+# Settings that change any number in a cell: a resumed sweep must match them.
+_IDENTITY = ("backbone", "encoder", "dataset", "modes", "depth", "max_length", "remove_self", "measures",
+             "corpus_fingerprint", "queries_fingerprint")
+
+EncodeFn = Callable[..., Representations]
+
+
+@dataclass
+class SweepConfig:
+    backbone: str
+    encoder: str
+    kq: list[int]
+    kp: list[int]
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    depth: int = DEFAULT_DEPTH
+    max_length: int = 256
+    batch_size: int = 8
+    remove_self: bool = True
+    measures: list[str] = field(default_factory=lambda: list(DEFAULT_MEASURES))
+
+    def __post_init__(self) -> None:
+        self.modes = parse_modes(self.modes)
+        for name in ("kq", "kp"):
+            ks = list(getattr(self, name))
+            if not ks or any(int(k) < 1 for k in ks) or len(set(ks)) != len(ks):
+                raise RepbenchError(f"--{name} needs distinct positive integers, got {ks}")
+            setattr(self, name, [int(k) for k in ks])
+        if self.depth < 1:
+            raise RepbenchError(f"depth must be positive, got {self.depth}")
+
+
+def parse_ks(text: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4]."""
+    try:
+        ks = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise RepbenchError(f"expected a comma-separated list of integers, got {text!r}") from None
+    if not ks:
+        raise RepbenchError("expected at least one K value")
+    return ks
+
+
+def system_name(backbone: str, encoder: str, k_q: int, k_p: int, mode: str) -> str:
+    return f"{backbone}/{encoder}/q{k_q}p{k_p}/{mode}"
+
+
+def run_file_name(system: str) -> str:
+    return system.replace("/", "__") + ".trec"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)
+
+
+class RepCache:
+    """Representations on disk, keyed by everything that determines them."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def stem(self, backbone: str, encoder: str, side: str, k: int, max_length: int, fingerprint: str) -> Path:
+        return self.root / f"{_safe(backbone)}__{encoder}__{side}__k{k}__len{max_length}__{fingerprint[:16]}"
+
+    def get(self, stem: Path, ids: Sequence[str]) -> Representations | None:
+        # The .json is written last by Representations.save: its presence means a complete file pair.
+        if not stem.with_suffix(".json").exists() or not stem.with_suffix(".safetensors").exists():
+            return None
+        reps = Representations.load(stem)
+        if list(reps.ids) != list(ids):
+            raise RepbenchError(f"cached representations {stem} hold other ids; delete the file and rerun")
+        return reps
+
+
+def _read_cell(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={c: str for c in PER_QUERY_COLUMNS if c not in ("k_q", "k_p", "value")},
+                       float_precision="round_trip", keep_default_na=False)
+
+
+def run_sweep(
+    collection: Collection,
+    backbone: Any,
+    config: SweepConfig,
+    out_dir: str | Path,
+    *,
+    encode_fn: EncodeFn | None = None,
+    cache_dir: str | Path | None = None,
+    after_cell: Callable[[int, int], None] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Score every (K_q, K_p) cell and mode on `collection`; returns the per-query table.
+
+    `backbone` is a loaded backbone (``bb.spec.name``, ``bb.spec.family``, ``bb.vocab_size``);
+    `encode_fn` defaults to ``repbench.encoders.encode``. Queries are the judged ones, encoded with
+    side="query"; documents with side="passage". `after_cell(k_q, k_p)` runs after each newly finished
+    cell (a test hook, and a place to stop a sweep). Re-running on the same `out_dir` skips finished cells.
+    """
+    from tqdm.auto import tqdm
+
+    if encode_fn is None:
+        from repbench.encoders import encode as encode_fn  # heavy import, only when really encoding
+    out = Path(out_dir)
+    cache = RepCache(Path(cache_dir) if cache_dir is not None else out / "reps")
+    family = str(backbone.spec.family)
+    vocab_size = int(backbone.vocab_size)
+    qids, qtexts = collection.judged_queries()
+    if not qids:
+        raise RepbenchError(f"{collection.name}: no judged query has a text")
+    unmatched = collection.unmatched_qrels_queries()
+    if unmatched:
+        warnings.warn(f"{collection.name}: {len(unmatched)} judged queries have no text and will score 0",
+                      stacklevel=2)
+    qfp, dfp = collection.queries_fingerprint(), collection.corpus_fingerprint()
+
+    state = {**asdict(config), "dataset": collection.name, "corpus_fingerprint": dfp, "queries_fingerprint": qfp}
+    state_file = out / "sweep_state.json"
+    if state_file.exists():
+        old = json.loads(state_file.read_text())
+        differ = [k for k in _IDENTITY if old.get(k) != state.get(k)]
+        if differ:
+            raise RepbenchError(
+                f"{out} holds a sweep with other settings ({', '.join(differ)}); use another --out directory"
+            )
+    atomic_write_json(state_file, {k: state[k] for k in _IDENTITY})
+    times_file = out / "encoding_times.json"
+    times: dict[str, dict] = json.loads(times_file.read_text()) if times_file.exists() else {}
+
+    def reps_for(side: str, k: int) -> Representations:
+        ids, texts, fp = (qids, qtexts, qfp) if side == "query" else (collection.corpus_ids, collection.corpus_texts, dfp)
+        stem = cache.stem(config.backbone, config.encoder, side, k, config.max_length, fp)
+        cached = cache.get(stem, ids)
+        if cached is not None:
+            return cached
+        t0 = time.perf_counter()
+        reps = encode_fn(backbone, list(texts), ids=list(ids), encoder=config.encoder, k=k, side=side,
+                         batch_size=config.batch_size, max_length=config.max_length, progress=progress)
+        seconds = time.perf_counter() - t0
+        if list(reps.ids) != list(ids):
+            raise RepbenchError(f"the encoder returned {len(reps)} items in another order than the {len(ids)} given")
+        reps.save(stem)
+        times[f"{side}:k{k}"] = {"side": side, "k": k, "n": len(ids), "seconds": seconds,
+                                  "items_per_s": len(ids) / seconds if seconds > 0 else None}
+        atomic_write_json(times_file, times)
+        return reps
+
+    cells = [(kq, kp) for kq in config.kq for kp in config.kp]
+    cell_path = {c: out / "cells" / f"q{c[0]}p{c[1]}.csv" for c in cells}
+    todo = [c for c in cells if not cell_path[c].exists()]
+    query_reps: dict[int, Representations] = {}
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"{collection.name} cells",
+               disable=not progress, unit="cell")
+    # Corpus outer, queries inner: each corpus encoding (the expensive side) is held once.
+    for kp in config.kp:
+        pending = [kq for kq in config.kq if (kq, kp) in todo]
+        if not pending:
+            continue
+        docs = reps_for("passage", kp)
+        for kq in pending:
+            if kq not in query_reps:
+                query_reps[kq] = reps_for("query", kq)
+            _score_cell(collection, config, family, vocab_size, query_reps[kq], docs, kq, kp, out,
+                        cell_path[(kq, kp)])
+            bar.update(1)
+            if after_cell is not None:
+                after_cell(kq, kp)
+    bar.close()
+
+    per_query = pd.concat([_read_cell(cell_path[c]) for c in cells], ignore_index=True)[PER_QUERY_COLUMNS]
+    summary = summarize(per_query, by=SUMMARY_COLUMNS[:7])[SUMMARY_COLUMNS]
+    atomic_write_csv(out / "per_query.csv", per_query)
+    atomic_write_csv(out / "summary.csv", summary)
+    _write_metadata(out, collection, config, family, times, cells)
+    return per_query
+
+
+def _score_cell(collection: Collection, config: SweepConfig, family: str, vocab_size: int,
+                queries: Representations, docs: Representations, kq: int, kp: int, out: Path,
+                cell_file: Path) -> None:
+    modes = modes_for(kq, kp, config.modes)
+    runs = retrieve(queries, docs, modes, depth=config.depth, vocab_size=vocab_size,
+                    remove_self=config.remove_self)
+    frames = []
+    for mode in modes:
+        system = system_name(config.backbone, config.encoder, kq, kp, mode)
+        # Evaluate exactly what is written, so `repbench eval-run` on the file reproduces these numbers.
+        run = round_scores(runs[mode])
+        write_run(out / "runs" / run_file_name(system), run, tag=mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # missing queries are reported once by run_sweep
+            df = evaluate(run, collection.qrels, config.measures)
+        df.insert(0, "mode", mode)
+        frames.append(df)
+    table = pd.concat(frames, ignore_index=True)
+    for col, value in reversed(list({"dataset": collection.name, "backbone": config.backbone, "family": family,
+                                     "encoder": config.encoder, "k_q": kq, "k_p": kp}.items())):
+        table.insert(0, col, value)
+    atomic_write_csv(cell_file, table[PER_QUERY_COLUMNS])
+
+
+def _write_metadata(out: Path, collection: Collection, config: SweepConfig, family: str,
+                    times: dict, cells: list[tuple[int, int]]) -> None:
+    from repbench.telemetry.environment import result_header
+
+    header = result_header({**asdict(config), "family": family, "dataset": collection.name}, "effectiveness_sweep")
+    header["collection"] = {
+        "name": collection.name, "source": collection.source, "split": collection.split,
+        "n_docs": len(collection.corpus_ids), "n_judged_queries": len(collection.qrels),
+        "n_encoded_queries": len(collection.judged_queries()[0]),
+        "corpus_fingerprint": collection.corpus_fingerprint(),
+        "queries_fingerprint": collection.queries_fingerprint(), "info": collection.info,
+    }
+    header["cells"] = [{"k_q": kq, "k_p": kp, "modes": modes_for(kq, kp, config.modes)} for kq, kp in cells]
+    header["encoding"] = sorted(times.values(), key=lambda t: (t["side"], t["k"]))
+    atomic_write_json(out / "metadata.json", header)

@@ -1,0 +1,150 @@
+"""The (K_q, K_p) sweep with a small deterministic fake encoder: outputs, caching and resumption."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import pytrec_eval
+import torch
+
+from repbench.encoders.types import Representations
+from repbench.errors import RepbenchError
+from repbench.evaluation.collections import synthetic_collection
+from repbench.evaluation.sweep import PER_QUERY_COLUMNS, SUMMARY_COLUMNS, SweepConfig, run_sweep
+from repbench.evaluation.trec import read_run
+
+V, H = 997, 16
+BACKBONE = SimpleNamespace(spec=SimpleNamespace(name="fake", family="ar"), vocab_size=V)
+
+
+class FakeEncoder:
+    """Bag-of-words vectors: a seeded random vector per (word, slot); sparse weight 1 per word."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, bb, texts, ids=None, encoder="sequential", k=1, side="query", batch_size=8,
+                 max_length=256, progress=False):
+        self.calls.append((side, k))
+        n = len(texts)
+        dense = torch.zeros(n, k, H)
+        valid = torch.ones(n, k, dtype=torch.bool)
+        words = [sorted(set(t.split())) for t in texts]
+        m = max(len(w) for w in words)
+        sid = torch.full((n, m), -1, dtype=torch.long)
+        sw = torch.zeros(n, m)
+        for i, ws in enumerate(words):
+            for j in range(k):
+                for w in ws:
+                    g = np.random.default_rng(zlib.crc32(f"{w}/{j % 2}".encode()))
+                    dense[i, j] += torch.from_numpy(g.normal(size=H).astype(np.float32))
+            if k > 1 and i % 2:
+                valid[i, -1] = False  # a truncated slot, as stop tokens produce
+                dense[i, -1] = 0
+            ids_ = sorted({zlib.crc32(w.encode()) % V for w in ws})
+            sid[i, :len(ids_)] = torch.tensor(ids_)
+            sw[i, :len(ids_)] = 1.0
+        return Representations(ids=list(ids), dense=dense, valid=valid, sparse_ids=sid, sparse_weights=sw,
+                               token_ids=torch.zeros(n, k, dtype=torch.long),
+                               input_tokens=torch.full((n,), 5, dtype=torch.long))
+
+
+COLL = synthetic_collection(60, 10, seed=1)
+
+
+def config(**kw):
+    base = dict(backbone="fake", encoder="sequential", kq=[1, 2], kp=[1, 3], modes=["all"], depth=50)
+    base.update(kw)
+    return SweepConfig(**base)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_sweep_outputs_and_sanity(tmp_path):
+    enc = FakeEncoder()
+    run_sweep(COLL, BACKBONE, config(), tmp_path, encode_fn=enc, progress=False)
+    # each side encoded once per K
+    assert sorted(enc.calls) == [("passage", 1), ("passage", 3), ("query", 1), ("query", 2)]
+    table = pd.read_csv(tmp_path / "per_query.csv", dtype={"qid": str})
+    assert list(table.columns) == PER_QUERY_COLUMNS
+    # (1,1) has the three single-vector modes, the other three cells all five; 10 queries x 4 measures
+    assert len(table) == (3 + 3 * 5) * 10 * 4
+    assert set(table["qid"]) == set(COLL.qrels)
+    assert table["value"].between(0, 1).all()
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS and (summary["n"] == 10).all()
+    # Planted words make lexical matching near-perfect; dense bag-of-words vectors beat random rankings.
+    ndcg = summary[summary.measure == "ndcg_cut_10"].set_index(["k_q", "k_p", "mode"])["mean"]
+    for cell in [(1, 1), (1, 3), (2, 1), (2, 3)]:
+        assert ndcg[(*cell, "sparse_max")] > 0.8
+    rng = np.random.default_rng(0)
+    evaluator = pytrec_eval.RelevanceEvaluator(COLL.qrels, {"ndcg_cut.10"})
+    random_ndcg = np.mean([
+        np.mean([v["ndcg_cut_10"] for v in evaluator.evaluate(
+            {q: dict(zip(COLL.corpus_ids, rng.random(60).tolist(), strict=True)) for q in COLL.qrels}).values()])
+        for _ in range(50)
+    ])
+    assert random_ndcg < 0.2
+    for key in [(1, 1, "single_dense"), (2, 3, "multi_dense"), (2, 3, "single_dense")]:
+        assert ndcg[key] > random_ndcg + 0.05, key
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["kind"] == "effectiveness_sweep" and meta["config"]["kq"] == [1, 2]
+    assert {(e["side"], e["k"]) for e in meta["encoding"]} == {("passage", 1), ("passage", 3), ("query", 1), ("query", 2)}
+    assert len(list((tmp_path / "runs").glob("*.trec"))) == 18
+
+
+def test_run_files_reproduce_the_table(tmp_path):
+    run_sweep(COLL, BACKBONE, config(kq=[2], kp=[3]), tmp_path, encode_fn=FakeEncoder(), progress=False)
+    table = pd.read_csv(tmp_path / "per_query.csv", dtype={"qid": str})
+    run = read_run(tmp_path / "runs" / "fake__sequential__q2p3__fusion_multi_sparse_max.trec")
+    assert all(len(docs) == 50 for docs in run.values())
+    direct = pytrec_eval.RelevanceEvaluator(COLL.qrels, {"ndcg_cut.10"}).evaluate(run)
+    mine = table[(table["mode"] == "fusion_multi_sparse_max") & (table["measure"] == "ndcg_cut_10")]
+    assert dict(zip(mine["qid"], mine["value"], strict=True)) == pytest.approx(
+        {q: v["ndcg_cut_10"] for q, v in direct.items()}, abs=1e-12)
+
+
+def test_interrupted_sweep_resumes_to_the_same_table(tmp_path):
+    run_sweep(COLL, BACKBONE, config(), tmp_path / "full", encode_fn=FakeEncoder(), progress=False)
+
+    def stop_after_first(kq, kp):
+        raise Stop
+
+    first = FakeEncoder()
+    with pytest.raises(Stop):
+        run_sweep(COLL, BACKBONE, config(), tmp_path / "cut", encode_fn=first, after_cell=stop_after_first,
+                  progress=False)
+    assert not (tmp_path / "cut" / "per_query.csv").exists()
+    assert sorted(first.calls) == [("passage", 1), ("query", 1)]
+
+    second, done = FakeEncoder(), []
+    run_sweep(COLL, BACKBONE, config(), tmp_path / "cut", encode_fn=second,
+              after_cell=lambda kq, kp: done.append((kq, kp)), progress=False)
+    assert (1, 1) not in done and len(done) == 3  # the finished cell is not recomputed
+    assert sorted(second.calls) == [("passage", 3), ("query", 2)]  # cached encodings are reused
+    assert (tmp_path / "cut" / "per_query.csv").read_bytes() == (tmp_path / "full" / "per_query.csv").read_bytes()
+    assert (tmp_path / "cut" / "summary.csv").read_bytes() == (tmp_path / "full" / "summary.csv").read_bytes()
+    # a rerun of a finished sweep encodes and scores nothing
+    third, done = FakeEncoder(), []
+    run_sweep(COLL, BACKBONE, config(), tmp_path / "cut", encode_fn=third,
+              after_cell=lambda kq, kp: done.append((kq, kp)), progress=False)
+    assert third.calls == [] and done == []
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    run_sweep(COLL, BACKBONE, config(kq=[1], kp=[1]), tmp_path, encode_fn=FakeEncoder(), progress=False)
+    with pytest.raises(RepbenchError, match=r"other settings \(depth\)"):
+        run_sweep(COLL, BACKBONE, config(kq=[1], kp=[1], depth=20), tmp_path, encode_fn=FakeEncoder(),
+                  progress=False)
+
+
+def test_bad_k_lists_are_refused():
+    with pytest.raises(RepbenchError, match="--kq needs distinct positive integers"):
+        config(kq=[1, 1])
