@@ -160,3 +160,47 @@ def test_significance_from_run_files(tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "24 queries" in text and "Wilcoxon" in text
+
+
+def _data_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("REPBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def test_significance_on_trec_eval_test_suite(capsys):
+    """Against trec_eval itself: per-query nDCG@10 of results.test (out.test.aq) and results.trunc
+    (out.test.aqc, missing queries as 0) from trec_eval's own test outputs."""
+    import os
+
+    suite = _data_dir() / "trec_eval_test"
+    if not (suite / "qrels.test").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{suite} is missing and CI=true")
+        pytest.skip(f"trec_eval test data not found at {suite} (set REPBENCH_DATA)")
+
+    def reference(name: str) -> np.ndarray:
+        rows = [line.split() for line in (suite / name).read_text().splitlines()]
+        per = {q: float(v) for m, q, v in rows if m == "ndcg_cut_10" and q != "all"}
+        return np.array([per[q] for q in sorted(per)])
+
+    full, trunc = reference("out.test.aq"), reference("out.test.aqc")
+    rc = main(["significance", str(suite / "results.test"), str(suite / "results.trunc"),
+               "--qrels", str(suite / "qrels.test"), "--measure", "ndcg_cut_10", "--format", "csv"])
+    assert rc == 0
+    sig = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    row = sig.iloc[0]
+    # equal stems: the runs are named by their whole file names
+    assert (row["system"], row["baseline"], row["n"]) == ("results.trunc", "results.test", 3)
+    assert row["mean_system"] == pytest.approx(trunc.mean(), abs=1e-4)
+    assert row["mean_baseline"] == pytest.approx(full.mean(), abs=1e-4)
+    assert row["p_value"] == pytest.approx(scipy.stats.ttest_rel(trunc, full).pvalue, rel=2e-3)
+
+
+def test_run_names_stem_then_file_name():
+    from repbench.analysis.runs import run_names
+
+    assert run_names(["runs/bm25.trec", "x/dense.txt"]) == ["bm25", "dense"]
+    assert run_names(["r/results.test", "r/results.trunc", "bm25.trec"]) == ["results.test", "results.trunc", "bm25"]
+    with pytest.raises(RepbenchError, match="two runs are named 'x.trec'"):
+        run_names(["a/x.trec", "b/x.trec"])

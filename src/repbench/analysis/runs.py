@@ -45,15 +45,20 @@ def runs_table(
     return pd.concat(frames, ignore_index=True), notes
 
 
+def run_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """System names for run files: the file stem, or the whole file name where two stems coincide
+    (`results.test`, `results.trunc`); the same file name twice is refused."""
+    stems = [run_name(p) for p in paths]
+    names = [Path(p).name if stems.count(s) > 1 else s for p, s in zip(paths, stems, strict=True)]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise RepbenchError(f"two runs are named {name!r}; rename one of them")
+    return names
+
+
 def read_runs(paths: Sequence[str | os.PathLike]) -> dict[str, Run]:
-    """Read run files keyed by file stem, in the given order; two runs with one stem are refused."""
-    runs: dict[str, Run] = {}
-    for path in paths:
-        name = run_name(path)
-        if name in runs:
-            raise RepbenchError(f"two runs are named {name!r} (file stem); rename one of them")
-        runs[name] = read_run(path)
-    return runs
+    """Read run files keyed by system name (run_names), in the given order."""
+    return {name: read_run(path) for name, path in zip(run_names(paths), paths, strict=True)}
 
 
 def read_qrels_file(path: str | os.PathLike) -> Qrels:

@@ -16,7 +16,8 @@ from repbench.io import atomic_write_csv
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN",
-                        help="TREC run files; the first is the baseline; systems are named by file stem")
+                        help="TREC run files; the first is the baseline; systems are named by file stem "
+                             "(by file name where two stems coincide)")
     parser.add_argument("--qrels", required=True, help="qrels (TREC 4 columns or BEIR TSV)")
     parser.add_argument("--measure", default="ndcg_cut_10", help="trec_eval measure name (default: ndcg_cut_10)")
     parser.add_argument("--relevance-level", type=int, default=1,
