@@ -1,0 +1,74 @@
+"""`repbench evaluate`: the (K_q, K_p) x score-mode sweep on one collection.
+
+Example:
+  repbench evaluate --backbone tiny-diffusion --dataset ../shared/data/adi --kq 1,2,4 --kp 1,4 \\
+      --modes all --out results/eval/adi-tiny
+Rerunning the same command resumes: finished cells and cached encodings are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from repbench.evaluation.collections import load_beir, subsample
+from repbench.evaluation.metrics import DEFAULT_MEASURES
+from repbench.evaluation.sweep import SweepConfig, parse_ks, run_sweep
+from repbench.retrieval.search import DEFAULT_DEPTH, MODES, parse_modes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", required=True, help="backbone name (see `repbench backbones`)")
+    parser.add_argument("--encoder", default=None,
+                        help="sequential | parallel | meanpool | lasttoken (default: the family's own)")
+    parser.add_argument("--dataset", required=True, help="BEIR-layout directory (corpus, queries, qrels/)")
+    parser.add_argument("--split", default="test", help="qrels split (default test)")
+    parser.add_argument("--kq", default="1,2,4", help="query K values, comma separated (default 1,2,4)")
+    parser.add_argument("--kp", default="1,4,16", help="passage K values, comma separated (default 1,4,16)")
+    parser.add_argument("--modes", default="all", help=f"'all' or a comma list of {', '.join(MODES)}")
+    parser.add_argument("--out", required=True, help="output directory (resumed if it exists)")
+    parser.add_argument("--cache", default=None, help="representation cache directory (default OUT/reps)")
+    parser.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="documents per query (default 1000)")
+    parser.add_argument("--max-length", type=int, default=256, help="max text tokens per item (default 256)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--measures", default=",".join(DEFAULT_MEASURES), help="trec_eval measure names")
+    parser.add_argument("--keep-self-hits", action="store_true",
+                        help="keep a retrieved doc whose id equals the query id (the paper keeps them)")
+    parser.add_argument("--subsample", default=None, metavar="QUERIES,DISTRACTORS",
+                        help="evaluate on evaluation.collections.subsample(n_queries, n_distractors, --seed)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --subsample (default 0)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from repbench.backbones import load_backbone
+    from repbench.encoders import default_encoder
+    from repbench.errors import RepbenchError
+
+    collection = load_beir(args.dataset, split=args.split)
+    if args.subsample:
+        try:
+            nq, nd = (int(x) for x in args.subsample.split(","))
+        except ValueError:
+            raise RepbenchError(f"--subsample expects QUERIES,DISTRACTORS, got {args.subsample!r}") from None
+        collection = subsample(collection, nq, nd, seed=args.seed)
+    modes = parse_modes(args.modes)
+    kq, kp = parse_ks(args.kq), parse_ks(args.kp)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    bb = load_backbone(args.backbone, device=args.device, dtype=args.dtype)
+    config = SweepConfig(
+        backbone=args.backbone, encoder=args.encoder or default_encoder(bb.spec.family), kq=kq, kp=kp,
+        modes=modes, depth=args.depth, max_length=args.max_length, batch_size=args.batch_size,
+        remove_self=not args.keep_self_hits, measures=[m for m in args.measures.split(",") if m],
+    )
+    per_query = run_sweep(collection, bb, config, Path(args.out), cache_dir=args.cache,
+                          progress=not args.no_progress)
+    means = per_query.groupby(["k_q", "k_p", "mode", "measure"], sort=False)["value"].mean().unstack("measure")
+    print(f"{collection.name}: {len(collection.corpus_ids)} docs, {per_query['qid'].nunique()} queries; "
+          f"{args.backbone} / {config.encoder}")
+    print(means.round(4).to_string())
+    print(f"wrote {Path(args.out) / 'per_query.csv'}, summary.csv, metadata.json, runs/")
+    return 0

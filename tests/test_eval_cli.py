@@ -1,0 +1,60 @@
+"""`repbench eval-run` end to end, against trec_eval's own reference output."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from repbench.cli import main
+
+DATA = Path(os.environ.get("REPBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+TE = DATA / "trec_eval_test"
+
+
+def need_te() -> None:
+    if not (TE / "results.test").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {TE} is missing")
+        pytest.skip(f"{TE} not found (set REPBENCH_DATA)")
+
+
+def test_eval_run_prints_trec_eval_layout(capsys):
+    need_te()
+    measures = ["map", "P_10", "recip_rank", "ndcg_cut_10"]
+    rc = main(["eval-run", str(TE / "results.test"), str(TE / "qrels.test"), "--measures", ",".join(measures),
+               "--per-query"])
+    assert rc == 0
+    ours = capsys.readouterr().out.splitlines()
+    ref = [ln for ln in (TE / "out.test.aq").read_text().splitlines()
+           if ln.split("\t")[0].strip() in {*measures, "num_q"}]
+    assert sorted(ours) == sorted(ref)
+
+
+def test_eval_run_csv_and_missing_query_warning(capsys):
+    need_te()
+    rc = main(["eval-run", str(TE / "results.trunc"), str(TE / "qrels.test"), "--measures", "recall_1000",
+               "--format", "csv", "--per-query"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    # out.test.aqc (trec_eval -c): 301 0.1498, 302 0 (absent from the run), 303 0.6000
+    lines = captured.out.splitlines()
+    assert lines[0] == "qid,measure,value"
+    values = {ln.split(",")[0]: float(ln.split(",")[2]) for ln in lines[1:]}
+    assert values["302"] == 0.0
+    assert round(values["301"], 4) == 0.1498 and round(values["303"], 4) == 0.6
+    assert "1 of 3 judged queries have no retrieved documents" in captured.err
+
+
+def test_eval_run_bad_file_exits_2_with_location(tmp_path, capsys):
+    run = tmp_path / "bad.trec"
+    run.write_text("1 Q0 d1 1 0.5 t\n1 Q0 d1 2 0.4 t\n")
+    qrels = tmp_path / "q.txt"
+    qrels.write_text("1 0 d1 1\n")
+    assert main(["eval-run", str(run), str(qrels)]) == 2
+    assert f"{run}:2: duplicate doc id 'd1' for query '1' (first on line 1)" in capsys.readouterr().err
+    good = tmp_path / "good.trec"
+    good.write_text("1 Q0 d1 1 0.5 t\n")
+    assert main(["eval-run", str(good), str(qrels), "--measures", "ndcg@10"]) == 2
+    assert "unknown measure 'ndcg@10'" in capsys.readouterr().err
