@@ -26,8 +26,8 @@ ORACLE_CELL_COLUMNS: tuple[str, ...] = (
 )
 GROUP_KEYS: tuple[str, ...] = ("dataset", "backbone", "encoder", "mode", "measure")
 SCOPES: tuple[str, ...] = ("kq", "kp", "grid")
-ORACLE_LABEL = "optimistic upper bound (per-query best cell selected on the test queries)"
 TIE_RULE = "ties go to the cheapest cell: smallest K_q + K_p, then smallest K_p, then smallest K_q"
+ORACLE_LABEL = f"optimistic upper bound (per-query best cell selected on the test queries); {TIE_RULE}"
 
 
 def cell_cost(cell: tuple[int, int]) -> tuple[int, int, int]:

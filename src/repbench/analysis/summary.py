@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from repbench.analysis.oracle import ORACLE_LABEL, TIE_RULE
+from repbench.analysis.oracle import ORACLE_LABEL
 
 _TEST_NAMES = {"t": "paired t-test", "wilcoxon": "Wilcoxon signed-rank", "randomization": "paired randomization"}
 
@@ -49,7 +49,7 @@ def format_oracle(oracle: pd.DataFrame, max_rows: int = 30) -> str:
     """Human-readable oracle summary, labelled as an optimistic upper bound."""
     if oracle.empty:
         return "oracle: no group has two or more (K_q, K_p) cells to choose from"
-    lines = [f"oracle over K -- {ORACLE_LABEL}; {TIE_RULE}"]
+    lines = [f"oracle over K -- {ORACLE_LABEL}"]
     rows = []
     for r in oracle.head(max_rows).itertuples():
         scope = r.scope if pd.isna(r.fixed_k) else f"{r.scope} ({'k_p' if r.scope == 'kq' else 'k_q'}={r.fixed_k})"
