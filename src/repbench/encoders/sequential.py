@@ -1,0 +1,64 @@
+"""PromptReps: greedy decoding of exactly K tokens with the KV cache (method-spec §4.1).
+
+Slot 0 is the last prompt position (it predicts the first word); slot j is the newly fed token of
+decode step j. No position ids are passed: positions continue from the padded length, which is
+consistent between prefill and decoding, so RoPE distances between real tokens are unaffected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from repbench.backbones.loading import Backbone
+
+
+def forward_sequential(
+    bb: Backbone,
+    ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    k: int,
+    stop_ids: set[int] | None = None,
+    early_stop: bool = False,
+    step_callback: Callable[[str, int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Hidden [B,K,H], logits [B,K,V] (float32), generated ids [B,K] and the number of steps run.
+
+    Without `early_stop` exactly K-1 decode steps run for the whole batch (the paper's fixed-N
+    baseline). With it, decoding stops once every row has emitted a stop token (`stop_ids`, which
+    should include the ids whose text contains a quote); unrun slots are zero and ids are -1.
+    """
+    b = ids.shape[0]
+    hidden = torch.zeros(b, k, bb.hidden_size, dtype=torch.float32, device=ids.device)
+    logits = torch.zeros(b, k, bb.vocab_size, dtype=torch.float32, device=ids.device)
+    tokens = torch.full((b, k), -1, dtype=torch.long, device=ids.device)
+    out = bb.model.model(input_ids=ids, attention_mask=attention_mask, use_cache=True)
+    h = out.last_hidden_state[:, -1]
+    lg = bb.model.lm_head(h)
+    if step_callback is not None:
+        step_callback("prefill", 0)
+    cache = out.past_key_values
+    stop = torch.tensor(sorted(stop_ids or ()), dtype=torch.long, device=ids.device)
+    done = torch.zeros(b, dtype=torch.bool, device=ids.device)
+    steps = 1
+    for j in range(k):
+        hidden[:, j], logits[:, j] = h.float(), lg.float()
+        nxt = lg.argmax(-1)
+        tokens[:, j] = nxt
+        if j == k - 1:
+            break
+        if early_stop:
+            done |= torch.isin(nxt, stop)
+            if bool(done.all()):
+                break
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(b, 1)], dim=1)
+        out = bb.model.model(input_ids=nxt[:, None], attention_mask=attention_mask, past_key_values=cache,
+                             use_cache=True)
+        cache = out.past_key_values
+        h = out.last_hidden_state[:, -1]
+        lg = bb.model.lm_head(h)
+        steps += 1
+        if step_callback is not None:
+            step_callback("decode", j + 1)
+    return hidden, logits, tokens, steps

@@ -1,0 +1,24 @@
+"""The paper's single-pass baselines: DiffEmbed (mean pool) and RepLLaMA (last token), method-spec §5."""
+
+from __future__ import annotations
+
+import torch
+
+from repbench.backbones.loading import Backbone
+
+
+def forward_meanpool(bb: Backbone, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of last-layer states over real tokens (fp32 accumulation) -> [B, H]."""
+    h = bb.model.model(input_ids=ids, attention_mask=attention_mask).last_hidden_state.float()
+    m = attention_mask.unsqueeze(-1).float()
+    return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+def forward_lasttoken(bb: Backbone, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Last-position state of a left-padded batch (the appended EOS) -> [B, H]."""
+    return bb.model.model(input_ids=ids, attention_mask=attention_mask).last_hidden_state[:, -1].float()
+
+
+def special_prefix(tokenizer) -> list[int]:
+    """The ids the tokenizer adds in front of a text by default (e.g. BOS), found on an empty string."""
+    return list(tokenizer("", add_special_tokens=True)["input_ids"])

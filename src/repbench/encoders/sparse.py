@@ -1,0 +1,90 @@
+"""PromptReps-style sparse vectors from slot logits (method-spec §3.7).
+
+NLTK cannot be downloaded here, so its English stopword list ships as package data and
+`word_tokenize` is approximated by a regex (words with inner hyphens/apostrophes, or single
+punctuation marks); both only decide which vocabulary ids a text may activate.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import torch
+
+TOP_K = 128
+SCALE = 100.0
+_WORD_RE = re.compile(r"\w+(?:['\-]\w+)*|[^\w\s]")
+
+
+@cache
+def stopwords() -> frozenset[str]:
+    text = resources.files("repbench.encoders").joinpath("stopwords_en.txt").read_text()
+    return frozenset(w.strip() for w in text.splitlines() if w.strip())
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words of `text` minus stopwords and single punctuation characters, in order, unique."""
+    stop = stopwords()
+    seen: dict[str, None] = {}
+    for w in _WORD_RE.findall(text.lower()):
+        if w in stop or (len(w) == 1 and w in string.punctuation):
+            continue
+        seen.setdefault(w, None)
+    return list(seen)
+
+
+def allowed_ids(tokenizer: Any, texts: list[str], mask_token_id: int | None) -> list[torch.Tensor]:
+    """Per text, the union of ids of its content words, each tokenised alone with no leading space."""
+    per_text = [content_words(t) for t in texts]
+    vocab_words = sorted({w for words in per_text for w in words})
+    pieces = tokenizer(vocab_words, add_special_tokens=False)["input_ids"] if vocab_words else []
+    lookup = dict(zip(vocab_words, pieces, strict=True))
+    out = []
+    for words in per_text:
+        ids = {i for w in words for i in lookup[w]}
+        ids.discard(mask_token_id)
+        out.append(torch.tensor(sorted(ids), dtype=torch.long))
+    return out
+
+
+def sparse_from_logits(
+    logits: torch.Tensor, valid: torch.Tensor, allowed: list[torch.Tensor], top_k: int = TOP_K
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max-pooled sparse vectors from slot logits.
+
+    logits [B, K, V] float32, valid [B, K] bool, allowed: per item the vocabulary ids it may activate.
+    Per slot: weights log1p(relu(logit)) on allowed ids only, top-`top_k`, x100 truncated to an integer;
+    then max over the valid slots. Returns (ids [B, M] with -1 padding, weights [B, M]) sorted by
+    weight descending, then id ascending; zero weights are dropped.
+    """
+    rows_ids: list[torch.Tensor] = []
+    rows_w: list[torch.Tensor] = []
+    for b in range(logits.shape[0]):
+        ids = allowed[b].to(logits.device)
+        if ids.numel() == 0 or not bool(valid[b].any()):
+            rows_ids.append(torch.empty(0, dtype=torch.long))
+            rows_w.append(torch.empty(0))
+            continue
+        w = torch.trunc(torch.log1p(torch.relu(logits[b][:, ids].float())) * SCALE)  # [K, A]
+        if ids.numel() > top_k:  # keep each slot's top-k, zero the rest
+            keep = torch.zeros_like(w, dtype=torch.bool)
+            keep.scatter_(1, w.topk(top_k, dim=1).indices, True)
+            w = torch.where(keep, w, torch.zeros_like(w))
+        w = torch.where(valid[b].to(w.device).unsqueeze(1), w, torch.zeros_like(w))
+        pooled = w.max(dim=0).values
+        nz = pooled > 0
+        ids_nz, w_nz = ids[nz].cpu(), pooled[nz].cpu()
+        order = sorted(range(len(ids_nz)), key=lambda i: (-float(w_nz[i]), int(ids_nz[i])))
+        rows_ids.append(ids_nz[order])
+        rows_w.append(w_nz[order])
+    width = max((len(r) for r in rows_ids), default=0)
+    out_ids = torch.full((len(rows_ids), width), -1, dtype=torch.long)
+    out_w = torch.zeros((len(rows_ids), width), dtype=torch.float32)
+    for b, (i, w) in enumerate(zip(rows_ids, rows_w, strict=True)):
+        out_ids[b, : len(i)] = i
+        out_w[b, : len(w)] = w
+    return out_ids, out_w
