@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -147,6 +148,34 @@ def build_config(spec: BackboneSpec) -> Any:
     cls = Qwen2Config if spec.architecture == "qwen2" else LlamaConfig
     cfg = cls(**spec.config_dict())
     return cfg
+
+
+# LLaDA's OLMo-style config names -> LlamaConfig names (native-backbones.md §2.2)
+_LLADA_CONFIG = {
+    "d_model": "hidden_size", "n_heads": "num_attention_heads", "n_kv_heads": "num_key_value_heads",
+    "n_layers": "num_hidden_layers", "mlp_hidden_size": "intermediate_size", "rms_norm_eps": "rms_norm_eps",
+    "rope_theta": "rope_theta", "max_sequence_length": "max_position_embeddings",
+    "embedding_size": "vocab_size", "bos_token_id": "bos_token_id", "eos_token_id": "eos_token_id",
+    "pad_token_id": "pad_token_id", "mask_token_id": "mask_token_id",
+}
+_REMOTE_CODE_KEYS = ("model_type", "auto_map", "architectures", "torch_dtype", "dtype", "transformers_version")
+
+
+def native_config(spec: BackboneSpec, raw: dict[str, Any]) -> Any:
+    """A Qwen2Config / LlamaConfig from a Dream- or LLaDA-format config.json (which name remote code)."""
+    from transformers import LlamaConfig, Qwen2Config
+
+    if spec.architecture == "qwen2":
+        return Qwen2Config(**{k: v for k, v in raw.items() if k not in _REMOTE_CODE_KEYS})
+    if "d_model" not in raw:  # already Llama-shaped
+        return LlamaConfig(**{k: v for k, v in raw.items() if k not in _REMOTE_CODE_KEYS})
+    kwargs = {new: raw[old] for old, new in _LLADA_CONFIG.items() if raw.get(old) is not None}
+    kwargs.setdefault("vocab_size", raw.get("vocab_size"))
+    kwargs.setdefault("num_key_value_heads", kwargs["num_attention_heads"])
+    kwargs["head_dim"] = kwargs["hidden_size"] // kwargs["num_attention_heads"]
+    kwargs.update(tie_word_embeddings=bool(raw.get("weight_tying", False)), attention_bias=False,
+                  mlp_bias=False, hidden_act="silu")
+    return LlamaConfig(**kwargs)
 
 
 def param_count(spec: BackboneSpec) -> int:
@@ -310,9 +339,8 @@ def _load_hf(spec: BackboneSpec, ckpt: Path, dtype: torch.dtype, attn: str) -> t
     from transformers import AutoConfig, AutoTokenizer
 
     cls = _model_class(spec)
-    if spec.config_file and spec.family == "diffusion":
-        # Dream's and LLaDA's config.json point at remote code; build the native config from the bundle.
-        cfg = build_config(spec)
+    if spec.family == "diffusion":
+        cfg = native_config(spec, json.loads((ckpt / "config.json").read_text()))
     else:
         cfg = AutoConfig.from_pretrained(ckpt)
     _set_bidirectional(cfg, spec)

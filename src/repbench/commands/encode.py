@@ -1,0 +1,69 @@
+"""`repbench encode`: a BEIR-format JSONL -> a sharded, resumable representations directory."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that loads a backbone."""
+    parser.add_argument("--backbone", required=True, help="registry name (see `repbench backbones`)")
+    parser.add_argument("--model-path", default=None, help="local checkpoint directory for a real backbone")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    parser.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--attn", default="sdpa", help="attention backend, the same for every backbone")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="JSONL with _id, optional title, text (.jsonl or .jsonl.gz)")
+    add_backbone_arguments(parser)
+    parser.add_argument("--encoder", default=None, help="sequential | parallel | meanpool | lasttoken "
+                        "(default: sequential for ar, parallel for diffusion)")
+    parser.add_argument("--k", type=int, default=1, help="number of representatives K")
+    parser.add_argument("--side", choices=("query", "passage"), default="passage")
+    parser.add_argument("--out", required=True, help="output directory (resumable)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--shard-size", type=int, default=1000)
+    parser.add_argument("--readout", choices=("paper", "aligned"), default="paper")
+    parser.add_argument("--denoise-steps", type=int, default=1)
+    parser.add_argument("--early-stop", action="store_true", help="sequential: stop when every row closed")
+
+
+def load_from_args(args: argparse.Namespace):
+    from repbench.backbones import load_backbone
+    from repbench.backbones.loading import resolve_device
+
+    device = str(resolve_device(args.device))
+    dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    return load_backbone(args.backbone, device=device, dtype=dtype, attn=args.attn, path=args.model_path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from repbench.encoders import default_encoder, encode
+    from repbench.encoders.store import encode_sharded
+    from repbench.io import read_texts_jsonl
+    from repbench.telemetry.environment import result_header
+
+    ids, texts = read_texts_jsonl(args.input)  # validates every line before anything is written
+    bb = load_from_args(args)
+    encoder = args.encoder or default_encoder(bb.spec.family)
+    config = {
+        "input": str(args.input), "backbone": bb.spec.name, "encoder": encoder, "k": args.k, "side": args.side,
+        "max_length": args.max_length, "readout": args.readout, "denoise_steps": args.denoise_steps,
+        "early_stop": args.early_stop, "dtype": str(bb.dtype).removeprefix("torch."), "attn": bb.attn,
+    }
+
+    def encode_fn(chunk_ids: list[str], chunk_texts: list[str]):
+        return encode(bb, chunk_texts, ids=chunk_ids, encoder=encoder, k=args.k, side=args.side,
+                      batch_size=args.batch_size, max_length=args.max_length, readout=args.readout,
+                      denoise_steps=args.denoise_steps, early_stop=args.early_stop)
+
+    t0 = time.perf_counter()
+    out = encode_sharded(args.out, ids, texts, config, encode_fn, shard_size=args.shard_size,
+                         header=result_header(config, "representations"))
+    dt = time.perf_counter() - t0
+    print(f"encoded {len(ids)} items with {bb.spec.name} ({encoder}, K={args.k}) in {dt:.1f}s "
+          f"({len(ids) / dt:.1f} items/s incl. skipped shards) -> {out}")
+    return 0
