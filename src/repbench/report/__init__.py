@@ -1,0 +1,7 @@
+"""Figures (matplotlib/seaborn) and LaTeX/Markdown tables from result files; `build_report` runs the
+recipes in analysis/ and assembles report.tex / report.pdf."""
+
+from repbench.report.build import build_report, discover_recipes
+from repbench.report.inputs import SkipRecipe
+
+__all__ = ["SkipRecipe", "build_report", "discover_recipes"]

@@ -1,0 +1,29 @@
+"""`repbench report --results DIR --out DIR [--no-pdf]`: figures, LaTeX/Markdown tables and report.pdf."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=Path, default=Path("results"),
+                        help="directory searched (recursively) for latency JSONs and effectiveness/analysis CSVs")
+    parser.add_argument("--out", type=Path, default=Path("report"), help="output directory (default: report)")
+    parser.add_argument("--no-pdf", action="store_true", help="write report.tex but do not run pdflatex")
+    parser.add_argument("--recipes", type=Path, default=None, help="recipe directory (default: analysis/)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from repbench.report import build_report
+
+    summary = build_report(args.results, args.out, compile_pdf=not args.no_pdf, recipes=args.recipes)
+    for name, paths in summary["produced"].items():
+        print(f"{name}: " + ", ".join(Path(p).name for p in paths))
+    for name, reason in summary["skipped"].items():
+        print(f"{name}: skipped ({reason})")
+    for name, error in summary["failed"].items():
+        print(f"{name}: FAILED {error}")
+    print(f"report: {summary['tex']}")
+    print(f"pdf: {summary['pdf'] or summary['pdf_message']}")
+    return 1 if summary["failed"] else 0

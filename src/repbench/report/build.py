@@ -1,0 +1,141 @@
+"""Run every recipe in analysis/ over a results directory and assemble report/report.tex (+ PDF).
+
+A recipe is a module `analysis/<name>.py` with `run(results: Path, out: Path) -> list[Path]`, `INPUTS`
+(input kinds it needs, see inputs.INPUT_DESCRIPTIONS), `KIND` ("figure" | "table"), `TITLE` and `SECTION`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from repbench import __version__
+from repbench.errors import RepbenchError
+from repbench.io import atomic_write_json, atomic_write_text
+from repbench.report import latex
+from repbench.report.inputs import INPUT_DESCRIPTIONS, SkipRecipe, available_inputs, repo_root
+
+SECTIONS = ("Effectiveness", "Latency", "Oracle K", "Memory and energy")
+
+
+@dataclass
+class Recipe:
+    name: str
+    path: Path
+    module: ModuleType
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(getattr(self.module, "INPUTS", ()))
+
+    @property
+    def kind(self) -> str:
+        return getattr(self.module, "KIND", "figure")
+
+    @property
+    def title(self) -> str:
+        return getattr(self.module, "TITLE", self.name)
+
+    @property
+    def section(self) -> str:
+        return getattr(self.module, "SECTION", "Other")
+
+
+def recipes_dir() -> Path:
+    """analysis/ of the checkout, or $REPBENCH_RECIPES."""
+    return Path(os.environ.get("REPBENCH_RECIPES") or repo_root() / "analysis")
+
+
+def discover_recipes(directory: Path | None = None) -> list[Recipe]:
+    directory = Path(directory or recipes_dir())
+    if not directory.is_dir():
+        raise RepbenchError(f"recipe directory {directory} not found (set REPBENCH_RECIPES to the analysis/ "
+                            "folder of a repbench checkout)")
+    recipes = []
+    for path in sorted(directory.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"repbench_recipe_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not callable(getattr(module, "run", None)):
+            raise RepbenchError(f"{path}: a recipe must define run(results, out) -> list[Path]")
+        recipes.append(Recipe(path.stem, path, module))
+    return recipes
+
+
+def missing_inputs(recipe: Recipe, found: dict[str, list[Path]]) -> list[str]:
+    return [kind for kind in recipe.inputs if not found.get(kind)]
+
+
+def build_report(results: Path, out: Path, compile_pdf: bool = True, recipes: Path | None = None) -> dict:
+    """Run every recipe, write out/report.tex (and report.md), compile report.pdf when pdflatex exists.
+
+    Returns {"produced": {recipe: [paths]}, "skipped": {recipe: reason}, "failed": {recipe: error},
+    "tex": path, "markdown": path, "pdf": path | None, "pdf_message": str}.
+    """
+    results, out = Path(results), Path(out)
+    if not results.is_dir():
+        raise RepbenchError(f"results directory {results} does not exist")
+    out.mkdir(parents=True, exist_ok=True)
+    found = available_inputs(results)
+    produced: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    sections = {name: latex.Section(name) for name in SECTIONS}
+    md_parts: list[str] = [f"# repbench report\n\nFrom `{results}`.\n"]
+    all_recipes = discover_recipes(recipes)
+    for recipe in all_recipes:
+        missing = missing_inputs(recipe, found)
+        if missing:
+            skipped[recipe.name] = "no " + " and no ".join(INPUT_DESCRIPTIONS.get(m, m) for m in missing) + \
+                f" under {results}"
+            continue
+        try:
+            paths = [Path(p) for p in recipe.module.run(results, out)]
+        except SkipRecipe as exc:
+            skipped[recipe.name] = str(exc)
+            continue
+        except RepbenchError:
+            raise  # malformed input: the message names the file; a report from bad data is worse than none
+        except Exception as exc:  # a bug in one recipe must not hide the others' output
+            failed[recipe.name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+            continue
+        produced[recipe.name] = [str(p) for p in paths]
+        section = sections.setdefault(recipe.section, latex.Section(recipe.section))
+        for p in paths:
+            if p.suffix == ".pdf" and p.parent.name == "figures":
+                cap_file = p.with_suffix(".caption.txt")
+                caption = cap_file.read_text(encoding="utf-8").strip() if cap_file.is_file() else recipe.title
+                section.figures.append((f"figures/{p.name}", caption))
+                md_parts.append(f"## {recipe.title}\n\n![{recipe.title}](figures/{p.stem}.png)\n\n{caption}\n")
+            elif p.suffix == ".tex" and p.parent.name == "tables":
+                section.tables.append(f"tables/{p.name}")
+            elif p.suffix == ".md" and p.parent.name == "tables":
+                md_parts.append(f"## {recipe.title}\n\n{p.read_text(encoding='utf-8')}")
+    notes = [f"{name}: skipped, {reason}" for name, reason in skipped.items()]
+    notes += [f"{name}: failed, {err.splitlines()[0]}" for name, err in failed.items()]
+    intro = [f"Generated by repbench {__version__} from {results.resolve()}. Every number and figure comes "
+             "from the result files found there; rows and series marked 'paper' are the paper's reported values "
+             "(results/paper/*.csv, each with its source)."]
+    tex = atomic_write_text(out / "report.tex", latex.document(
+        "repbench report", intro, [s for s in sections.values() if s.figures or s.tables], notes))
+    markdown = atomic_write_text(out / "report.md", "\n".join(md_parts + (
+        ["## Skipped\n", *[f"- {n}" for n in notes], ""] if notes else [])))
+    pdf, message = None, ""
+    if not compile_pdf:
+        message = "PDF not requested (--no-pdf)"
+    elif not latex.pdflatex_available():
+        message = ("pdflatex not found: report.tex written but not compiled "
+                   "(apt-get install texlive-latex-base texlive-latex-recommended)")
+    else:
+        pdf = latex.compile_pdf(tex)
+        message = f"compiled {pdf}"
+    summary = {"produced": produced, "skipped": skipped, "failed": failed, "tex": str(tex),
+               "markdown": str(markdown), "pdf": str(pdf) if pdf else None, "pdf_message": message}
+    atomic_write_json(out / "report.json", summary)
+    return summary

@@ -1,0 +1,421 @@
+"""The report's figures. Each function takes tidy frames and returns (matplotlib Figure, caption).
+
+Latency is always ms per query (per-call time / queries per call); bands are 95% percentile-bootstrap
+CIs of the median from the raw samples (computed in `inputs.load_bench`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from repbench.report import style
+from repbench.report.inputs import SkipRecipe, base_backbone
+from repbench.report.tables import measure_name, pick_measure
+
+PAPER_NAMES = {"qwen2.5-7b-instruct": "Qwen2.5", "llama3-8b-instruct": "LLaMA3", "dream-7b-instruct": "Dream",
+               "llada-8b-instruct": "LLaDA"}
+
+
+def _backbone_styles(backbones) -> dict[str, tuple[str, str]]:
+    return {b: (style.marker_for(i), style.LINESTYLES[i % len(style.LINESTYLES)])
+            for i, b in enumerate(sorted(set(backbones)))}
+
+
+def _band(ax, frame: pd.DataFrame, x: str, colour, marker: str, ls: str, label: str) -> None:
+    frame = frame.sort_values(x)
+    ax.plot(frame[x], frame["median_ms"], color=colour, marker=marker, ls=ls, label=label)
+    ax.fill_between(frame[x], frame["ci_low_ms"], frame["ci_high_ms"], color=colour, alpha=0.22, lw=0)
+
+
+def _zero_based(ax) -> None:
+    """y from 0 with 6% headroom, so the top point never sits on the frame."""
+    top = ax.dataLim.ymax if np.isfinite(ax.dataLim.ymax) else 1.0
+    ax.set_ylim(0, float(top) * 1.06)
+
+
+def _log_axis(ax, axis: str = "x") -> None:
+    """Log scale with plain-number ticks (1, 2, 5, 10, ...) and no crowded minor labels."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, StrMethodFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    lo, hi = getattr(ax, f"get_{axis}lim")()
+    ticks = [m * 10.0**e for e in range(-4, 8) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    if len(ticks) > 7:
+        ticks = [t for t in ticks if str(t).lstrip("0.").startswith("1")]
+    target = getattr(ax, f"{axis}axis")
+    if len(ticks) >= 2:
+        target.set_major_locator(FixedLocator(ticks))
+        target.set_major_formatter(StrMethodFormatter("{x:g}"))
+        target.set_minor_locator(NullLocator())
+    target.set_minor_formatter(NullFormatter())
+
+
+def _pick_lengths(lengths, n: int = 3) -> list[int]:
+    lengths = sorted(int(v) for v in set(lengths) if not pd.isna(v))
+    if len(lengths) <= n:
+        return lengths
+    return sorted({lengths[0], lengths[len(lengths) // 2], lengths[-1]})
+
+
+def _k_axis(ax, ks) -> None:
+    ks = sorted(set(int(k) for k in ks))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks)
+    ax.set_xticklabels([str(k) for k in ks])
+    ax.minorticks_off()
+
+
+def _series_label(row_backbone: str, encoder: str, device: str | None) -> str:
+    return f"{row_backbone} / {encoder}" + (f" ({device})" if device else "")
+
+
+def _smallest_batch(cells: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    batch = int(cells["batch_size"].min())
+    return cells[cells["batch_size"] == batch], batch
+
+
+def latency_vs_k(cells: pd.DataFrame):
+    """Encoding ms/query vs K, one panel per input length, one line per backbone/encoder."""
+    cells = cells[cells["input_tokens"].notna()]
+    if cells.empty:
+        raise SkipRecipe("no encoding cells with an input length in the latency JSON")
+    cells, batch = _smallest_batch(cells)
+    lengths = _pick_lengths(cells["input_tokens"])
+    multi_device = cells["device_label"].nunique() > 1
+    styles = _backbone_styles(cells["backbone"])
+    fig, axes = style.subplots(len(lengths))
+    for ax, length in zip(axes.flat, lengths, strict=True):
+        sub = cells[cells["input_tokens"] == length]
+        for (dev, bb, enc), grp in sub.groupby(["device_label", "backbone", "encoder"]):
+            marker, ls = styles[bb]
+            _band(ax, grp, "k", style.encoder_colour(enc), marker, ls,
+                  _series_label(bb, enc, dev if multi_device else None))
+        _k_axis(ax, sub["k"])
+        ax.set_title(f"input length {length} tokens")
+        ax.set_xlabel("K (representatives)")
+        ax.set_ylabel("encoding latency (ms/query)")
+        _zero_based(ax)
+    style.legend_below(fig, axes)
+    devices = ", ".join(sorted(cells["device_label"].unique()))
+    caption = (f"Encoding latency vs K on {devices}, batch size {batch}: median ms per query with 95% bootstrap "
+               "CI bands from the raw samples. Sequential (autoregressive, K decode steps) vs parallel "
+               "(one bidirectional pass over K mask positions); line style and marker identify the backbone.")
+    return fig, caption
+
+
+def _multi_k(ks) -> int | None:
+    ks = sorted(set(int(k) for k in ks if k > 1))
+    if not ks:
+        return None
+    return 4 if 4 in ks else ks[-1]
+
+
+def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
+    """Encoding ms/query vs input length, K=1 (single) vs multi, one panel per backbone, plus the paper."""
+    cells = cells[cells["input_tokens"].notna()]
+    if cells.empty or cells["input_tokens"].nunique() < 2:
+        raise SkipRecipe("fewer than two input lengths among the encoding cells")
+    cells, batch = _smallest_batch(cells)
+    groups = list(cells.groupby(["device_label", "backbone"]))
+    multi_device = cells["device_label"].nunique() > 1
+    n_panels = len(groups) + (paper is not None)
+    ncols = min(n_panels, 3)
+    nrows = int(np.ceil(n_panels / ncols))
+    fig, axes = style.subplots(ncols, nrows)
+    flat = list(axes.flat)
+    multi_ks = set()
+    for ax, ((dev, bb), grp) in zip(flat, groups, strict=False):
+        mk = _multi_k(grp["k"])
+        for enc, egrp in grp.groupby("encoder"):
+            colour = style.encoder_colour(enc)
+            for k, ls, marker in ((1, "-", "o"), (mk, "--", "s")):
+                kg = egrp[egrp["k"] == k] if k else egrp.iloc[0:0]
+                if len(kg):
+                    multi_ks.add(k) if k != 1 else None
+                    _band(ax, kg, "input_tokens", colour, marker, ls, f"{enc} K={k}" + (" (multi)" if k > 1 else ""))
+        if paper is not None:
+            ref = paper[paper["backbone"] == base_backbone(bb)]
+            for variant, ls in (("single", "-"), ("multi", "--")):
+                r = ref[ref["variant"] == variant].sort_values("input_tokens")
+                if len(r):
+                    ax.plot(r["input_tokens"], r["latency_ms"], color=style.PAPER_COLOUR, ls=ls, marker="o",
+                            mfc="white", label=f"paper H100 {'K=1' if variant == 'single' else 'multi'}")
+        ax.set_title(bb + (f" ({dev})" if multi_device else ""))
+        ax.set_xlabel("input length (tokens)")
+        ax.set_ylabel("encoding latency (ms/query)")
+        _zero_based(ax)
+    if paper is not None:
+        ax = flat[len(groups)]
+        # Markers other than the measured panels' o/s, so a paper line is never mistaken for a measured one.
+        pmarkers = dict(zip(sorted(set(paper["backbone"])), ("^", "D", "v", "P", "X", "*"), strict=False))
+        for (bb, enc, variant), r in paper.groupby(["backbone", "encoder", "variant"]):
+            r = r.sort_values("input_tokens")
+            ls = "-" if variant == "single" else "--"
+            ax.plot(r["input_tokens"], r["latency_ms"], color=style.encoder_colour(enc), marker=pmarkers[bb],
+                    ls=ls, label=f"paper {PAPER_NAMES.get(bb, bb)} {r['k_label'].iloc[0]}")
+        ax.set_title("paper (H100, 7-8B, batch 1)")
+        ax.set_xlabel("input length (tokens)")
+        ax.set_ylabel("encoding latency (ms/query)")
+        _zero_based(ax)
+    for ax in flat[n_panels:]:
+        ax.set_visible(False)
+    style.legend_below(fig, axes, ncol=4)
+    devices = ", ".join(sorted(cells["device_label"].unique()))
+    caption = (f"Encoding latency vs input length on {devices}, batch size {batch}: single representation (K=1, "
+               f"solid) vs multi (K={', '.join(str(k) for k in sorted(multi_ks)) or '-'}, dashed), median ms per "
+               "query with 95% bootstrap CI bands. "
+               + ("The last panel and grey open markers are the paper's H100 readings (results/paper, "
+                  "method-spec §8; multi = K=4 for AR, (K_q*, K_p*) for diffusion)." if paper is not None else ""))
+    return fig, caption
+
+
+def search_latency(cells: pd.DataFrame, paper: pd.DataFrame | None):
+    """Search ms/query vs index size, log-log, one line per score mode / K_p; panels per query batch."""
+    cells = cells[cells["index_size"].notna()]
+    if cells.empty:
+        raise SkipRecipe("no search cells with an index size in the latency JSON")
+    qb = pd.to_numeric(cells["queries_per_call"], errors="coerce")
+    batches = sorted(set(qb))
+    batches = [batches[0]] + ([batches[-1]] if len(batches) > 1 else [])
+    fig, axes = style.subplots(len(batches), panel_w=3.2, panel_h=2.6)
+    multi_device = cells["device_label"].nunique() > 1
+    kps = sorted(set(cells["k_p"]) | (set(paper["k_p"]) if paper is not None else set()))
+    kp_ls = {k: style.LINESTYLES[i % len(style.LINESTYLES)] for i, k in enumerate(kps)}
+    for ax, b in zip(axes.flat, batches, strict=True):
+        sub = cells[qb == b]
+        for (dev, mode, kp), grp in sub.groupby(["device_label", "search_mode", "k_p"]):
+            label = f"{mode} K_p={kp}" + (f" ({dev})" if multi_device else "")
+            _band(ax, grp, "index_size", style.mode_colour(mode), "o", kp_ls[kp], label)
+        if paper is not None:
+            for i, (series, r) in enumerate(paper.groupby("series", sort=False)):
+                r = r.sort_values("index_size")
+                ax.plot(r["index_size"], r["latency_ms"], color=style.PAPER_COLOUR, ls=kp_ls[int(r["k_p"].iloc[0])],
+                        marker=style.marker_for(i + 1), mfc="white", label=f"paper H100: {series}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"query batch {int(b)}")
+        ax.set_xlabel("index size (documents)")
+        ax.set_ylabel("search latency (ms/query)")
+    style.legend_below(fig, axes, ncol=2)
+    devices = ", ".join(sorted(cells["device_label"].unique()))
+    caption = (f"Search latency vs index size (log-log) on {devices}: exact search, median ms per query with 95% "
+               "bootstrap CI bands, one line per score mode and K_p (line style)."
+               + (" Grey open markers: the paper's H100 readings (method-spec §8)." if paper is not None else ""))
+    return fig, caption
+
+
+def teaser_points(means: pd.DataFrame, enc: pd.DataFrame, search: pd.DataFrame | None,
+                  measure: str) -> tuple[pd.DataFrame, str]:
+    """Single (1,1 single_dense) and multi (largest K_q*K_p cell, multi_dense) point per backbone/encoder,
+    with encoding (+ search) ms/query from the latency cells; returns (points, how latency was formed)."""
+    data = means[means["measure"] == measure]
+    # Macro-average over datasets, as the paper averages BEIR-7.
+    agg = data.groupby(["backbone", "encoder", "k_q", "k_p", "mode"], as_index=False)["mean"].mean()
+    n_datasets = data["dataset"].nunique()
+    enc = enc[enc["input_tokens"].notna()]
+    length = int(enc["input_tokens"].min()) if len(enc) else None
+    batch = int(enc["batch_size"].min()) if len(enc) else None
+    index_size = None
+    if search is not None and len(search):
+        sizes = sorted(set(search["index_size"].dropna()))
+        index_size = min(sizes, key=lambda s: abs(np.log10(s) - 5.0)) if sizes else None  # nearest to 100K
+    rows = []
+    for (bb, e), grp in agg.groupby(["backbone", "encoder"]):
+        single = grp[(grp["k_q"] == 1) & (grp["k_p"] == 1) & (grp["mode"] == "single_dense")]
+        multi = grp[((grp["k_q"] > 1) | (grp["k_p"] > 1)) & (grp["mode"] == "multi_dense")]
+        picks = []
+        if len(single):
+            picks.append(("single", single.iloc[0]))
+        if len(multi):
+            m = multi.assign(_c=multi["k_q"] * multi["k_p"]).sort_values(["_c", "k_p"]).iloc[-1]
+            picks.append(("multi", m))
+        for variant, r in picks:
+            cell = enc[(enc["backbone"] == bb) & (enc["encoder"] == e) & (enc["k"] == r["k_q"])
+                       & (enc["input_tokens"] == length) & (enc["batch_size"] == batch)]
+            enc_ms = float(cell["median_ms"].iloc[0]) if len(cell) else float("nan")
+            s_ms = float("nan")
+            if index_size is not None:
+                mode = "single_dense" if variant == "single" else "multi_dense"
+                s = search[(search["search_mode"] == mode) & (search["index_size"] == index_size)
+                           & ((search["k_p"] == r["k_p"]) | (mode == "single_dense"))]
+                s = s[s["queries_per_call"] == s["queries_per_call"].min()] if len(s) else s
+                s_ms = float(s["median_ms"].iloc[0]) if len(s) else float("nan")
+            rows.append({"backbone": bb, "encoder": e, "variant": variant, "k_q": int(r["k_q"]),
+                         "k_p": int(r["k_p"]), "value": r["mean"], "encode_ms": enc_ms, "search_ms": s_ms})
+    points = pd.DataFrame(rows)
+    if points.empty or points["encode_ms"].isna().all():
+        raise SkipRecipe("no system has both an effectiveness cell and a matching encoding latency cell")
+    with_search = index_size is not None and points["search_ms"].notna().all()
+    points["latency_ms"] = points["encode_ms"] + (points["search_ms"] if with_search else 0.0)
+    how = (f"query encoding at {length} input tokens, batch {batch}"
+           + (f" + exact search over {int(index_size):,} documents" if with_search else
+              " (no matching search cells, so search time is not included)")
+           + f"; {measure_name(measure)} averaged over {n_datasets} dataset(s)")
+    return points.dropna(subset=["latency_ms"]), how
+
+
+def teaser(points: pd.DataFrame, how: str, measure: str, device: str, paper: pd.DataFrame | None):
+    """Effectiveness vs latency: single and multi of each system linked; the paper's panels beside it."""
+    settings = list(dict.fromkeys(paper["setting"])) if paper is not None else []
+    fig, axes = style.subplots(1 + len(settings), panel_w=3.0, panel_h=2.6)
+    styles = _backbone_styles(points["backbone"])
+    ax = axes.flat[0]
+    for (bb, enc), grp in points.groupby(["backbone", "encoder"]):
+        grp = grp.sort_values("variant", ascending=False)  # single, then multi
+        marker, _ = styles[bb]
+        ax.plot(grp["latency_ms"], grp["value"], color=style.encoder_colour(enc), marker=marker, ls="-",
+                label=f"{bb} / {enc}")
+        for _, r in grp[grp["variant"] == "multi"].iterrows():
+            ax.annotate(f"({r['k_q']},{r['k_p']})", (r["latency_ms"], r["value"]), textcoords="offset points",
+                        xytext=(4, 3), fontsize=6)
+    ax.margins(x=0.12, y=0.12)
+    _log_axis(ax)
+    ax.set_title(f"measured ({device})")
+    ax.set_xlabel(("encoding + search" if "search over" in how else "encoding") + " (ms/query, log)")
+    ax.set_ylabel(measure_name(measure))
+    for ax, setting in zip(list(axes.flat)[1:], settings, strict=True):
+        ref = paper[paper["setting"] == setting]
+        pstyles = _backbone_styles(ref["backbone"].dropna())
+        for system, grp in ref[ref["latency_ms"].notna()].groupby("system", sort=False):
+            grp = grp.sort_values("variant", ascending=False)
+            marker, _ = pstyles.get(grp["backbone"].iloc[0], ("o", "-"))
+            ax.plot(grp["latency_ms"], grp["ndcg_cut_10"], color=style.encoder_colour(grp["encoder"].iloc[0]),
+                    marker=marker, ls="-", label=f"paper: {system}")
+        for _, r in ref[ref["latency_ms"].isna()].iterrows():
+            ax.axhline(r["ndcg_cut_10"], color=style.PAPER_COLOUR, ls="--", lw=1, label=f"paper: {r['system']}")
+        ax.margins(x=0.08, y=0.08)
+        _log_axis(ax)
+        ax.set_title(f"paper, {setting} (H100, BEIR-7)")
+        ax.set_xlabel("encoding + search (ms/query, log)")
+        ax.set_ylabel("nDCG@10")
+    style.legend_below(fig, axes, ncol=3)
+    caption = (f"Effectiveness vs latency (the paper's teaser). Left: measured, {how}; each system's single "
+               "(K=1, single_dense) and multi (largest (K_q,K_p) cell, multi_dense, labelled) points are linked; "
+               "colour = encoder. "
+               + ("Right: the paper's BEIR-7 readings (method-spec §11.1; latency over a 100K-document sample on "
+                  "an H100; dashed line = BM25)." if paper is not None else ""))
+    return fig, caption
+
+
+def _oracle_groups(frame: pd.DataFrame, measure: str, limit: int = 6) -> tuple[pd.DataFrame, int]:
+    frame = frame[frame["measure"] == measure]
+    keys = ["dataset", "backbone", "encoder", "mode"]
+    groups = frame[keys].drop_duplicates()
+    total = len(groups)
+    if total > limit and (frame["mode"] == "multi_dense").any():
+        groups = groups[groups["mode"] == "multi_dense"]
+    groups = groups.head(limit)
+    return frame.merge(groups, on=keys), total
+
+
+def oracle_heatmap(cells: pd.DataFrame):
+    """Share of queries whose oracle picks each (K_q, K_p) cell, one heatmap per group."""
+    measure = pick_measure(cells["measure"])
+    scope = next((s for s in ("grid", "kq", "kp") if (cells["scope"] == s).any()), None)
+    if scope is None:
+        raise SkipRecipe("oracle_cells.csv has no kq/kp/grid rows")
+    frame, total = _oracle_groups(cells[cells["scope"] == scope], measure)
+    groups = list(frame.groupby(["dataset", "backbone", "encoder", "mode"], sort=True))
+    ncols = 2 if len(groups) == 4 else min(len(groups), 3)
+    nrows = int(np.ceil(len(groups) / ncols))
+    fig, axes = style.subplots(ncols, nrows, panel_w=2.6, panel_h=2.3, layout="constrained")
+    import matplotlib.colors as mcolors
+
+    norm = mcolors.Normalize(vmin=0, vmax=100)
+    image = None
+    for ax, ((ds, bb, enc, mode), grp) in zip(axes.flat, groups, strict=False):
+        table = grp.pivot_table(index="k_q", columns="k_p", values="share", aggfunc="sum") * 100.0
+        table = table.sort_index(ascending=False)
+        image = ax.imshow(table.to_numpy(dtype=float), cmap="viridis", norm=norm, aspect="auto")
+        ax.set_xticks(range(table.shape[1]), [str(int(c)) for c in table.columns])
+        ax.set_yticks(range(table.shape[0]), [str(int(i)) for i in table.index])
+        ax.grid(False)
+        for (i, j), v in np.ndenumerate(table.to_numpy(dtype=float)):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6.5,
+                        color="white" if v < 55 else "black")
+        ax.set_title(f"{ds}: {bb}\n{enc} / {mode}", fontsize=7.5)
+        ax.set_xlabel("K_p (passage representatives)")
+        ax.set_ylabel("K_q (query representatives)")
+    for ax in list(axes.flat)[len(groups):]:
+        ax.set_visible(False)
+    cbar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.85, pad=0.03)
+    cbar.set_label("queries picking the cell (%)")
+    shown = f" ({len(groups)} of {total} groups shown; all in oracle_cells.csv)" if total > len(groups) else ""
+    caption = (f"Cells chosen by the per-query oracle over {scope} options on {measure_name(measure)}: percent of "
+               f"queries whose best cell it is (ties go to the cheapest cell){shown}. The oracle is an optimistic "
+               "upper bound selected on the test queries. Blank: not among the options.")
+    return fig, caption
+
+
+def oracle_vs_fixed(oracle: pd.DataFrame):
+    """Oracle mean vs best fixed cell, with 95% CIs, per group and option set."""
+    measure = pick_measure(oracle["measure"])
+    frame, total = _oracle_groups(oracle, measure, limit=8)
+    frame = frame.sort_values(["dataset", "backbone", "encoder", "mode", "scope", "fixed_k"])
+    if frame.empty:
+        raise SkipRecipe("oracle.csv has no rows for the chosen measure")
+    labels = []
+    for _, r in frame.iterrows():
+        fixed = "" if pd.isna(r["fixed_k"]) else int(r["fixed_k"])
+        opt = {"kq": f"K_q varies, K_p={fixed}", "kp": f"K_p varies, K_q={fixed}"}.get(r["scope"], "grid")
+        labels.append(f"{r['dataset']}: {r['backbone']}/{r['encoder']}/{r['mode']}\n{opt}")
+    height = max(1.8, 0.42 * len(frame) + 0.8)
+    fig, axes = style.subplots(1, panel_w=5.2, panel_h=height)
+    ax = axes[0, 0]
+    y = np.arange(len(frame))[::-1]
+    for name, col, colour, off, marker in (("oracle (upper bound)", "oracle", style.PALETTE[2], 0.15, "D"),
+                                           ("best fixed cell", "best", style.PALETTE[0], -0.15, "o")):
+        mean = frame[f"{col}_mean"].to_numpy(float)
+        err = np.vstack([mean - frame[f"{col}_ci_low"].to_numpy(float), frame[f"{col}_ci_high"].to_numpy(float) - mean])
+        ax.errorbar(mean, y + off, xerr=err, fmt=marker, color=colour, capsize=2, ms=4, label=name)
+    for yi, (_, r) in zip(y, frame.iterrows(), strict=True):
+        ax.annotate(str(r["best_cell"]), (r["best_mean"], yi - 0.15), textcoords="offset points", xytext=(0, -9),
+                    fontsize=6, ha="center")
+    ax.set_yticks(y, labels, fontsize=6.5)
+    ax.set_xlabel(f"mean {measure_name(measure)} (95% bootstrap CI)")
+    ax.set_ylim(-0.7, len(frame) - 0.3)
+    style.legend_below(fig, axes, ncol=2)
+    shown = f" ({len(frame)} of {total} groups' rows shown; all in oracle.csv)" if total > frame[
+        ["dataset", "backbone", "encoder", "mode"]].drop_duplicates().shape[0] else ""
+    caption = (f"Per-query oracle vs the best fixed (K_q, K_p) cell (named under its marker), mean "
+               f"{measure_name(measure)} with 95% bootstrap CIs{shown}. The oracle is an optimistic upper bound "
+               "(selected on the test queries), not an achievable system.")
+    return fig, caption
+
+
+def memory_energy_vs_k(cells: pd.DataFrame):
+    """Peak memory (and energy per query where measured) vs K, one line per backbone/encoder."""
+    cells = cells[cells["input_tokens"].notna()].copy()
+    cells["peak_mib"] = pd.to_numeric(cells["peak_memory_bytes"], errors="coerce") / 2**20
+    cells["energy"] = pd.to_numeric(cells["energy_j_per_query"], errors="coerce")
+    cells = cells[cells["peak_mib"].notna() | cells["energy"].notna()]
+    if cells.empty:
+        raise SkipRecipe("no encoding cell has peak memory or energy")
+    cells, batch = _smallest_batch(cells)
+    lengths = sorted(cells["input_tokens"].unique())
+    length = 128 if 128 in lengths else lengths[len(lengths) // 2]
+    cells = cells[cells["input_tokens"] == length]
+    has_energy = cells["energy"].notna().any()
+    panels = [("peak_mib", "peak memory (MiB)")] + ([("energy", "energy (J/query)")] if has_energy else [])
+    fig, axes = style.subplots(len(panels))
+    styles = _backbone_styles(cells["backbone"])
+    multi_device = cells["device_label"].nunique() > 1
+    for ax, (col, ylabel) in zip(axes.flat, panels, strict=True):
+        for (dev, bb, enc), grp in cells.groupby(["device_label", "backbone", "encoder"]):
+            grp = grp[grp[col].notna()].sort_values("k")
+            marker, ls = styles[bb]
+            ax.plot(grp["k"], grp[col], color=style.encoder_colour(enc), marker=marker, ls=ls,
+                    label=_series_label(bb, enc, dev if multi_device else None))
+        _k_axis(ax, cells["k"])
+        ax.set_xlabel("K (representatives)")
+        ax.set_ylabel(ylabel)
+        _zero_based(ax)
+        ax.set_title(ylabel.split(" (")[0] + f", {int(length)} tokens")
+    style.legend_below(fig, axes, ncol=2)
+    devices = ", ".join(sorted(cells["device_label"].unique()))
+    caption = (f"Peak memory{' and energy per query' if has_energy else ''} vs K on {devices} at input length "
+               f"{int(length)} tokens, batch size {batch} (measured in passes separate from timing)."
+               + ("" if has_energy else " Energy was not measured on this device (no NVML energy counter)."))
+    return fig, caption
