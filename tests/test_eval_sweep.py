@@ -148,3 +148,15 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 def test_bad_k_lists_are_refused():
     with pytest.raises(RepbenchError, match="--kq needs distinct positive integers"):
         config(kq=[1, 1])
+
+
+def test_coinciding_query_and_doc_ids_are_warned_about(tmp_path):
+    coll = synthetic_collection(30, 3, seed=2)
+    coll.query_ids = [coll.corpus_ids[5], "qx", "qy"]
+    coll.qrels = dict(zip(coll.query_ids, coll.qrels.values(), strict=True))
+    with pytest.warns(UserWarning, match="1 of 3 query ids are also doc ids"):
+        table = run_sweep(coll, BACKBONE, config(kq=[1], kp=[1], modes=["single_dense"]), tmp_path,
+                          encode_fn=FakeEncoder(), progress=False)
+    run = read_run(tmp_path / "runs" / "fake__sequential__q1p1__single_dense.trec")
+    assert coll.corpus_ids[5] not in run[coll.corpus_ids[5]] and len(run[coll.corpus_ids[5]]) == 29
+    assert set(table["qid"]) == set(coll.query_ids)

@@ -147,6 +147,16 @@ def run_sweep(
         warnings.warn(f"{collection.name}: {len(unmatched)} judged queries have no text and will score 0",
                       stacklevel=2)
     qfp, dfp = collection.queries_fingerprint(), collection.corpus_fingerprint()
+    shared = set(qids) & set(collection.corpus_ids)
+    if config.remove_self and shared:
+        # Right for ArguAna/Quora (the query is in the corpus); wrong for collections such as ADI whose
+        # query and document numbers merely coincide.
+        warnings.warn(
+            f"{collection.name}: {len(shared)} of {len(qids)} query ids are also doc ids; each such document is "
+            "removed from its own query's ranking (self-hit removal). If the ids only coincide, rerun with "
+            "--keep-self-hits (remove_self=False)",
+            stacklevel=2,
+        )
 
     state = {**asdict(config), "dataset": collection.name, "corpus_fingerprint": dfp, "queries_fingerprint": qfp}
     state_file = out / "sweep_state.json"
@@ -244,6 +254,7 @@ def _write_metadata(out: Path, collection: Collection, config: SweepConfig, fami
         "n_encoded_queries": len(collection.judged_queries()[0]),
         "corpus_fingerprint": collection.corpus_fingerprint(),
         "queries_fingerprint": collection.queries_fingerprint(), "info": collection.info,
+        "query_ids_also_doc_ids": len(set(collection.judged_queries()[0]) & set(collection.corpus_ids)),
     }
     header["cells"] = [{"k_q": kq, "k_p": kp, "modes": modes_for(kq, kp, config.modes)} for kq, kp in cells]
     header["encoding"] = sorted(times.values(), key=lambda t: (t["side"], t["k"]))

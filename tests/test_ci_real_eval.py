@@ -1,0 +1,114 @@
+"""Real evaluation with SmolLM2-135M-Instruct: sequential (AR) and bidirectional parallel readout.
+
+Runs whenever the collections and the packaged model are present (mandatory with CI=true):
+K_q, K_p in {1, 4}, all five score modes, on
+  * ADI in full (82 documents, 35 queries), and
+  * a documented SciFact subset: `subsample(scifact, n_queries=8, n_distractors=24, seed=0)` = the 8
+    seeded queries, every document judged for them, and 24 seeded distractor documents.
+Texts are cut at max_length=128 tokens (prompt included) to keep CPU time down.
+ADI's query numbers coincide with its document numbers, so self-hit removal is off (it would drop
+document i from query i's ranking); SciFact ids do not overlap. Measured numbers are printed
+(`pytest -s`) for the report.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import pytrec_eval
+
+from repbench.errors import RepbenchError
+from repbench.evaluation.collections import load_beir, subsample
+from repbench.evaluation.sweep import SweepConfig, run_sweep
+from repbench.retrieval.search import MODES
+
+pytestmark = pytest.mark.slow
+
+DATA = Path(os.environ.get("REPBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+CI = os.environ.get("CI") == "true"
+SYSTEMS = [("smollm2-135m-instruct", "sequential"), ("smollm2-135m-instruct:bidirectional", "parallel")]
+SCIFACT_SUBSET = dict(n_queries=8, n_distractors=24, seed=0)
+MAX_LENGTH = 128
+
+
+def _collections():
+    for name in ("adi", "scifact"):
+        if not (DATA / name).is_dir():
+            if CI:
+                pytest.fail(f"CI=true but {DATA / name} is missing")
+            pytest.skip(f"{DATA / name} not found (set REPBENCH_DATA)")
+    return {
+        "adi": load_beir(DATA / "adi"),
+        "scifact": subsample(load_beir(DATA / "scifact"), **SCIFACT_SUBSET),
+    }
+
+
+def _backbone(name):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from repbench.backbones import load_backbone
+
+    try:
+        return load_backbone(name, device="cpu", dtype="float32")
+    except (RepbenchError, OSError) as exc:
+        if CI:
+            raise
+        pytest.skip(f"{name} unavailable: {exc}")
+
+
+def _random_ndcg(collection, draws=200, seed=0) -> float:
+    """Mean nDCG@10 of uniformly random rankings of the whole corpus (the chance level)."""
+    rng = np.random.default_rng(seed)
+    ev = pytrec_eval.RelevanceEvaluator(collection.qrels, {"ndcg_cut.10"})
+    out = []
+    for _ in range(draws):
+        run = {q: dict(zip(collection.corpus_ids, rng.random(len(collection.corpus_ids)).tolist(), strict=True))
+               for q in collection.qrels}
+        out.append(np.mean([v["ndcg_cut_10"] for v in ev.evaluate(run).values()]))
+    return float(np.mean(out))
+
+
+def test_real_eval_smollm2(tmp_path):
+    collections = _collections()
+    report = []
+    for bb_name, encoder in SYSTEMS:
+        bb = _backbone(bb_name)
+        for ds, coll in collections.items():
+            cfg = SweepConfig(backbone=bb_name, encoder=encoder, kq=[1, 4], kp=[1, 4], modes=["all"],
+                              max_length=MAX_LENGTH, batch_size=16, remove_self=(ds != "adi"))
+            out = tmp_path / f"{ds}-{encoder}"
+            t0 = time.perf_counter()
+            table = run_sweep(coll, bb, cfg, out, progress=False)
+            wall = time.perf_counter() - t0
+            enc = pd.read_json(out / "encoding_times.json", orient="index")
+
+            n_q = len(coll.qrels)
+            # every judged query, every measure, every cell and its modes
+            assert len(table) == n_q * 4 * (3 + 3 * len(MODES))
+            assert table.groupby(["k_q", "k_p", "mode", "measure"]).size().eq(n_q).all()
+            assert table["value"].between(0, 1).all()
+            assert table["value"].notna().all()
+            recall = table[table.measure == "recall_1000"]
+            if ds == "adi":  # depth 1000 > 82 docs: every judged document is retrieved
+                assert (recall["value"] == 1.0).all()
+            ndcg = table[table.measure == "ndcg_cut_10"].groupby(["k_q", "k_p", "mode"])["value"].mean()
+            chance = _random_ndcg(coll)
+            # The lexical (sparse) side of a real LM must beat chance clearly in every cell.
+            sparse = ndcg.xs("sparse_max", level="mode")
+            assert (sparse > chance + 0.1).all(), (bb_name, ds, sparse.to_dict(), chance)
+            assert ndcg.max() > chance + 0.15
+            report.append((bb_name, ds, chance, ndcg, wall, enc))
+            # a rerun of the finished sweep recomputes nothing and rewrites the same table
+            before = (out / "per_query.csv").read_bytes()
+            run_sweep(coll, bb, cfg, out, progress=False,
+                      encode_fn=lambda *a, **k: pytest.fail("cached encodings should be reused"))
+            assert (out / "per_query.csv").read_bytes() == before
+
+    for bb_name, ds, chance, ndcg, wall, enc in report:
+        print(f"\n== {bb_name} on {ds}: chance nDCG@10 {chance:.3f}; sweep wall {wall:.1f}s")
+        print(enc[["side", "k", "n", "seconds", "items_per_s"]].to_string(index=False))
+        print(ndcg.unstack("mode").round(3).to_string())
