@@ -1,0 +1,282 @@
+"""pytest-benchmark wiring for repbench's latency harness: options, cell grids, result hooks.
+
+The measuring logic lives in repbench.telemetry (harness.py, latency.py); this file only turns
+command-line options into cells and passes results to pytest-benchmark's JSON.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # torch and NVML indices agree (rule 2)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from typing import Any  # noqa: E402
+
+import psutil  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from repbench.telemetry.environment import result_header  # noqa: E402
+from repbench.telemetry.harness import CellPlan  # noqa: E402
+from repbench.telemetry.latency import (  # noqa: E402
+    SEARCH_KINDS,
+    BenchContext,
+    encode_cells,
+    format_relative_table,
+    parse_int_list,
+    parse_str_list,
+    relative_latency_table,
+    search_cells,
+)
+from repbench.telemetry.nvml import open_telemetry  # noqa: E402
+
+# Defaults per device. On a GPU they follow methodology rule 5 (>= 30 iterations and >= 2 s per
+# cell); on CPU they are cut so the default grid finishes in < 5 minutes on 2 cores.
+PLAN_DEFAULTS = {
+    "cuda": {"min_rounds": 30, "min_time": 2.0, "max_time": 30.0, "warmup": 10, "warmup_max_time": None,
+             "memory_iterations": 3},
+    "cpu": {"min_rounds": 10, "min_time": 0.2, "max_time": 1.5, "warmup": 10, "warmup_max_time": 0.5,
+            "memory_iterations": 1},
+}
+SEARCH_SIZE_DEFAULTS = {"cuda": "1000,3000,10000,30000,100000,300000,1000000", "cpu": "1000,10000"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("repbench", "repbench latency harness")
+    g.addoption("--backbones", default="tiny-ar,tiny-diffusion",
+                help="comma list of backbones (pairs such as tiny-ar,tiny-diffusion; smollm2-135m-instruct,"
+                     "smollm2-135m-instruct:bidirectional; <paper>:random on a GPU)")
+    g.addoption("--encoders", default="default",
+                help="comma list of encoders, or 'default' (sequential for ar, parallel for diffusion); "
+                     "meanpool/lasttoken add the single-pass baselines")
+    g.addoption("--k", default="1,2,4,8,16", help="comma list of K (representatives per text)")
+    g.addoption("--input-tokens", default="32,128,512", help="comma list of synthetic text lengths (tokens)")
+    g.addoption("--batch-size", default="1", help="comma list of batch sizes")
+    g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.addoption("--dtype", default="auto", help="auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16")
+    g.addoption("--attn", default="sdpa", help="attention backend, the same for every backbone (sdpa | eager | ...)")
+    g.addoption("--warmup", default=None, type=int, help="untimed iterations per cell at the full shape (default 10)")
+    g.addoption("--warmup-max-time", default=None, type=float,
+                help="stop warm-up early after this many seconds, >= 2 iterations (GPU: no limit, CPU 0.5)")
+    g.addoption("--min-rounds", default=None, type=int, help="timed iterations per cell, at least (GPU 30, CPU 10)")
+    g.addoption("--min-time", default=None, type=float, help="timed seconds per cell, at least (GPU 2.0, CPU 0.2)")
+    g.addoption("--max-time", default=None, type=float,
+                help="cap on timed seconds per cell (GPU 30, CPU 1.5), never below 5 rounds")
+    g.addoption("--energy-window", default=0.5, type=float, help="seconds per energy window (>= 0.1; GPU only)")
+    g.addoption("--order", default="interleave", help="interleave (ABAB across families) | shuffle (seeded)")
+    g.addoption("--seed", default=0, type=int, help="seed for synthetic inputs and --order shuffle")
+    g.addoption("--search-sizes", default=None,
+                help="comma list of index sizes (GPU default 1K..1M log grid; CPU 1000,10000)")
+    g.addoption("--search-kinds", default=",".join(SEARCH_KINDS), help="comma list of dense, maxsim, sparse")
+    g.addoption("--search-kp", default="1,4,16", help="comma list of K_p for exact MaxSim")
+    g.addoption("--search-kq", default=4, type=int, help="query vectors K_q for MaxSim")
+    g.addoption("--search-batch", default="1,32", help="comma list of query batch sizes")
+    g.addoption("--search-hidden", default="auto",
+                help="comma list of vector sizes, or auto (the hidden sizes of --backbones)")
+    g.addoption("--search-depth", default=100, type=int, help="top-k depth of every search")
+    g.addoption("--search-max-gib", default=None, type=float,
+                help="skip search cells whose index needs more (default: 25%% of available memory)")
+
+
+def _opt(config: pytest.Config, name: str) -> Any:
+    return config.getoption(name)
+
+
+def _device(config: pytest.Config) -> torch.device:
+    from repbench.backbones.loading import resolve_device
+
+    return resolve_device(_opt(config, "--device"))
+
+
+def _backbones(config: pytest.Config) -> list[tuple[str, str]]:
+    from repbench.backbones import get_spec
+
+    return [(name, get_spec(name).family) for name in parse_str_list(_opt(config, "--backbones"))]
+
+
+def _encoders_for(config: pytest.Config):
+    from repbench.encoders import ENCODERS, default_encoder
+
+    chosen = parse_str_list(_opt(config, "--encoders"))
+    bad = [e for e in chosen if e != "default" and e not in ENCODERS]
+    if bad:
+        raise pytest.UsageError(f"--encoders: unknown {bad}; use default or {', '.join(ENCODERS)}")
+    valid = {"ar": ("sequential", "lasttoken"), "diffusion": ("parallel", "meanpool")}
+
+    def for_family(family: str) -> list[str]:
+        out = []
+        for e in chosen:
+            e = default_encoder(family) if e == "default" else e
+            if e in valid[family] and e not in out:
+                out.append(e)
+        return out
+
+    return for_family
+
+
+def _hidden_sizes(config: pytest.Config, ctx: BenchContext | None = None) -> list[int]:
+    text = _opt(config, "--search-hidden")
+    if text != "auto":
+        return parse_int_list(text, "search-hidden")
+    from repbench.backbones import get_spec
+
+    sizes = []
+    for name, _family in _backbones(config):
+        spec = get_spec(name)
+        try:
+            h = int(spec.config_dict()["hidden_size"])
+        except Exception:  # packaged GGUF model: no bundled config, read it from the loaded model
+            from repbench.backbones.loading import _smollm2_config
+
+            h = int(_smollm2_config().hidden_size)
+        if h not in sizes:
+            sizes.append(h)
+    return sizes
+
+
+def _plan(config: pytest.Config, device: torch.device) -> CellPlan:
+    d = PLAN_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
+    pick = lambda name, key: _opt(config, name) if _opt(config, name) is not None else d[key]  # noqa: E731
+    return CellPlan(warmup=pick("--warmup", "warmup"), warmup_max_time_s=pick("--warmup-max-time", "warmup_max_time"),
+                    min_rounds=pick("--min-rounds", "min_rounds"), min_time_s=pick("--min-time", "min_time"),
+                    max_time_s=pick("--max-time", "max_time"), memory_iterations=d["memory_iterations"],
+                    energy_window_s=_opt(config, "--energy-window"))
+
+
+def _dtype(config: pytest.Config, device: torch.device) -> str:
+    dt = _opt(config, "--dtype")
+    if dt == "auto":
+        return "bfloat16" if device.type == "cuda" else "float32"
+    return dt
+
+
+def _search_max_bytes(config: pytest.Config, device: torch.device) -> int:
+    gib = _opt(config, "--search-max-gib")
+    if gib is not None:
+        return int(gib * 2**30)
+    avail = psutil.virtual_memory().available
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        avail = min(avail, free)
+    return int(0.25 * avail)
+
+
+def _config_dict(config: pytest.Config) -> dict[str, Any]:
+    device = _device(config)
+    plan = _plan(config, device)
+    return {
+        "backbones": parse_str_list(_opt(config, "--backbones")),
+        "encoders": parse_str_list(_opt(config, "--encoders")),
+        "k": parse_int_list(_opt(config, "--k"), "k"),
+        "input_tokens": parse_int_list(_opt(config, "--input-tokens"), "input-tokens"),
+        "batch_size": parse_int_list(_opt(config, "--batch-size"), "batch-size"),
+        "device": str(device), "dtype": _dtype(config, device), "attn": _opt(config, "--attn"),
+        "plan": plan.__dict__, "order": _opt(config, "--order"), "seed": _opt(config, "--seed"),
+        "search": {
+            "sizes": _opt(config, "--search-sizes") or SEARCH_SIZE_DEFAULTS[device.type if device.type == "cuda" else "cpu"],
+            "kinds": _opt(config, "--search-kinds"), "k_p": _opt(config, "--search-kp"),
+            "k_q": _opt(config, "--search-kq"), "batch": _opt(config, "--search-batch"),
+            "hidden": _opt(config, "--search-hidden"), "depth": _opt(config, "--search-depth"),
+        },
+        "torch_threads": torch.get_num_threads(),
+        "kv_cache": "as implemented by repbench.encoders (sequential: KV cache, greedy, exactly K tokens)",
+    }
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    config = metafunc.config
+    if "encode_cell" in metafunc.fixturenames:
+        cells = encode_cells(
+            _backbones(config), _encoders_for(config), parse_int_list(_opt(config, "--k"), "k"),
+            parse_int_list(_opt(config, "--input-tokens"), "input-tokens"),
+            parse_int_list(_opt(config, "--batch-size"), "batch-size"),
+            order=_opt(config, "--order"), seed=_opt(config, "--seed"),
+        )
+        metafunc.parametrize("encode_cell", cells, ids=[c.id for c in cells])
+    if "search_cell" in metafunc.fixturenames:
+        device = _device(config)
+        sizes = _opt(config, "--search-sizes") or SEARCH_SIZE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
+        cells = search_cells(
+            parse_int_list(sizes, "search-sizes"), parse_int_list(_opt(config, "--search-kp"), "search-kp"),
+            _opt(config, "--search-kq"), parse_int_list(_opt(config, "--search-batch"), "search-batch"),
+            _hidden_sizes(config), kinds=parse_str_list(_opt(config, "--search-kinds")),
+        )
+        metafunc.parametrize("search_cell", cells, ids=[c.id for c in cells])
+
+
+@pytest.fixture(scope="session")
+def bench_ctx(request: pytest.FixtureRequest) -> BenchContext:
+    config = request.config
+    device = _device(config)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # pytorch#135531: make the current device explicit
+    nvml, note = open_telemetry(device)
+    ctx = BenchContext(
+        device=device, dtype=_dtype(config, device), attn=_opt(config, "--attn"), plan=_plan(config, device),
+        nvml=nvml, telemetry_note=note, seed=_opt(config, "--seed"), search_depth=_opt(config, "--search-depth"),
+        search_max_bytes=_search_max_bytes(config, device),
+    )
+    config._repbench_ctx = ctx
+    return ctx
+
+
+@pytest.fixture
+def pedantic_runner(benchmark):
+    """Runs our timed target through pytest-benchmark (which also times each call on the host)."""
+
+    def run(target, rounds: int) -> None:
+        benchmark.pedantic(target, rounds=rounds, warmup_rounds=0, iterations=1)
+
+    return run
+
+
+@pytest.fixture
+def record_cell(benchmark):
+    """Put a cell's extra_info into the benchmark; a skipped cell goes to the JSON via the hook below."""
+
+    def record(info: dict[str, Any]) -> None:
+        if info.get("status") == "skipped":
+            pytest.skip(info["reason"])
+        benchmark.extra_info.update(info)
+
+    return record
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    machine_info["repbench"] = result_header(_config_dict(config), kind="latency")
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
+    ctx: BenchContext | None = getattr(config, "_repbench_ctx", None)
+    if ctx is None:
+        return
+    header = output_json.setdefault("machine_info", {}).setdefault("repbench", {})
+    header["cold_start"] = {name: lb.cold_start for name, lb in ctx.backbones.items() if hasattr(lb, "cold_start")}
+    header["telemetry_note"] = ctx.telemetry_note
+    # Skipped cells (OOM, memory cap) never reach pytest-benchmark's stats; keep them in the file anyway.
+    for s in ctx.skipped:
+        output_json["benchmarks"].append({
+            "group": None, "name": s.name, "fullname": s.name, "params": None, "param": None,
+            "extra_info": s.extra_info, "options": None, "stats": None,
+        })
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    ctx: BenchContext | None = getattr(config, "_repbench_ctx", None)
+    if ctx is None or not ctx.results:
+        return
+    tr = terminalreporter
+    rows = relative_latency_table(ctx.results)
+    if rows:
+        tr.write_sep("=", "repbench: encoding latency at each K relative to K=1 (median)")
+        tr.write_line(format_relative_table(rows))
+        tr.write_line("sequential (AR) should grow ~linearly in K; parallel (diffusion) within ~(L+K)/L of K=1.")
+    if ctx.telemetry_note:
+        tr.write_line(f"telemetry: {ctx.telemetry_note}")
+    for name, lb in ctx.backbones.items():
+        if hasattr(lb, "cold_start"):
+            cs = lb.cold_start
+            tr.write_line(f"cold start {name}: load {cs['load_s']:.2f} s, first call {cs['first_call_s'] * 1e3:.1f} ms")
+    for s in ctx.skipped:
+        tr.write_line(f"skipped {s.name}: {s.extra_info['reason']}")
