@@ -10,7 +10,7 @@ INPUTS = ("bench",)  # paper: results/paper/encoding_latency_vs_length.csv (opti
 
 def run(results: Path, out: Path) -> list[Path]:
     bench = inputs.require(inputs.load_bench(results), "bench", results)
-    if bench["is_search"].all():
-        raise inputs.SkipRecipe("the latency JSON holds only search cells")
+    if not inputs.is_encode(bench).any():
+        raise inputs.SkipRecipe("the latency JSON holds no encoding cells")
     table = tables.latency_table(bench, inputs.load_paper(results, "encoding_latency_vs_length"))
     return latex.write_table(table, out, "tab_latency")

@@ -47,6 +47,9 @@ def bench_json(path: Path, ks=(1, 2, 4, 8), lengths=(32, 128), index_sizes=(1000
                     "tokens_per_s": None, "queries_per_s": 10.0, "energy_j_per_query": None, "index_size": size,
                     "k_p": k_p, "mode": mode, "query_batch": 1}
             cell(f"test_search[{kind}-{size}]", info, 0.05 + 2e-5 * size * k_p)
+    # Another suite's benchmark in the same JSON (no backbone, no K): the report must ignore it.
+    benches.append({"name": "test_randomization_speed", "extra_info": {
+        "backbone": None, "family": None, "encoder": "analysis:randomization", "k": None, "samples_s": [0.2, 0.3]}})
     benches.append({"name": "test_encode[oom]", "extra_info": {
         "backbone": "tiny-ar", "family": "ar", "encoder": "sequential", "k": 16, "input_tokens": 4096,
         "batch_size": 1, "status": "skipped", "reason": "out of memory"}})

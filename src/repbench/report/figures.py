@@ -385,6 +385,17 @@ def oracle_vs_fixed(oracle: pd.DataFrame):
     return fig, caption
 
 
+def memory_kind(cells: pd.DataFrame) -> tuple[str, str]:
+    """Axis label and caption note for `peak_memory_bytes`, which means different things per device."""
+    kinds = set(cells.get("peak_memory_kind", pd.Series(dtype=object)).dropna().astype(str))
+    if kinds == {"process_peak_rss"}:
+        return ("process peak RSS", "On CPU the figure is the process's peak resident set size, which only grows "
+                "during a run, so it bounds rather than isolates each cell's memory.")
+    if kinds == {"torch_max_memory_allocated"}:
+        return "peak GPU memory allocated", "GPU memory is torch.cuda.max_memory_allocated, reset per cell."
+    return "peak memory", ""
+
+
 def memory_energy_vs_k(cells: pd.DataFrame):
     """Peak memory (and energy per query where measured) vs K, one line per backbone/encoder."""
     cells = cells[cells["input_tokens"].notna()].copy()
@@ -398,7 +409,8 @@ def memory_energy_vs_k(cells: pd.DataFrame):
     length = 128 if 128 in lengths else lengths[len(lengths) // 2]
     cells = cells[cells["input_tokens"] == length]
     has_energy = cells["energy"].notna().any()
-    panels = [("peak_mib", "peak memory (MiB)")] + ([("energy", "energy (J/query)")] if has_energy else [])
+    mem_label, mem_note = memory_kind(cells)
+    panels = [("peak_mib", f"{mem_label} (MiB)")] + ([("energy", "energy (J/query)")] if has_energy else [])
     fig, axes = style.subplots(len(panels))
     styles = _backbone_styles(cells["backbone"])
     multi_device = cells["device_label"].nunique() > 1
@@ -416,6 +428,6 @@ def memory_energy_vs_k(cells: pd.DataFrame):
     style.legend_below(fig, axes, ncol=2)
     devices = ", ".join(sorted(cells["device_label"].unique()))
     caption = (f"Peak memory{' and energy per query' if has_energy else ''} vs K on {devices} at input length "
-               f"{int(length)} tokens, batch size {batch} (measured in passes separate from timing)."
+               f"{int(length)} tokens, batch size {batch} (measured in passes separate from timing). {mem_note}"
                + ("" if has_energy else " Energy was not measured on this device (no NVML energy counter)."))
     return fig, caption

@@ -142,28 +142,33 @@ def effectiveness_means(results: Path) -> pd.DataFrame | None:
     return summary.reset_index(drop=True)
 
 
-def _device_label(header: dict) -> str:
+def _device_names(header: dict) -> tuple[str | None, str]:
+    """(GPU name or None, CPU model) from a result header's environment."""
     env = header.get("environment") or {}
     gpu = env.get("gpu")
     if isinstance(gpu, list):
         gpu = gpu[0] if gpu else None
+    gpu_name = None
     if isinstance(gpu, dict):
-        name = gpu.get("name") or (gpu.get("devices") or [{}])[0].get("name")
-        if name:
-            return str(name)
+        devices = gpu.get("devices") or [{}]
+        gpu_name = gpu.get("name") or (devices[0].get("name") if isinstance(devices[0], dict) else None)
     cpu = env.get("cpu") or {}
-    return str(cpu.get("model") or "CPU") if isinstance(cpu, dict) else "CPU"
+    cpu_name = str(cpu.get("model") or "CPU") if isinstance(cpu, dict) else "CPU"
+    return (str(gpu_name) if gpu_name else None), cpu_name
 
 
 def _samples_frame(path: Path, obj: dict) -> list[dict]:
     header = obj["machine_info"]["repbench"] or {}
-    device = _device_label(header if isinstance(header, dict) else {})
+    gpu_name, cpu_name = _device_names(header if isinstance(header, dict) else {})
     rows = []
     for i, bench in enumerate(obj["benchmarks"]):
         info = bench.get("extra_info") if isinstance(bench, dict) else None
         if not isinstance(info, dict):
             raise InputError(path, None, f"benchmarks[{i}]: expected an extra_info object")
         skipped = info.get("status") == "skipped"
+        encoder = str(info.get("encoder"))
+        if encoder not in ENCODE_KINDS and not encoder.startswith("search:"):
+            continue  # other benchmarks (e.g. analysis speed) share the JSON; the report has no use for them
         required = BENCH_REQUIRED[:3] if skipped else BENCH_REQUIRED
         missing = [k for k in required if k not in info]
         if missing:
@@ -171,7 +176,10 @@ def _samples_frame(path: Path, obj: dict) -> list[dict]:
                                          f"{', '.join(missing)}")
         samples = np.asarray(info.get("samples_s") or [], dtype=np.float64)
         rows.append({**{k: v for k, v in info.items() if k not in ("samples_s", "prefill_s", "decode_step_s")},
-                     "name": bench.get("name"), "file": str(path), "device_label": device,
+                     "name": bench.get("name"), "file": str(path),
+                     # A CPU run on a GPU host is labelled with the CPU, not the idle GPU.
+                     "device_label": gpu_name if str(info.get("device", "")).startswith("cuda") and gpu_name
+                     else cpu_name,
                      "skipped": skipped, "samples_s": samples})
     return rows
 
@@ -231,8 +239,13 @@ def load_bench(results: Path) -> pd.DataFrame | None:
     return _load_bench(_fingerprint(files)).copy()
 
 
+def is_encode(bench: pd.DataFrame) -> pd.Series:
+    """Encoding cells; other benchmarks in the same JSON (search, analysis speed) are not encodings."""
+    return bench["encoder"].isin(ENCODE_KINDS)
+
+
 def encode_cells(bench: pd.DataFrame) -> pd.DataFrame:
-    cells = bench[~bench["is_search"] & ~bench["skipped"]].copy()
+    cells = bench[is_encode(bench) & ~bench["skipped"]].copy()
     cells["k"] = cells["k"].astype(int)
     cells["input_tokens"] = pd.to_numeric(cells["input_tokens"], errors="coerce")
     return cells

@@ -9,7 +9,7 @@ import math
 
 import pandas as pd
 
-from repbench.report.inputs import MODES, base_backbone
+from repbench.report.inputs import MODES, base_backbone, is_encode
 from repbench.report.latex import Cell, Raw, Table
 
 BETTER = Raw(r"$^{\dagger}$", "†")
@@ -155,7 +155,7 @@ def _digits(x: float) -> int:
 
 def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Table:
     """Encoding cells: median [95% bootstrap CI] ms/query, peak memory, energy, n; skipped cells listed."""
-    enc = bench[~bench["is_search"]].copy()
+    enc = bench[is_encode(bench)].copy()
     enc["_k"] = pd.to_numeric(enc["k"], errors="coerce")
     enc["_len"] = pd.to_numeric(enc["input_tokens"], errors="coerce")
     enc = enc.sort_values(["device_label", "backbone", "encoder", "_len", "batch_size", "_k"])
@@ -197,7 +197,8 @@ def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Tab
         rows.append(lead + common + rest + extra)
     devices = ", ".join(sorted(enc["device_label"].astype(str).unique()))
     caption = [f"Encoding latency on {devices}: median ms per query with a 95% percentile-bootstrap CI from "
-               "the raw per-iteration samples (time per call divided by the batch size); peak memory in MiB; "
+               "the raw per-iteration samples (time per call divided by the batch size); peak memory in MiB (process peak "
+               "RSS on CPU, torch max allocated on GPU); "
                "energy in joules per query ('--' where not measured, e.g. on CPU)."]
     if with_paper:
         caption.append(" Paper: the paper's H100 reading for the same backbone, encoder and K at a similar "
