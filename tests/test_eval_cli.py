@@ -58,3 +58,24 @@ def test_eval_run_bad_file_exits_2_with_location(tmp_path, capsys):
     good.write_text("1 Q0 d1 1 0.5 t\n")
     assert main(["eval-run", str(good), str(qrels), "--measures", "ndcg@10"]) == 2
     assert "unknown measure 'ndcg@10'" in capsys.readouterr().err
+
+
+def test_evaluate_command_end_to_end_on_tiny_backbone(tmp_path, capsys):
+    from repbench.evaluation.collections import synthetic_collection
+
+    data = synthetic_collection(40, 6, seed=5).save_beir(tmp_path / "syn")
+    out = tmp_path / "out"
+    argv = ["evaluate", "--backbone", "tiny-ar", "--dataset", str(data), "--kq", "1", "--kp", "1,2",
+            "--out", str(out), "--depth", "20", "--max-length", "64", "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "synthetic-40d-6q-s5" not in printed and "syn: 40 docs, 6 queries; tiny-ar / sequential" in printed
+    table = (out / "per_query.csv").read_text().splitlines()
+    assert table[0] == "dataset,backbone,family,encoder,k_q,k_p,mode,qid,measure,value"
+    assert len(table) - 1 == (3 + 5) * 6 * 4
+    assert table[1].startswith("syn,tiny-ar,ar,sequential,1,1,single_dense,q000,ndcg_cut_10,")
+    assert main([*argv[:-1]]) == 0  # resumed: same output, nothing recomputed
+    assert (out / "per_query.csv").read_text().splitlines() == table
+    assert main(["evaluate", "--backbone", "tiny-ar", "--dataset", str(data), "--kq", "1,0", "--out",
+                 str(tmp_path / "o2")]) == 2
+    assert "K values must be distinct positive integers, got '1,0'" in capsys.readouterr().err

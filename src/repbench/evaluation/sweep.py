@@ -72,8 +72,8 @@ def parse_ks(text: str) -> list[int]:
         ks = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise RepbenchError(f"expected a comma-separated list of integers, got {text!r}") from None
-    if not ks:
-        raise RepbenchError("expected at least one K value")
+    if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
+        raise RepbenchError(f"K values must be distinct positive integers, got {text!r}")
     return ks
 
 
