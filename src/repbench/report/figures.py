@@ -322,7 +322,9 @@ def oracle_heatmap(cells: pd.DataFrame):
     fig, axes = style.subplots(ncols, nrows, panel_w=2.6, panel_h=2.3, layout="constrained")
     import matplotlib.colors as mcolors
 
-    norm = mcolors.Normalize(vmin=0, vmax=100)
+    # Scale to the largest share shown, not to 100%: shares spread over 25 cells are all small.
+    vmax = float(np.ceil(max(5.0, frame["share"].max() * 100.0) / 5.0) * 5.0)
+    norm = mcolors.Normalize(vmin=0, vmax=vmax)
     image = None
     for ax, ((ds, bb, enc, mode), grp) in zip(axes.flat, groups, strict=False):
         table = grp.pivot_table(index="k_q", columns="k_p", values="share", aggfunc="sum") * 100.0
@@ -334,7 +336,7 @@ def oracle_heatmap(cells: pd.DataFrame):
         for (i, j), v in np.ndenumerate(table.to_numpy(dtype=float)):
             if not np.isnan(v):
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6.5,
-                        color="white" if v < 55 else "black")
+                        color="white" if v < 0.55 * vmax else "black")
         ax.set_title(f"{ds}: {bb}\n{enc} / {mode}", fontsize=7.5)
         ax.set_xlabel("K_p (passage representatives)")
         ax.set_ylabel("K_q (query representatives)")
