@@ -90,6 +90,7 @@ class CellMeasurement:
         self.block_size: int | None = None
         self._warm_s: float | None = None
         self._warm_n = 0
+        self.first_result: Any = None
         self._rounds = 0
         self._cpu_per_iter: float | None = None
         self._state_before: dict[str, Any] | None = None
@@ -103,7 +104,9 @@ class CellMeasurement:
         warm = IterationTimer(self.device)
         t0 = time.perf_counter()
         for i in range(max(1, self.plan.warmup)):
-            warm.time_call(self._call)
+            result = warm.time_call(self._call)
+            if i == 0:
+                self.first_result = result  # lets the caller check the work done, at no extra call
             if (i >= 1 and self.plan.warmup_max_time_s is not None
                     and time.perf_counter() - t0 >= self.plan.warmup_max_time_s):
                 break

@@ -171,11 +171,12 @@ class BenchContext:
         return extra
 
     def measure(self, fn: Callable[[Any], Any], runner: RoundsRunner, batch_size: int,
-                tokens_per_query: int | None, plan: CellPlan | None = None) -> dict[str, Any]:
+                tokens_per_query: int | None, plan: CellPlan | None = None) -> tuple[dict[str, Any], Any]:
+        """extra_info fields of one measured cell, and the result of its first (warm-up) call."""
         m = CellMeasurement(fn, self.device, plan or self.plan, nvml=self.nvml,
                             telemetry_note=self.telemetry_note)
         m.run(runner)
-        return m.fields(batch_size=batch_size, tokens_per_query=tokens_per_query)
+        return m.fields(batch_size=batch_size, tokens_per_query=tokens_per_query), m.first_result
 
     # ---- encoding -----------------------------------------------------------------------------
     def backbone(self, name: str, first_length: int) -> LoadedBackbone:
@@ -223,18 +224,16 @@ class BenchContext:
             ids = synthetic_text_ids(loaded.pool, cell.batch_size, cell.input_tokens, seed=self.seed)
             # Room for the whole synthetic text plus prompt, K slots and tail: never truncate it.
             max_length = cell.input_tokens + 512
-            probe = encode_ids(bb, ids, encoder=cell.encoder, k=cell.k, side="query", batch_size=cell.batch_size,
-                               max_length=max_length)
-            model_tokens = int(probe.input_tokens[0])
-            produced = int(probe.dense.shape[1])
-            if produced != cell.k:
-                raise RepbenchError(f"{cell.id}: encoder produced {produced} slots, expected exactly K={cell.k}")
 
             def fn(cb: Any) -> Any:
                 return encode_ids(bb, ids, encoder=cell.encoder, k=cell.k, side="query",
                                   batch_size=cell.batch_size, max_length=max_length, step_callback=cb)
 
-            fields = self.measure(fn, runner, cell.batch_size, cell.input_tokens)
+            fields, first = self.measure(fn, runner, cell.batch_size, cell.input_tokens)
+            produced = int(first.dense.shape[1])
+            if produced != cell.k:
+                raise RepbenchError(f"{cell.id}: encoder produced {produced} slots, expected exactly K={cell.k}")
+            model_tokens = int(first.input_tokens[0])
         except Exception as exc:
             if is_oom(exc):
                 return self.skip(cell.id, info, f"out of memory: {str(exc).splitlines()[0][:300]}")
@@ -258,7 +257,7 @@ class BenchContext:
         try:
             fn, extra = self._search_fn(cell)
             plan = CellPlan(**{**asdict(self.plan), "block_below_s": 1e-3})
-            fields = self.measure(fn, runner, cell.query_batch, None, plan=plan)
+            fields, _ = self.measure(fn, runner, cell.query_batch, None, plan=plan)
         except Exception as exc:
             if is_oom(exc):
                 return self.skip(cell.id, info, f"out of memory: {str(exc).splitlines()[0][:300]}")
