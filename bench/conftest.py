@@ -272,6 +272,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_sep("=", "repbench: encoding latency at each K relative to K=1 (median)")
         tr.write_line(format_relative_table(rows))
         tr.write_line("sequential (AR) should grow ~linearly in K; parallel (diffusion) within ~(L+K)/L of K=1.")
+    flags = [r.get("flag") for r in ctx.results]
+    if flags.count("invalid") or flags.count("noisy"):
+        tr.write_line(f"noise: {flags.count('invalid')} cells with IQR/median > 25% (invalid: rerun, e.g. with "
+                      f"--min-rounds/--min-time higher on a quiet machine), {flags.count('noisy')} > 10% (noisy), "
+                      f"of {len(flags)}; see extra_info.stats.flag")
     if ctx.telemetry_note:
         tr.write_line(f"telemetry: {ctx.telemetry_note}")
     for name, lb in ctx.backbones.items():

@@ -241,7 +241,7 @@ class BenchContext:
         out = {**info, **fields, "model_input_tokens": model_tokens, "cold_start": loaded.cold_start}
         self.results.append({**info, "median_s": fields["stats"]["median"],
                              "ci_low": fields["stats"]["median_ci_low"],
-                             "ci_high": fields["stats"]["median_ci_high"]})
+                             "ci_high": fields["stats"]["median_ci_high"], "flag": fields["stats"]["flag"]})
         return out
 
     # ---- search -------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ class BenchContext:
             raise
         fields["ms_per_query"] = fields["stats"]["median"] / cell.query_batch * 1e3
         out = {**info, **extra, **fields}
-        self.results.append({**info, "median_s": fields["stats"]["median"]})
+        self.results.append({**info, "median_s": fields["stats"]["median"], "flag": fields["stats"]["flag"]})
         return out
 
     def _search_fn(self, cell: SearchCell) -> tuple[Callable[[Any], Any], dict[str, Any]]:
