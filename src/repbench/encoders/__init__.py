@@ -7,6 +7,7 @@ latency harness uses to feed both families inputs of an exact token length.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import torch
 
@@ -243,15 +244,10 @@ def _encode_batch(bb, encoder, side, rows, k, prompt, pad_id, stop, max_length, 
     )
 
 
-_QUOTE_CACHE: dict[int, set[int]] = {}
-
-
-def _quote_ids(tok) -> set[int]:
+@lru_cache(maxsize=32)
+def _quote_ids(tok) -> frozenset[int]:
     """Ids whose text contains a double quote (PromptReps' early-exit test; catches merged `".`)."""
-    key = id(tok)
-    if key not in _QUOTE_CACHE:
-        _QUOTE_CACHE[key] = {i for t, i in tok.get_vocab().items() if '"' in tok.convert_tokens_to_string([t])}
-    return _QUOTE_CACHE[key]
+    return frozenset(i for t, i in tok.get_vocab().items() if '"' in tok.convert_tokens_to_string([t]))
 
 
 # N_TAIL is part of the public layout contract (g_start = L - K - N_TAIL)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -55,6 +55,9 @@ class PromptIds:
     tail: list[int]  # the 3 fixed visible tokens after the masks (parallel encoder only)
 
 
+# Tokenizers hash by identity; caching here keeps per-call overhead (chat template rendering,
+# get_vocab() over the whole vocabulary) out of timed encoder calls.
+@lru_cache(maxsize=256)
 def build_prompt_ids(tokenizer: Any, side: str, k: int, variant: str | None = None,
                      adapt: bool = True) -> PromptIds:
     """Render the chat template around a sentinel and split it into prefix and suffix token ids."""
@@ -75,6 +78,11 @@ def build_prompt_ids(tokenizer: Any, side: str, k: int, variant: str | None = No
     return PromptIds(prefix=prefix, suffix=suffix, tail=tail_ids(tokenizer))
 
 
+@lru_cache(maxsize=32)
+def _vocab(tokenizer: Any) -> dict[str, int]:
+    return tokenizer.get_vocab()
+
+
 def tail_ids(tokenizer: Any) -> list[int]:
     """`"` (if one token), the end-of-turn token if it differs from EOS, then EOS up to 3 tokens."""
     tail: list[int] = []
@@ -82,7 +90,7 @@ def tail_ids(tokenizer: Any) -> list[int]:
     if len(quote) == 1:
         tail.append(quote[0])
     eos = tokenizer.eos_token_id
-    vocab = tokenizer.get_vocab()
+    vocab = _vocab(tokenizer)
     for tok in _END_OF_TURN:
         if tok in vocab and vocab[tok] != eos:
             tail.append(vocab[tok])
@@ -97,12 +105,14 @@ def quote_token_id(tokenizer: Any) -> int | None:
     return ids[0] if len(ids) == 1 else None
 
 
-def stop_token_ids(tokenizer: Any, mask_token_id: int | None) -> set[int]:
+@lru_cache(maxsize=32)
+def stop_token_ids(tokenizer: Any, mask_token_id: int | None) -> frozenset[int]:
     """All special ids except the mask (method-spec §3.6); the closing quote is deliberately not in it."""
     ids = set(tokenizer.all_special_ids)
+    vocab = _vocab(tokenizer)
     for tok in _END_OF_TURN:
-        tid = tokenizer.get_vocab().get(tok)
+        tid = vocab.get(tok)
         if tid is not None:
             ids.add(tid)
     ids.discard(mask_token_id)
-    return ids
+    return frozenset(ids)

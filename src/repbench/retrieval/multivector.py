@@ -53,4 +53,4 @@ def maxsim_search(
             out_i.append(i)
     if not out_s:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64)
-    return torch.cat(out_s).numpy().astype(np.float32), torch.cat(out_i).numpy().astype(np.int64)
+    return torch.cat(out_s).cpu().numpy().astype(np.float32), torch.cat(out_i).cpu().numpy().astype(np.int64)

@@ -34,6 +34,35 @@ def to_csr(ids: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tensor, v
     return sp.csr_matrix((vals, (rows, cols)), shape=(n, vocab_size), dtype=np.float32)
 
 
+class SparseIndex:
+    """Documents' sparse vectors, kept column-major so a query batch reads only the terms it uses."""
+
+    def __init__(self, d_ids: np.ndarray | torch.Tensor, d_w: np.ndarray | torch.Tensor, vocab_size: int):
+        self.vocab_size = vocab_size
+        self.docs = to_csr(d_ids, d_w, vocab_size).tocsc()
+
+    def __len__(self) -> int:
+        return self.docs.shape[0]
+
+    def search(self, q_ids: np.ndarray | torch.Tensor, q_w: np.ndarray | torch.Tensor, depth: int,
+               chunk_docs: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """Exact sparse top-`depth`: (scores float32 [Q, d], idx int64 [Q, d]), best first, ties by index.
+
+        Documents with no term in common with a query score 0 and can fill the list's tail, as in the
+        paper's brute-force search.
+        """
+        qm = to_csr(q_ids, q_w, self.vocab_size)
+        # Only terms some query uses can score; dropping the rest shrinks every product.
+        terms = np.unique(qm.indices)
+        qm, dm = qm[:, terms].tocsr(), self.docs[:, terms].tocsr()
+        top = RunningTopK(qm.shape[0], depth)
+        for ds in range(0, dm.shape[0], chunk_docs):
+            block = (qm @ dm[ds:ds + chunk_docs].T).toarray().astype(np.float32)
+            top.add(torch.from_numpy(block), ds)
+        s, i = top.result()
+        return s.numpy().astype(np.float32), i.numpy().astype(np.int64)
+
+
 def sparse_search(
     q_ids: np.ndarray | torch.Tensor,
     q_w: np.ndarray | torch.Tensor,
@@ -43,19 +72,5 @@ def sparse_search(
     vocab_size: int,
     chunk_docs: int = 8192,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact sparse top-`depth`: (scores float32 [Q, d], idx int64 [Q, d]), best first, ties by index.
-
-    Documents with no term in common with a query score 0 and can fill the list's tail, as in the
-    paper's brute-force search.
-    """
-    qm = to_csr(q_ids, q_w, vocab_size)
-    dm = to_csr(d_ids, d_w, vocab_size)
-    # Only terms some query uses can score; dropping the rest shrinks every product.
-    terms = np.unique(qm.indices)
-    qm, dm = qm[:, terms].tocsr(), dm[:, terms].tocsr()
-    top = RunningTopK(qm.shape[0], depth)
-    for ds in range(0, dm.shape[0], chunk_docs):
-        block = (qm @ dm[ds:ds + chunk_docs].T).toarray().astype(np.float32)
-        top.add(torch.from_numpy(block), ds)
-    s, i = top.result()
-    return s.numpy().astype(np.float32), i.numpy().astype(np.int64)
+    """One-shot `SparseIndex(d_ids, d_w, vocab_size).search(q_ids, q_w, depth)`."""
+    return SparseIndex(d_ids, d_w, vocab_size).search(q_ids, q_w, depth, chunk_docs)
