@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 160, "display.precision", 3):
         print("\nnDCG@10 by cell and mode:\n" + summary.to_string())
     best_parallel = out / "eval" / DEMO_BACKBONES[1].replace(":", "_") / "runs" / (
-        run_file_name(f"{DEMO_BACKBONES[1]}/parallel/q4p4/fusion_multi_sparse_max") + ".trec")
+        run_file_name(f"{DEMO_BACKBONES[1]}/parallel/q4p4/fusion_multi_sparse_max"))
     if best_parallel.exists():
         _print_top_passages(collection, best_parallel)
     print(f"[{time.perf_counter() - t:.0f}s]")

@@ -41,6 +41,8 @@ def _log_axis(ax, axis: str = "x") -> None:
     getattr(ax, f"set_{axis}scale")("log")
     lo, hi = getattr(ax, f"get_{axis}lim")()
     ticks = [m * 10.0**e for e in range(-4, 8) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    if len(ticks) < 2:  # a range inside one decade (e.g. 250-900 ms) needs finer mantissas
+        ticks = [m * 10.0**e for e in range(-4, 8) for m in (1, 1.5, 2, 3, 4, 5, 6, 8) if lo <= m * 10.0**e <= hi]
     if len(ticks) > 7:
         ticks = [t for t in ticks if str(t).lstrip("0.").startswith("1")]
     target = getattr(ax, f"{axis}axis")
