@@ -188,7 +188,7 @@ def compare_latency(base: BenchRun, new: BenchRun, *, tolerance: float = 0.05, b
     from scipy.stats import mannwhitneyu
 
     rows = []
-    for key in sorted(set(bidx) & set(nidx), key=lambda t: tuple((v is None, str(v)) for v in t)):
+    for key in sorted(set(bidx) & set(nidx), key=_sort_key):
         b, n = bok.loc[bidx[key]], nok.loc[nidx[key]]
         label = cell_label(dict(zip(keys, key, strict=True)), keys)
         if by == "backbone":
@@ -214,10 +214,18 @@ def compare_latency(base: BenchRun, new: BenchRun, *, tolerance: float = 0.05, b
     # A cell skipped on the other side is reported under `skipped`, not as missing there.
     bskip = set(_index_cells(bcells[bcells["status"] == "skipped"], keys))
     nskip = set(_index_cells(ncells[ncells["status"] == "skipped"], keys))
-    only_base = [cell_label(dict(zip(keys, k, strict=True)), keys) for k in bidx if k not in nidx and k not in nskip]
-    only_new = [cell_label(dict(zip(keys, k, strict=True)), keys) for k in nidx if k not in bidx and k not in bskip]
-    return LatencyComparison(table=table, only_base=sorted(only_base), only_new=sorted(only_new),
+    only_base = [cell_label(dict(zip(keys, k, strict=True)), keys)
+                 for k in sorted(bidx, key=_sort_key) if k not in nidx and k not in nskip]
+    only_new = [cell_label(dict(zip(keys, k, strict=True)), keys)
+                for k in sorted(nidx, key=_sort_key) if k not in bidx and k not in bskip]
+    return LatencyComparison(table=table, only_base=only_base, only_new=only_new,
                              skipped=skipped, keys=keys, tolerance=tolerance)
+
+
+def _sort_key(key: tuple) -> tuple:
+    # Numbers in numeric order (k=4 before k=16), then strings, None last.
+    return tuple((v is None, not isinstance(v, int | float), v if isinstance(v, int | float) else 0, str(v))
+                 for v in key)
 
 
 def _iqr_rel(x: np.ndarray) -> float:
@@ -529,6 +537,14 @@ def plot_ratios(comp: LatencyComparison, path: str | os.PathLike, *, title: str 
     lo = min(t["ci_low"].min(), 1 - comp.tolerance) * 0.95
     hi = max(t["ci_high"].max(), 1 + comp.tolerance) * 1.05
     ax.set_xlim(lo, hi)
+    # Log axis with plain ratio labels (1.1, not 1.1x10^0); NullFormatter silences the default minor labels.
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    nice = np.array([0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2, 3, 4, 5, 10])
+    ticks = nice[(nice >= lo) & (nice <= hi)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks if len(ticks) >= 2 else np.geomspace(lo, hi, 5)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     if title:

@@ -1,0 +1,182 @@
+"""`repbench compare BASE [NEW]`: latency (bench JSON) and effectiveness (per_query.csv) against a baseline.
+
+BASE/NEW are bench JSON files, per_query.csv tables, or baseline directories holding either or both.
+Exit status: 0, or 1 when `--fail-above` (latency) or `--fail-on-eff` (effectiveness) trips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from repbench.errors import RepbenchError
+
+
+def parse_fraction(text: str) -> float:
+    """'10%' -> 0.10; '0.1' -> 0.1; a bare number >= 1 is read as a percentage ('5' -> 0.05)."""
+    s = str(text).strip()
+    try:
+        value = float(s[:-1]) / 100.0 if s.endswith("%") else float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a percentage like 5% or a fraction like 0.05, got {text!r}") from None
+    if not s.endswith("%") and value >= 1.0:
+        value /= 100.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative tolerance, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("base", help="BASE: bench JSON, per_query.csv, or baseline dir (results/baselines/<slug>)")
+    parser.add_argument("new", nargs="?", help="NEW: same kinds as BASE; optional with --by backbone (one run)")
+    parser.add_argument("--by", choices=("cell", "backbone"), default="cell",
+                        help="cell: same configuration in BASE and NEW (default); backbone: --base-backbone "
+                             "cells vs --new-backbone cells on matching encoder/k/input_tokens/batch_size")
+    parser.add_argument("--base-backbone", help="with --by backbone: the backbone taken from BASE")
+    parser.add_argument("--new-backbone", help="with --by backbone: the backbone taken from NEW (or BASE)")
+    parser.add_argument("--any-encoder", action="store_true",
+                        help="with --by backbone: match cells regardless of encoder (e.g. sequential AR vs "
+                             "parallel diffusion)")
+    parser.add_argument("--tolerance", type=parse_fraction, default=0.05,
+                        help="latency ratios within 1 +- this are 'same' (default 5%%)")
+    parser.add_argument("--fail-above", type=parse_fraction, default=None,
+                        help="exit 1 when a cell is slower by more than this AND its CI lower bound is too "
+                             "(e.g. 10%%)")
+    parser.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--test", choices=("t", "wilcoxon", "randomization"), default="t",
+                        help="paired test for effectiveness (default t)")
+    parser.add_argument("--eff-tolerance", type=float, default=0.01,
+                        help="effectiveness |mean diff| up to this is OKish, beyond is FAIL (default 0.01)")
+    parser.add_argument("--fail-on-eff", action="store_true", help="exit 1 when an effectiveness cell is FAIL")
+    parser.add_argument("--markdown", metavar="FILE", help="write the comparison as Markdown")
+    parser.add_argument("--figure", metavar="FILE.png", help="write a figure of latency ratios with CIs")
+    parser.add_argument("--json", metavar="FILE", help="write the comparison as JSON (atomic)")
+
+
+def _kinds(path: Path) -> set[str]:
+    from repbench.analysis.baselines import BENCH_FILE, PER_QUERY_FILE
+
+    if path.is_dir():
+        kinds = set()
+        if (path / BENCH_FILE).is_file() or [p for p in path.glob("*.json") if p.name != "metadata.json"]:
+            kinds.add("latency")
+        if (path / PER_QUERY_FILE).is_file():
+            kinds.add("effectiveness")
+        if not kinds:
+            raise RepbenchError(f"{path}: directory holds neither a bench JSON nor {PER_QUERY_FILE}")
+        return kinds
+    if not path.exists():
+        raise RepbenchError(f"{path}: no such file or directory")
+    return {"effectiveness"} if path.suffix.lower() == ".csv" else {"latency"}
+
+
+def run(args: argparse.Namespace) -> int:
+    from repbench.analysis import compare as cmp
+    from repbench.analysis.baselines import load_bench, load_per_query
+
+    if args.new is None and args.by != "backbone":
+        raise RepbenchError("NEW is required unless --by backbone compares two backbones within BASE")
+    if args.n_boot < 100:
+        raise RepbenchError(f"--n-boot must be at least 100, got {args.n_boot}")
+    base_path = Path(args.base)
+    new_path = Path(args.new) if args.new is not None else base_path
+    kinds = _kinds(base_path) & _kinds(new_path)
+    if not kinds:
+        raise RepbenchError(f"{base_path} and {new_path} hold nothing comparable (one is latency, the other "
+                            f"effectiveness)")
+
+    warnings: list[str] = []
+    latency = effectiveness = None
+    gate = None
+    bb = {"by": args.by, "base_backbone": args.base_backbone, "new_backbone": args.new_backbone}
+    if "latency" in kinds:
+        base, new = load_bench(base_path), load_bench(new_path)
+        latency = cmp.compare_latency(base, new, tolerance=args.tolerance, any_encoder=args.any_encoder,
+                                      n_boot=args.n_boot, seed=args.seed, **bb)
+        if args.by == "backbone":
+            bcells = base.cells[base.cells["backbone"].astype(str) == args.base_backbone]
+            ncells = new.cells[new.cells["backbone"].astype(str) == args.new_backbone]
+            warnings += cmp.bench_environment_warnings(base, new, bcells, ncells)
+        else:
+            warnings += cmp.bench_environment_warnings(base, new)
+        if args.fail_above is not None:
+            failed = cmp.gate_failures(latency.table, args.fail_above)
+            gate = {"fail_above": args.fail_above, "failed": failed["label"].tolist()}
+    if "effectiveness" in kinds:
+        pbase, pnew = load_per_query(base_path), load_per_query(new_path)
+        effectiveness = cmp.compare_effectiveness(pbase, pnew, test=args.test, tolerance=args.eff_tolerance, **bb)
+        warnings += [w for w in cmp.effectiveness_environment_warnings(pbase, pnew) if w not in warnings]
+
+    _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
+    if args.markdown:
+        from repbench.io import atomic_write_text
+
+        atomic_write_text(args.markdown, cmp.comparison_markdown(str(base_path), str(new_path), latency,
+                                                                 effectiveness, warnings, gate))
+    if args.figure:
+        if latency is None or latency.table.empty:
+            raise RepbenchError("--figure needs at least one latency cell present in both BASE and NEW")
+        cmp.plot_ratios(latency, args.figure, title=f"{new_path} vs {base_path}")
+    if args.json:
+        from repbench.io import atomic_write_json
+        from repbench.telemetry.environment import result_header
+
+        config = {"base": str(base_path), "new": str(new_path), "tolerance": args.tolerance,
+                  "fail_above": args.fail_above, "n_boot": args.n_boot, "seed": args.seed, "test": args.test,
+                  "eff_tolerance": args.eff_tolerance, **bb, "any_encoder": args.any_encoder}
+        atomic_write_json(args.json, {**result_header(config, "compare"),
+                                      **cmp.comparison_record(latency, effectiveness, warnings, gate)})
+
+    failed = bool(gate and gate["failed"])
+    if args.fail_on_eff and effectiveness is not None and (effectiveness.table["verdict"] == "FAIL").any():
+        failed = True
+    return 1 if failed else 0
+
+
+def _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from repbench.analysis import compare as cmp
+
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    console.print(f"repbench compare: NEW {new_path} vs BASE {base_path}")
+    for w in warnings:
+        console.print(f"[bold yellow]WARNING[/]: {w}")
+    styles = {"faster": "green", "slower": "red", "OK": "green", "OKish": "yellow", "FAIL": "red"}
+    if latency is not None:
+        table = Table(title=f"latency: ratio NEW/BASE of medians, 95% bootstrap CI, tolerance "
+                            f"±{latency.tolerance:.0%}")
+        for h in cmp.LATENCY_HEADERS:
+            table.add_column(h, justify="left" if h in ("cell", "verdict", "note") else "right")
+        for row in cmp.latency_rows(latency):
+            row[6] = f"[{styles[row[6]]}]{row[6]}[/]" if row[6] in styles else row[6]
+            table.add_row(*row)
+        console.print(table)
+        for title, items in (("only in BASE", latency.only_base), ("only in NEW", latency.only_new),
+                             ("skipped", latency.skipped)):
+            for item in items:
+                console.print(f"{title}: {item}")
+        if gate is not None:
+            if gate["failed"]:
+                console.print(f"[bold red]gate --fail-above {gate['fail_above']:.0%} FAILED[/]: "
+                              + "; ".join(gate["failed"]))
+            else:
+                console.print(f"gate --fail-above {gate['fail_above']:.0%} passed")
+    if effectiveness is not None:
+        table = Table(title="effectiveness: mean NEW - BASE over shared queries (OK <= 0.0005, OKish <= "
+                            "tolerance, else FAIL)")
+        for h in cmp.EFF_HEADERS:
+            table.add_column(h, justify="left" if h in ("cell", "verdict") else "right")
+        for row in cmp.effectiveness_rows(effectiveness):
+            row[-1] = f"[{styles[row[-1]]}]{row[-1]}[/]"
+            table.add_row(*row)
+        console.print(table)
+        for note in effectiveness.warnings:
+            console.print(f"note: {note}")
+        for title, items in (("only in BASE", effectiveness.only_base), ("only in NEW", effectiveness.only_new)):
+            for item in items:
+                console.print(f"{title}: {item}")
