@@ -264,3 +264,23 @@ def test_duplicate_cells_disambiguated_by_dtype_or_refused(tmp_path, rng):
     same = load_bench(write_bench(tmp_path / "dup.json", [a, a]))
     with pytest.raises(RepbenchError, match="dup.json: several benchmarks share the cell"):
         compare_latency(same, same)
+
+
+def test_search_and_analysis_cells_with_null_axes_match(tmp_path, rng):
+    def search(samples, n):
+        c = cell(samples, backbone=None, encoder="search:dense", k=1, input_tokens=None, batch_size=32,
+                 index_size=n, k_p=1, mode="single_dense", query_batch=32)
+        return c
+
+    analysis = cell(rng.normal(0.12, 0.001, 5), backbone=None, encoder="analysis:randomization", k=None,
+                    input_tokens=None, batch_size=None)
+    a = load_bench(write_bench(tmp_path / "a.json", [search(rng.normal(1e-3, 1e-5, 50), 1000),
+                                                     search(rng.normal(2e-3, 1e-5, 50), 10000), analysis]))
+    b = load_bench(write_bench(tmp_path / "b.json", [search(rng.normal(1e-3, 1e-5, 50), 1000),
+                                                     search(rng.normal(3e-3, 1e-5, 50), 10000), analysis]))
+    comp = compare_latency(a, b, n_boot=500)
+    assert comp.only_base == [] and comp.only_new == []
+    labels = comp.table.set_index("label")["verdict"].to_dict()
+    assert labels == {"search:dense k=1 B=32 N=1000 k_p=1 mode=single_dense qB=32": "same",
+                      "search:dense k=1 B=32 N=10000 k_p=1 mode=single_dense qB=32": "slower",
+                      "analysis:randomization": "same"}

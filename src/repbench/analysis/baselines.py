@@ -28,7 +28,7 @@ PER_QUERY_COLUMNS = ("dataset", "backbone", "family", "encoder", "k_q", "k_p", "
 CELL_KEYS = ("backbone", "encoder", "k", "input_tokens", "batch_size")
 SEARCH_KEYS = ("index_size", "k_p", "mode", "query_batch")
 # Used only when the keys above leave two benchmarks of one file indistinguishable.
-DISAMBIGUATION_KEYS = ("dtype", "attn", "device", "family")
+DISAMBIGUATION_KEYS = ("dtype", "attn", "device", "family", "dim", "search_device")
 
 
 # ----------------------------------------------------------------------------------------- device slug
@@ -160,10 +160,10 @@ def load_bench(path: str | os.PathLike) -> BenchRun:
         if samples is None and isinstance(bench.get("stats"), dict):
             samples = bench["stats"].get("data")  # only present with --benchmark-save-data
         if row["status"] != "skipped":
-            missing = [k for k in ("encoder", "k", "input_tokens", "batch_size") if info.get(k) is None]
-            is_search = str(info.get("encoder") or "").startswith("search:")
-            if missing and not is_search:
-                raise RepbenchError(f"{path}: benchmark {name!r}: extra_info lacks {', '.join(missing)}")
+            # Only the encoder is required: search ("search:<kind>") and analysis ("analysis:<name>") cells
+            # leave the encode axes null.
+            if info.get("encoder") is None:
+                raise RepbenchError(f"{path}: benchmark {name!r}: extra_info lacks 'encoder'")
             if not isinstance(samples, list) or not samples:
                 raise RepbenchError(f"{path}: benchmark {name!r}: extra_info.samples_s must be a non-empty "
                                     f"list of per-iteration seconds")
@@ -180,7 +180,10 @@ def load_bench(path: str | os.PathLike) -> BenchRun:
         row["median_s"] = float(pd.Series(arr).median()) if len(arr) else float("nan")
         rows.append(row)
     cols = ["name", "status", "reason", *CELL_KEYS, *SEARCH_KEYS, *DISAMBIGUATION_KEYS, "samples_s", "n", "median_s"]
-    cells = pd.DataFrame(rows, columns=cols)
+    # object dtype keeps key values as written: None stays None (NaN would never match NaN) and ints stay ints.
+    cells = pd.DataFrame(rows, columns=cols, dtype=object)
+    cells["n"] = cells["n"].astype(int)
+    cells["median_s"] = cells["median_s"].astype(float)
     return BenchRun(path=path, header=header, cells=cells, raw=obj)
 
 

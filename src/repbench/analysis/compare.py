@@ -516,7 +516,7 @@ def plot_ratios(comp: LatencyComparison, path: str | os.PathLike, *, title: str 
     if t.empty:
         raise RepbenchError("no matched cells to plot")
     n = len(t)
-    fig = Figure(figsize=(8.0, max(2.5, 0.32 * n + 1.4)), layout="constrained")
+    fig = Figure(figsize=(9.0, max(2.5, 0.3 * n + 1.4)), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     y = np.arange(n)[::-1]
@@ -533,7 +533,8 @@ def plot_ratios(comp: LatencyComparison, path: str | os.PathLike, *, title: str 
         ax.errorbar(r, y[m], xerr=err, fmt="o", color=color, ms=4, capsize=3, label=verdict)
     ax.set_xscale("log")
     ax.set_yticks(y, t["label"].tolist(), fontsize=7)
-    ax.set_xlabel("latency ratio NEW / BASE (median per cell, 95% bootstrap CI; < 1 is faster)")
+    ax.set_xlabel("latency ratio NEW / BASE\n(median per cell, 95% bootstrap CI; < 1 is faster)")
+    ax.set_ylim(-0.7, n - 0.3)
     lo = min(t["ci_low"].min(), 1 - comp.tolerance) * 0.95
     hi = max(t["ci_high"].max(), 1 + comp.tolerance) * 1.05
     ax.set_xlim(lo, hi)
@@ -541,7 +542,7 @@ def plot_ratios(comp: LatencyComparison, path: str | os.PathLike, *, title: str 
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     nice = np.array([0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2, 3, 4, 5, 10])
-    ticks = nice[(nice >= lo) & (nice <= hi)]
+    ticks = _spaced_ticks(nice[(nice >= lo) & (nice <= hi)], lo, hi)
     ax.xaxis.set_major_locator(FixedLocator(ticks if len(ticks) >= 2 else np.geomspace(lo, hi, 5)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -553,6 +554,16 @@ def plot_ratios(comp: LatencyComparison, path: str | os.PathLike, *, title: str 
     fmt = os.fspath(path).rsplit(".", 1)[-1].lower() if "." in os.fspath(path) else "png"
     fig.savefig(buf, format=fmt, dpi=150)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _spaced_ticks(ticks: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Drop ticks closer than 7% of the axis (in log space) to a kept one, keeping 1 always."""
+    gap = 0.07 * math.log(hi / lo)
+    kept = [1.0] if lo <= 1.0 <= hi else []
+    for t in sorted(ticks, key=lambda v: abs(math.log(v))):
+        if all(abs(math.log(t / k)) >= gap for k in kept):
+            kept.append(float(t))
+    return np.array(sorted(kept))
 
 
 def comparison_record(latency: LatencyComparison | None, effectiveness: EffectivenessComparison | None,
