@@ -284,3 +284,16 @@ def test_search_and_analysis_cells_with_null_axes_match(tmp_path, rng):
     assert labels == {"search:dense k=1 B=32 N=1000 k_p=1 mode=single_dense qB=32": "same",
                       "search:dense k=1 B=32 N=10000 k_p=1 mode=single_dense qB=32": "slower",
                       "analysis:randomization": "same"}
+
+
+def test_group_tolerance(runs, capsys):
+    base, new, *_ = runs
+    comp = compare_latency(load_bench(base), load_bench(new), n_boot=1000,
+                           group_tolerances=[("*k=4 *", 0.25)])
+    t = comp.table.set_index("k")
+    assert t.loc[4, "tolerance"] == 0.25 and t.loc[4, "verdict"] == "same"  # 20% slower, within 25%
+    assert t.loc[16, "tolerance"] == 0.05
+    assert main(["compare", str(base), str(new), "--tolerance-for", "*k=4 *=25%", "--fail-above", "10%",
+                 "--n-boot", "1000"]) == 0
+    assert "tolerance ±25%" in capsys.readouterr().out
+    assert main(["compare", str(base), str(new), "--tolerance-for", "oops"]) == 2

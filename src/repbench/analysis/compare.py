@@ -13,6 +13,7 @@ Everything here is a pure function on tidy tables; rendering (Markdown, figure) 
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import math
 import os
@@ -156,19 +157,21 @@ def _select_backbone(cells: pd.DataFrame, backbone: str | None, label: str) -> p
 def compare_latency(base: BenchRun, new: BenchRun, *, tolerance: float = 0.05, by: str = "cell",
                     base_backbone: str | None = None, new_backbone: str | None = None,
                     any_encoder: bool = False, n_boot: int = 10_000, confidence: float = 0.95,
-                    seed: int = 0) -> LatencyComparison:
+                    seed: int = 0, group_tolerances: Sequence[tuple[str, float]] = ()) -> LatencyComparison:
     """Match cells of two bench runs and compare their latency.
 
     `by="backbone"` compares `base_backbone` cells of BASE with `new_backbone` cells of NEW (which may be
     the same run) on matching (encoder, k, input_tokens, batch_size[, search keys]); `any_encoder` also
     drops the encoder from the match, so e.g. sequential AR cells meet parallel diffusion cells.
+    `group_tolerances`: (glob pattern on the cell label, tolerance) pairs, first match wins, for groups whose
+    noise differs (e.g. `("search:*", 0.25)`, methodology rule 15); other cells use `tolerance`.
 
     Result table columns: label, the key columns, [base_backbone, new_backbone], n_base, n_new,
-    median_base_s, median_new_s, ratio, ci_low, ci_high, verdict, mw_p (Mann-Whitney U two-sided, a second
+    median_base_s, median_new_s, ratio, ci_low, ci_high, tolerance, verdict, mw_p (Mann-Whitney U two-sided, a second
     opinion), iqr_rel_base, iqr_rel_new (IQR/median; > 0.10 is noisy per methodology rule 6).
     """
-    if tolerance < 0:
-        raise RepbenchError(f"tolerance must be >= 0, got {tolerance}")
+    if tolerance < 0 or any(t < 0 for _, t in group_tolerances):
+        raise RepbenchError("tolerances must be >= 0")
     if by == "backbone" and (base_backbone is None or new_backbone is None):
         raise RepbenchError("--by backbone needs --base-backbone and --new-backbone")
     keys = _key_columns(by, any_encoder)
@@ -195,6 +198,7 @@ def compare_latency(base: BenchRun, new: BenchRun, *, tolerance: float = 0.05, b
             label = f"{base_backbone} -> {new_backbone}: {label}"
         # A per-cell stream keyed by the label: a cell's CI does not change when other cells come or go.
         rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
+        tol = next((t for pattern, t in group_tolerances if fnmatch.fnmatchcase(label, pattern)), tolerance)
         ratio, lo, hi = ratio_of_medians_ci(b["samples_s"], n["samples_s"], n_boot=n_boot,
                                             confidence=confidence, rng=rng)
         mw_p = float(mannwhitneyu(n["samples_s"], b["samples_s"], alternative="two-sided").pvalue)
@@ -202,14 +206,14 @@ def compare_latency(base: BenchRun, new: BenchRun, *, tolerance: float = 0.05, b
         if by == "backbone":
             row.update(base_backbone=base_backbone, new_backbone=new_backbone)
         row.update(n_base=int(b["n"]), n_new=int(n["n"]), median_base_s=float(b["median_s"]),
-                   median_new_s=float(n["median_s"]), ratio=ratio, ci_low=lo, ci_high=hi,
-                   verdict=latency_verdict(ratio, lo, hi, tolerance), mw_p=mw_p,
+                   median_new_s=float(n["median_s"]), ratio=ratio, ci_low=lo, ci_high=hi, tolerance=tol,
+                   verdict=latency_verdict(ratio, lo, hi, tol), mw_p=mw_p,
                    iqr_rel_base=_iqr_rel(b["samples_s"]), iqr_rel_new=_iqr_rel(n["samples_s"]))
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         table = pd.DataFrame(columns=["label", *keys, "n_base", "n_new", "median_base_s", "median_new_s",
-                                      "ratio", "ci_low", "ci_high", "verdict", "mw_p", "iqr_rel_base",
+                                      "ratio", "ci_low", "ci_high", "tolerance", "verdict", "mw_p", "iqr_rel_base",
                                       "iqr_rel_new"])
     # A cell skipped on the other side is reported under `skipped`, not as missing there.
     bskip = set(_index_cells(bcells[bcells["status"] == "skipped"], keys))
@@ -444,6 +448,8 @@ def latency_rows(comp: LatencyComparison) -> list[list[str]]:
     for _, r in comp.table.iterrows():
         noisy = max(r["iqr_rel_base"], r["iqr_rel_new"])
         note = f"noisy (IQR/median {noisy:.0%})" if noisy > 0.10 else ""
+        if r["tolerance"] != comp.tolerance:
+            note = "; ".join(x for x in (note, f"tolerance ±{r['tolerance']:.0%}") if x)
         out.append([r["label"], f"{r['n_base']}/{r['n_new']}", _ms(r["median_base_s"]), _ms(r["median_new_s"]),
                     f"{r['ratio']:.3f}", f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]", r["verdict"], note])
     return out

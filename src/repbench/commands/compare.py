@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "parallel diffusion)")
     parser.add_argument("--tolerance", type=parse_fraction, default=0.05,
                         help="latency ratios within 1 +- this are 'same' (default 5%%)")
+    parser.add_argument("--tolerance-for", action="append", default=[], metavar="PATTERN=TOL",
+                        help="per-group tolerance for cells whose label matches the glob PATTERN, e.g. "
+                             "'search:*=25%%' (repeatable; first match wins)")
     parser.add_argument("--fail-above", type=parse_fraction, default=None,
                         help="exit 1 when a cell is slower by more than this AND its CI lower bound is too "
                              "(e.g. 10%%)")
@@ -73,6 +76,19 @@ def _kinds(path: Path) -> set[str]:
     return {"effectiveness"} if path.suffix.lower() == ".csv" else {"latency"}
 
 
+def _group_tolerances(items: list[str]) -> list[tuple[str, float]]:
+    out = []
+    for item in items:
+        pattern, sep, tol = item.rpartition("=")
+        if not sep or not pattern:
+            raise RepbenchError(f"--tolerance-for expects PATTERN=TOL (e.g. 'search:*=25%'), got {item!r}")
+        try:
+            out.append((pattern, parse_fraction(tol)))
+        except argparse.ArgumentTypeError as exc:
+            raise RepbenchError(f"--tolerance-for {item!r}: {exc}") from None
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from repbench.analysis import compare as cmp
     from repbench.analysis.baselines import load_bench, load_per_query
@@ -95,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     if "latency" in kinds:
         base, new = load_bench(base_path), load_bench(new_path)
         latency = cmp.compare_latency(base, new, tolerance=args.tolerance, any_encoder=args.any_encoder,
-                                      n_boot=args.n_boot, seed=args.seed, **bb)
+                                      n_boot=args.n_boot, seed=args.seed,
+                                      group_tolerances=_group_tolerances(args.tolerance_for), **bb)
         if args.by == "backbone":
             bcells = base.cells[base.cells["backbone"].astype(str) == args.base_backbone]
             ncells = new.cells[new.cells["backbone"].astype(str) == args.new_backbone]
@@ -126,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
         config = {"base": str(base_path), "new": str(new_path), "tolerance": args.tolerance,
                   "fail_above": args.fail_above, "n_boot": args.n_boot, "seed": args.seed, "test": args.test,
-                  "eff_tolerance": args.eff_tolerance, **bb, "any_encoder": args.any_encoder}
+                  "tolerance_for": args.tolerance_for, "eff_tolerance": args.eff_tolerance, **bb,
+                  "any_encoder": args.any_encoder}
         atomic_write_json(args.json, {**result_header(config, "compare"),
                                       **cmp.comparison_record(latency, effectiveness, warnings, gate)})
 
