@@ -75,23 +75,16 @@ def _check(bb: Backbone, encoder: str, k: int, side: str, readout: str, denoise_
         raise RepbenchError(f"denoise_steps must be >= 1, got {denoise_steps}")
 
 
-def _left_pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad(seqs: list[list[int]], pad_id: int, device: torch.device, left: bool = True
+         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest row; left padding puts every row's end (masks, tail) in the same columns."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
-        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
-        mask[i, width - len(s):] = 1
-    return ids.to(device), mask.to(device)
-
-
-def _right_pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
+        cols = slice(width - len(s), width) if left else slice(0, len(s))
+        ids[i, cols] = torch.tensor(s, dtype=torch.long)
+        mask[i, cols] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -201,12 +194,12 @@ def _encode_batch(bb, encoder, side, rows, k, prompt, pad_id, stop, max_length, 
     if encoder in ("meanpool", "lasttoken"):
         if encoder == "meanpool":
             seqs = [(special_prefix(tok) + r)[:max_length] for r in rows]
-            ids_t, mask = _right_pad(seqs, pad_id, bb.device)
+            ids_t, mask = _pad(seqs, pad_id, bb.device, left=False)
             vec = forward_meanpool(bb, ids_t, mask)
         else:
             head = tok.encode(f"{side}: ", add_special_tokens=False)  # RepLLaMA's "query: " / "passage: "
             seqs = [(special_prefix(tok) + head + r)[: max_length - 1] + [tok.eos_token_id] for r in rows]
-            ids_t, mask = _left_pad(seqs, pad_id, bb.device)
+            ids_t, mask = _pad(seqs, pad_id, bb.device)
             vec = forward_lasttoken(bb, ids_t, mask)
         if step_callback is not None:
             step_callback("forward", 0)
@@ -222,13 +215,13 @@ def _encode_batch(bb, encoder, side, rows, k, prompt, pad_id, stop, max_length, 
         texts = tok.batch_decode(rows, skip_special_tokens=True)
     if encoder == "parallel":
         seqs = [layout(prompt, r, k, bb.mask_token_id) for r in rows]
-        ids_t, mask = _left_pad(seqs, pad_id, bb.device)
+        ids_t, mask = _pad(seqs, pad_id, bb.device)
         hidden, logits, tokens = forward_parallel(bb, ids_t, mask, k, readout, denoise_steps, confidence,
                                                   step_callback)
         valid = _truncate_parallel(tokens, stop) if truncate else torch.ones_like(tokens, dtype=torch.bool)
     else:
         seqs = [prompt.prefix + r + prompt.suffix for r in rows]
-        ids_t, mask = _left_pad(seqs, pad_id, bb.device)
+        ids_t, mask = _pad(seqs, pad_id, bb.device)
         quote = quote_token_id(tok)
         early = stop | _quote_ids(tok) if early_stop else stop
         hidden, logits, tokens, _ = forward_sequential(bb, ids_t, mask, k, early, early_stop, step_callback)
