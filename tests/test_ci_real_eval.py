@@ -3,8 +3,8 @@
 Runs whenever the collections and the packaged model are present (mandatory with CI=true):
 K_q, K_p in {1, 4}, all five score modes, on
   * ADI in full (82 documents, 35 queries), and
-  * a documented SciFact subset: `subsample(scifact, n_queries=8, n_distractors=24, seed=0)` = the 8
-    seeded queries, every document judged for them, and 24 seeded distractor documents.
+  * a documented SciFact subset: `subsample(scifact, n_queries=25, n_distractors=75, seed=0)` = the 25
+    seeded queries, every document judged for them, and 75 seeded distractor documents.
 Texts are cut at max_length=128 tokens (prompt included) to keep CPU time down.
 ADI's query numbers coincide with its document numbers, so self-hit removal is off (it would drop
 document i from query i's ranking); SciFact ids do not overlap. Measured numbers are printed
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 DATA = Path(os.environ.get("REPBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CI = os.environ.get("CI") == "true"
 SYSTEMS = [("smollm2-135m-instruct", "sequential"), ("smollm2-135m-instruct:bidirectional", "parallel")]
-SCIFACT_SUBSET = dict(n_queries=8, n_distractors=24, seed=0)
+SCIFACT_SUBSET = dict(n_queries=25, n_distractors=75, seed=0)
 MAX_LENGTH = 128
 
 

@@ -58,6 +58,12 @@ def forward_parallel(
     """
     b, length = ids.shape
     pos = readout_positions(length, k, readout, bb.spec.logits_shifted).to(ids.device)
+    if denoise_steps == 1:  # the paper's setting: every slot is unmasked by the single pass
+        h = bb.model.model(input_ids=ids, attention_mask=attention_mask).last_hidden_state[:, pos]
+        lg = bb.model.lm_head(h)
+        if step_callback is not None:
+            step_callback("forward", 0)
+        return h.float(), lg.float(), lg.argmax(-1)
     mask_cols = readout_positions(length, k, "paper", False).to(ids.device)
     ids = ids.clone()
     hidden = logits = tokens = None
@@ -67,7 +73,7 @@ def forward_parallel(
         h = bb.model.model(input_ids=ids, attention_mask=attention_mask).last_hidden_state[:, pos]
         lg = bb.model.lm_head(h)
         if step_callback is not None:
-            step_callback("forward" if denoise_steps == 1 else "denoise", step)
+            step_callback("denoise", step)
         h, lg = h.float(), lg.float()
         if hidden is None:
             hidden, logits = h.clone(), lg.clone()
