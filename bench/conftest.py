@@ -36,7 +36,8 @@ from repbench.telemetry.nvml import open_telemetry  # noqa: E402
 PLAN_DEFAULTS = {
     "cuda": {"min_rounds": 30, "min_time": 2.0, "max_time": 30.0, "warmup": 10, "warmup_max_time": None,
              "memory_iterations": 3},
-    "cpu": {"min_rounds": 10, "min_time": 0.2, "max_time": 1.5, "warmup": 10, "warmup_max_time": 0.5,
+    # CPU: >= 30 rounds (rule 5) where a cell is fast; the 3 s cap keeps the default run well under 5 min
+    "cpu": {"min_rounds": 30, "min_time": 1.0, "max_time": 3.0, "warmup": 10, "warmup_max_time": 1.0,
             "memory_iterations": 1},
 }
 SEARCH_SIZE_DEFAULTS = {"cuda": "1000,3000,10000,30000,100000,300000,1000000", "cpu": "1000,10000"}
@@ -58,11 +59,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--attn", default="sdpa", help="attention backend, the same for every backbone (sdpa | eager | ...)")
     g.addoption("--warmup", default=None, type=int, help="untimed iterations per cell at the full shape (default 10)")
     g.addoption("--warmup-max-time", default=None, type=float,
-                help="stop warm-up early after this many seconds, >= 2 iterations (GPU: no limit, CPU 0.5)")
+                help="stop warm-up early after this many seconds, >= 2 iterations (GPU: no limit, CPU 1.0)")
     g.addoption("--min-rounds", default=None, type=int, help="timed iterations per cell, at least (GPU 30, CPU 10)")
-    g.addoption("--min-time", default=None, type=float, help="timed seconds per cell, at least (GPU 2.0, CPU 0.2)")
+    g.addoption("--min-time", default=None, type=float, help="timed seconds per cell, at least (GPU 2.0, CPU 1.0)")
     g.addoption("--max-time", default=None, type=float,
-                help="cap on timed seconds per cell (GPU 30, CPU 1.5), never below 5 rounds")
+                help="cap on timed seconds per cell (GPU 30, CPU 3.0), never below 5 rounds")
     g.addoption("--energy-window", default=0.5, type=float, help="seconds per energy window (>= 0.1; GPU only)")
     g.addoption("--order", default="interleave", help="interleave (ABAB across families) | shuffle (seeded)")
     g.addoption("--seed", default=0, type=int, help="seed for synthetic inputs and --order shuffle")
