@@ -80,10 +80,18 @@ def test_config_only_param_counts_within_1_percent(name, published):
 
 
 def test_config_only_tiny_keeps_vocab_and_mask_id():
-    bb = load_backbone("llada-8b-instruct:random:tiny")
+    bb = load_backbone("llada-8b-instruct:random", scale="tiny")
+    assert bb.spec.name == "llada-8b-instruct:random:tiny"
     assert bb.vocab_size == 126464 and bb.mask_token_id == 126336
     assert bb.model.config.num_key_value_heads == bb.model.config.num_attention_heads  # MHA kept
     assert bb.model.config.is_causal is False
+
+
+def test_scale_applies_only_to_config_only_backbones():
+    with pytest.raises(RepbenchError, match="config-only"):
+        load_backbone("tiny-ar", scale="tiny")
+    with pytest.raises(RepbenchError, match="'full' or 'tiny'"):
+        load_backbone("dream-7b-instruct:random", scale="small")
 
 
 def test_unknown_backbone_lists_known_ones():

@@ -294,8 +294,20 @@ def load_backbone(
     attn: str = "sdpa",
     path: str | os.PathLike | None = None,
     seed: int = 0,
+    scale: str | None = None,
 ) -> Backbone:
-    """Load a registered backbone, ready for inference (eval mode, no grad needed)."""
+    """Load a registered backbone, ready for inference (eval mode, no grad needed).
+
+    `scale` ("full" | "tiny") picks the size of a config-only backbone: `load_backbone("dream-7b-instruct:random",
+    scale="tiny")` is the same as the name `dream-7b-instruct:random:tiny`.
+    """
+    if scale is not None:
+        if scale not in ("full", "tiny"):
+            raise RepbenchError(f"scale must be 'full' or 'tiny', got {scale!r}")
+        base = name.removesuffix(":tiny")
+        if not base.endswith(":random"):
+            raise RepbenchError(f"scale applies to config-only backbones (name ending in ':random'), not {name!r}")
+        name = base + (":tiny" if scale == "tiny" else "")
     spec = get_spec(name)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
