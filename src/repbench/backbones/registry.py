@@ -159,17 +159,19 @@ SPECS[_SMOL.name + ":bidirectional"] = replace(
     note="an AR model read in one bidirectional pass; NOT a trained diffusion LM. "
     "Mask stand-in: <empty_output> (id 16)",
 )
-# The controlled pair: one set of seeded random tiny Qwen2 weights, causal vs bidirectional.
+# The controlled pair: one set of seeded random tiny Qwen2 weights, causal vs bidirectional, with a
+# small bundled BPE vocabulary (backbones/tiny_tokenizer.py) so the readout head stays cheap next to
+# the trunk, as it is in the real backbones.
 _TINY = dict(
     source="tiny", architecture="qwen2", config_file="qwen2.5-7b-instruct.json", scale="tiny",
-    logits_shifted=True, overrides={"vocab_size": 49153, "bos_token_id": 1, "eos_token_id": 2,
-                                     "pad_token_id": 2, "mask_token_id": 49152},
+    logits_shifted=True, overrides={"vocab_size": 1024, "bos_token_id": 1, "eos_token_id": 2,
+                                     "pad_token_id": 2, "mask_token_id": 3},
 )
 SPECS["tiny-ar"] = BackboneSpec(
     name="tiny-ar", family="ar", description="tiny random Qwen2 (seeded), causal", **_TINY,
 )
 SPECS["tiny-diffusion"] = BackboneSpec(
-    name="tiny-diffusion", family="diffusion", mask_token_id=49152,
+    name="tiny-diffusion", family="diffusion", mask_token_id=3,
     description="the same tiny random Qwen2 weights as tiny-ar, bidirectional", **_TINY,
 )
 
