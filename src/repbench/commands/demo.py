@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     t = _step("1. synthetic collection")
     collection = synthetic_collection(n_docs=args.docs, n_queries=args.queries, doc_len=args.doc_len, seed=0)
-    data_dir = collection.save_beir(out / "collection")
+    data_dir = collection.save_beir(out / "synthetic")  # the directory name becomes the dataset name
     print(f"{len(collection.corpus_ids)} documents, {len(collection.qrels)} judged queries -> {data_dir}")
 
     t = _step("2. effectiveness sweep (K_q, K_p in {1, 4}, five modes)")
