@@ -13,6 +13,7 @@ Every step is one of the public commands, called in-process, so the demo is also
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 DEMO_BACKBONES = ("smollm2-135m-instruct", "smollm2-135m-instruct:bidirectional")
 BASELINE = "smollm2-135m-instruct/sequential/q1p1/single_dense"
+DEMO_SUBDIRS = ("synthetic", "collection", "eval", "bench", "analysis")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--doc-len", type=int, default=16, help="words per synthetic document")
     parser.add_argument("--skip-bench", action="store_true", help="skip the latency step")
     parser.add_argument("--no-pdf", action="store_true", help="do not compile report.pdf")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the previous demo's sweep and encodings instead of starting clean")
 
 
 def _step(title: str) -> float:
@@ -67,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from repbench.evaluation.sweep import run_file_name
 
     out = Path(args.out)
+    if not args.resume:  # only the demo's own sub-directories: --out may be shared with other results
+        for sub in DEMO_SUBDIRS:
+            shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
 
