@@ -143,7 +143,7 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
                 if len(r):
                     ax.plot(r["input_tokens"], r["latency_ms"], color=style.PAPER_COLOUR, ls=ls, marker="o",
                             mfc="white", label=f"paper H100 {'K=1' if variant == 'single' else 'multi'}")
-        ax.set_title(bb + (f" ({dev})" if multi_device else ""))
+        ax.set_title(bb.replace(":", ":\n", 1) + (f" ({dev})" if multi_device else ""))  # long variant names wrap
         ax.set_xlabel("input length (tokens)")
         ax.set_ylabel("encoding latency (ms/query)")
         _zero_based(ax)
@@ -339,7 +339,7 @@ def oracle_heatmap(cells: pd.DataFrame):
             if not np.isnan(v):
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6.5,
                         color="white" if v < 0.55 * vmax else "black")
-        ax.set_title(f"{ds}: {bb}\n{enc} / {mode}", fontsize=7.5)
+        ax.set_title(f"{ds}: {bb}".replace(":", ":\n", 1) + f"\n{enc} / {mode}", fontsize=7.5)
         ax.set_xlabel("K_p (passage representatives)")
         ax.set_ylabel("K_q (query representatives)")
     for ax in list(axes.flat)[len(groups):]:
