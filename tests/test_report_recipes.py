@@ -14,7 +14,7 @@ from matplotlib import image as mpimg
 from repbench.cli import main
 from repbench.errors import InputError
 from repbench.report import build_report, discover_recipes, inputs
-from repbench.report.stats import bootstrap_ci
+from repbench.telemetry.stats import bootstrap_ci
 
 RECIPES = {r.name: r for r in discover_recipes()}
 

@@ -34,6 +34,7 @@ from repbench.analysis.baselines import (
     gpu_devices,
 )
 from repbench.errors import RepbenchError
+from repbench.telemetry.stats import bootstrap_statistics
 
 EFF_KEYS = ("dataset", "backbone", "encoder", "k_q", "k_p", "mode", "measure")
 OK_TOLERANCE = 0.0005  # 2CR: scores equal to the reported precision
@@ -41,17 +42,6 @@ VERDICTS = ("faster", "slower", "same")
 
 
 # ------------------------------------------------------------------------------------------ bootstrap
-
-def _bootstrap_medians(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """`n_boot` medians of resamples of `x`, vectorised in chunks of ~2M draws to bound memory."""
-    n = len(x)
-    out = np.empty(n_boot)
-    step = max(1, 2_000_000 // n)
-    for start in range(0, n_boot, step):
-        m = min(step, n_boot - start)
-        out[start:start + m] = np.median(x[rng.integers(0, n, size=(m, n))], axis=1)
-    return out
-
 
 def ratio_of_medians_ci(base: np.ndarray, new: np.ndarray, *, n_boot: int = 10_000, confidence: float = 0.95,
                         rng: np.random.Generator | None = None) -> tuple[float, float, float]:
@@ -63,7 +53,7 @@ def ratio_of_medians_ci(base: np.ndarray, new: np.ndarray, *, n_boot: int = 10_0
         raise ValueError("both sample sets must be non-empty")
     rng = rng if rng is not None else np.random.default_rng(0)
     ratio = float(np.median(new) / np.median(base))
-    boots = _bootstrap_medians(new, n_boot, rng) / _bootstrap_medians(base, n_boot, rng)
+    boots = bootstrap_statistics(new, np.median, n_boot, rng) / bootstrap_statistics(base, np.median, n_boot, rng)
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(boots, [alpha, 1.0 - alpha])
     return ratio, float(lo), float(hi)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from repbench.errors import InputError, RepbenchError
-from repbench.report.stats import bootstrap_ci
+from repbench.telemetry.stats import bootstrap_ci
 
 PER_QUERY_COLUMNS = ("dataset", "backbone", "family", "encoder", "k_q", "k_p", "mode", "qid", "measure", "value")
 SUMMARY_COLUMNS = ("dataset", "backbone", "family", "encoder", "k_q", "k_p", "mode", "measure", "mean", "n")
