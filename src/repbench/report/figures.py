@@ -86,6 +86,9 @@ def latency_vs_k(cells: pd.DataFrame):
     lengths = _pick_lengths(cells["input_tokens"])
     multi_device = cells["device_label"].nunique() > 1
     styles = _backbone_styles(cells["backbone"])
+    medians = pd.to_numeric(cells["median_ms"], errors="coerce")
+    # Backbones of very different size (tiny vs 135M vs 7B) would flatten each other on a linear axis.
+    log_y = bool(medians.gt(0).all() and medians.max() / medians.min() > 20)
     fig, axes = style.subplots(len(lengths))
     for ax, length in zip(axes.flat, lengths, strict=True):
         sub = cells[cells["input_tokens"] == length]
@@ -96,8 +99,11 @@ def latency_vs_k(cells: pd.DataFrame):
         _k_axis(ax, sub["k"])
         ax.set_title(f"input length {length} tokens")
         ax.set_xlabel("K (representatives)")
-        ax.set_ylabel("encoding latency (ms/query)")
-        _zero_based(ax)
+        ax.set_ylabel("encoding latency (ms/query" + (", log)" if log_y else ")"))
+        if log_y:
+            _log_axis(ax, "y")
+        else:
+            _zero_based(ax)
     style.legend_below(fig, axes)
     devices = ", ".join(sorted(cells["device_label"].unique()))
     caption = (f"Encoding latency vs K on {devices}, batch size {batch}: median ms per query with 95% bootstrap "
