@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import pytrec_eval
 import scipy.stats
+from shared_data import require_data
 
 from repbench.analysis.oracle import ORACLE_CELL_COLUMNS, ORACLE_COLUMNS
 from repbench.analysis.perquery import per_query_matrix, read_per_query
@@ -162,22 +163,10 @@ def test_significance_from_run_files(tmp_path, capsys):
     assert "24 queries" in text and "Wilcoxon" in text
 
 
-def _data_dir() -> Path:
-    import os
-
-    return Path(os.environ.get("REPBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
 def test_significance_on_trec_eval_test_suite(capsys):
     """Against trec_eval itself: per-query nDCG@10 of results.test (out.test.aq) and results.trunc
     (out.test.aqc, missing queries as 0) from trec_eval's own test outputs."""
-    import os
-
-    suite = _data_dir() / "trec_eval_test"
-    if not (suite / "qrels.test").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{suite} is missing and CI=true")
-        pytest.skip(f"trec_eval test data not found at {suite} (set REPBENCH_DATA)")
+    suite = require_data("trec_eval_test", "qrels.test").parent
 
     def reference(name: str) -> np.ndarray:
         rows = [line.split() for line in (suite / name).read_text().splitlines()]

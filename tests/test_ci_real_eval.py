@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import pytrec_eval
+from shared_data import require_data
 
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import load_beir, subsample
@@ -29,7 +29,6 @@ from repbench.retrieval.search import MODES
 
 pytestmark = pytest.mark.slow
 
-DATA = Path(os.environ.get("REPBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CI = os.environ.get("CI") == "true"
 SYSTEMS = [("smollm2-135m-instruct", "sequential"), ("smollm2-135m-instruct:bidirectional", "parallel")]
 SCIFACT_SUBSET = dict(n_queries=25, n_distractors=75, seed=0)
@@ -37,15 +36,8 @@ MAX_LENGTH = 128
 
 
 def _collections():
-    for name in ("adi", "scifact"):
-        if not (DATA / name).is_dir():
-            if CI:
-                pytest.fail(f"CI=true but {DATA / name} is missing")
-            pytest.skip(f"{DATA / name} not found (set REPBENCH_DATA)")
-    return {
-        "adi": load_beir(DATA / "adi"),
-        "scifact": subsample(load_beir(DATA / "scifact"), **SCIFACT_SUBSET),
-    }
+    adi, scifact = require_data("adi"), require_data("scifact")
+    return {"adi": load_beir(adi), "scifact": subsample(load_beir(scifact), **SCIFACT_SUBSET)}
 
 
 def _backbone(name):

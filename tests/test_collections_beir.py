@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
+from shared_data import require_data
 
 from repbench.errors import InputError, RepbenchError
 from repbench.evaluation.collections import load_beir, subsample, synthetic_collection
 
-DATA = Path(os.environ.get("REPBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
 
 def need(name: str) -> Path:
-    path = DATA / name
-    if not path.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but the collection {path} is missing")
-        pytest.skip(f"collection {path} not found (set REPBENCH_DATA)")
-    return path
+    return require_data(name)
 
 
 def write_collection(root: Path, corpus: str, queries: str, qrels: str, split: str = "test") -> Path:

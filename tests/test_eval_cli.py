@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import pytest
+from shared_data import DATA, require_data
 
 from repbench.cli import main
 
-DATA = Path(os.environ.get("REPBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TE = DATA / "trec_eval_test"
 
 
 def need_te() -> None:
-    if not (TE / "results.test").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {TE} is missing")
-        pytest.skip(f"{TE} not found (set REPBENCH_DATA)")
+    require_data("trec_eval_test", "results.test")
 
 
 def test_eval_run_prints_trec_eval_layout(capsys):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
 import warnings
-from pathlib import Path
 
 import pytest
+from shared_data import DATA, require_data
 
 from repbench.errors import InputError, RepbenchError
 from repbench.evaluation.metrics import (
@@ -19,15 +18,11 @@ from repbench.evaluation.metrics import (
 )
 from repbench.evaluation.trec import read_qrels, read_run, round_scores, trec_order, write_run
 
-DATA = Path(os.environ.get("REPBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TREC_EVAL = DATA / "trec_eval_test"
 
 
 def _need_trec_eval_data() -> None:
-    if not (TREC_EVAL / "results.test").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but trec_eval test data is missing at {TREC_EVAL}")
-        pytest.skip(f"trec_eval test data not found at {TREC_EVAL} (set REPBENCH_DATA)")
+    require_data("trec_eval_test", "results.test")
 
 
 # ---------------------------------------------------------------- hand-built fixture
