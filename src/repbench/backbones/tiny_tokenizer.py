@@ -9,11 +9,11 @@ under the user cache dir, and encodes any UTF-8 text (byte-level alphabet).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from repbench.io import atomic_write_text
 
 VOCAB_SIZE = 1024  # the model's vocabulary; the trained tokenizer uses the first ~920 ids (padded, as Qwen's)
 VERSION = 1
@@ -77,11 +77,7 @@ def _tokenizer_json() -> str:
     if path.is_file():
         return path.read_text()
     text = _train()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
     return text
 
 
