@@ -227,9 +227,7 @@ def checkpoint_path(spec: BackboneSpec, path: str | os.PathLike | None = None) -
 def is_available(spec: BackboneSpec) -> bool:
     if spec.source == "tiny":
         return True
-    if spec.source == "config":
-        return importlib.util.find_spec(SMOLLM2_WHEEL) is not None
-    if spec.source == "gguf":
+    if spec.source in ("config", "gguf"):  # config-only backbones tokenise with SmolLM2's tokenizer
         return importlib.util.find_spec(SMOLLM2_WHEEL) is not None
     try:
         checkpoint_path(spec)

@@ -55,7 +55,8 @@ def encode(
                       max_length=max_length, progress=progress, texts=list(texts), **options)
 
 
-def _check(bb: Backbone, encoder: str, k: int, side: str, readout: str, denoise_steps: int) -> None:
+def _check(bb: Backbone, encoder: str, k: int, side: str, readout: str, denoise_steps: int,
+           confidence: str) -> None:
     if encoder not in ENCODERS:
         raise RepbenchError(f"unknown encoder {encoder!r}; known encoders: {', '.join(ENCODERS)}")
     if not isinstance(k, int) or k < 1 or k > MAX_K:
@@ -73,6 +74,8 @@ def _check(bb: Backbone, encoder: str, k: int, side: str, readout: str, denoise_
         raise RepbenchError(f"readout must be one of {READOUTS}, got {readout!r}")
     if denoise_steps < 1:
         raise RepbenchError(f"denoise_steps must be >= 1, got {denoise_steps}")
+    if confidence not in CONFIDENCE:
+        raise RepbenchError(f"confidence must be one of {CONFIDENCE}, got {confidence!r}")
 
 
 def _pad(seqs: list[list[int]], pad_id: int, device: torch.device, left: bool = True
@@ -130,9 +133,7 @@ def encode_ids(
     """Encode pre-tokenised texts (see `encode`). `texts` drive the sparse content filter; when omitted
     they are decoded from `text_ids`."""
     encoder = encoder or default_encoder(bb.spec.family)
-    _check(bb, encoder, k, side, readout, denoise_steps)
-    if confidence not in CONFIDENCE:
-        raise RepbenchError(f"confidence must be one of {CONFIDENCE}, got {confidence!r}")
+    _check(bb, encoder, k, side, readout, denoise_steps, confidence)
     n = len(text_ids)
     ids = [str(i) for i in (ids if ids is not None else range(n))]
     if len(ids) != n:
