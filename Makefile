@@ -21,14 +21,14 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/repbench demo --out results/demo --report report
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench analysis
+	$(BIN)/ruff check src tests bench
 	HF_HUB_OFFLINE=1 $(BIN)/pytest tests -q
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest bench --benchmark-json out.json
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench analysis
+	$(BIN)/ruff check src tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

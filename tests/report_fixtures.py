@@ -99,13 +99,13 @@ def analysis(directory: Path, summary: pd.DataFrame, measure: str = "ndcg_cut_10
     s["system"] = [system(r.backbone, r.encoder, r.k_q, r.k_p, r["mode"]) for _, r in s.iterrows()]
     base = system("tiny-ar", "sequential", 1, 1, "single_dense")
     sig = []
-    for _dataset, grp in s.groupby("dataset"):
+    for dataset, grp in s.groupby("dataset"):
         means = grp.set_index("system")["mean"]
         for i, (name, mean) in enumerate(means.items()):
             if name == base:
                 continue
             diff = mean - means[base]
-            sig.append({"system": name, "baseline": base, "measure": measure, "n": 8, "mean_system": mean,
+            sig.append({"dataset": dataset, "system": name, "baseline": base, "measure": measure, "n": 8, "mean_system": mean,
                         "mean_baseline": means[base], "mean_diff": diff, "ci_low": diff - 0.1,
                         "ci_high": diff + 0.1, "test": "t", "p_value": 0.01 if i % 3 == 0 else 0.4,
                         "p_adjusted": 0.03 if i % 3 == 0 else 0.9, "correction": "holm",

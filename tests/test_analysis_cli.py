@@ -13,10 +13,11 @@ import scipy.stats
 from shared_data import require_data
 
 from repbench.analysis.oracle import ORACLE_CELL_COLUMNS, ORACLE_COLUMNS
-from repbench.analysis.perquery import per_query_matrix, read_per_query
+from repbench.analysis.perquery import per_query_matrix
 from repbench.analysis.significance import SIGNIFICANCE_COLUMNS
 from repbench.cli import main
 from repbench.errors import InputError, RepbenchError
+from repbench.schema.tables import read_per_query
 
 COLUMNS = ["dataset", "backbone", "family", "encoder", "k_q", "k_p", "mode", "qid", "measure", "value"]
 

@@ -10,17 +10,16 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from repbench.analysis.significance import (
-    SIGNIFICANCE_COLUMNS,
+from repbench.analysis.significance import SIGNIFICANCE_COLUMNS, significance_table
+from repbench.errors import RepbenchError
+from repbench.stats import (
     adjust_pvalues,
     bootstrap_mean_ci,
     paired_test,
     randomization_pvalues,
-    significance_table,
     t_pvalues,
     wilcoxon_pvalues,
 )
-from repbench.errors import RepbenchError
 
 
 def _pair(n: int, shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from repbench.analysis.baselines import PER_QUERY_COLUMNS, load_per_query
+from repbench.analysis.baselines import PerQueryRun, load_per_query
 from repbench.analysis.compare import compare_effectiveness, effectiveness_verdict
 from repbench.cli import main
 from repbench.errors import InputError, RepbenchError
+from repbench.schema import PER_QUERY_COLUMNS
 
 QIDS = ["q1", "q2", "q3", "q4", "q5"]
 # Hand-built per-query nDCG@10 for three systems (multi_dense at k_q=k_p=4, sparse_max, single_dense).
@@ -129,6 +130,11 @@ def test_bad_tables_refused(tmp_path):
     with pytest.raises(InputError, match="missing measure, value"):
         load_per_query(write(tmp_path / "cols.csv", table(BASE).drop(columns=["measure", "value"])))
     dup = pd.concat([table(BASE), table(BASE).iloc[:1]])
-    run = load_per_query(write(tmp_path / "dup.csv", dup))
+    # The one per-query reader refuses the repeated row itself, naming its line and the first one ...
+    with pytest.raises(InputError, match=r"dup\.csv:17: expected one row per \(system, query, measure\); "
+                                         r"query q1 of tiny-ar/sequential/q4p4/multi_dense repeats line 2"):
+        load_per_query(write(tmp_path / "dup.csv", dup))
+    # ... and a table built in memory with a repeated query is still refused by the comparison.
+    run = PerQueryRun(path=tmp_path / "dup.csv", table=dup.reset_index(drop=True), header=None)
     with pytest.raises(RepbenchError, match="dup.csv: query 'q1' appears twice"):
         compare_effectiveness(run, run)

@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 
 from repbench import SCHEMA_VERSION
-from repbench.analysis.baselines import load_bench
 from repbench.analysis.compare import (
     bench_environment_warnings,
     compare_latency,
     gate_failures,
     latency_verdict,
-    ratio_of_medians_ci,
 )
 from repbench.cli import main
 from repbench.errors import InputError, RepbenchError
+from repbench.schema.bench import read_bench as load_bench
+from repbench.stats import ratio_of_medians_ci
 
 CPU_ENV = {"hostname": "h", "os": "Linux", "python": "3.11.9",
            "cpu": {"model": "Test CPU 9000", "logical_cores": 2, "affinity_cores": 2, "torch_threads": 2},

@@ -15,8 +15,9 @@ import torch
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import synthetic_collection
-from repbench.evaluation.sweep import PER_QUERY_COLUMNS, SUMMARY_COLUMNS, SweepConfig, run_sweep
+from repbench.evaluation.sweep import SweepConfig, run_sweep
 from repbench.evaluation.trec import read_run
+from repbench.schema import PER_QUERY_COLUMNS, SUMMARY_COLUMNS
 
 V, H = 997, 16
 BACKBONE = SimpleNamespace(spec=SimpleNamespace(name="fake", family="ar"), vocab_size=V)
@@ -73,13 +74,13 @@ def test_sweep_outputs_and_sanity(tmp_path):
     # each side encoded once per K
     assert sorted(enc.calls) == [("passage", 1), ("passage", 3), ("query", 1), ("query", 2)]
     table = pd.read_csv(tmp_path / "per_query.csv", dtype={"qid": str})
-    assert list(table.columns) == PER_QUERY_COLUMNS
+    assert list(table.columns) == list(PER_QUERY_COLUMNS)
     # (1,1) has the three single-vector modes, the other three cells all five; 10 queries x 4 measures
     assert len(table) == (3 + 3 * 5) * 10 * 4
     assert set(table["qid"]) == set(COLL.qrels)
     assert table["value"].between(0, 1).all()
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert list(summary.columns) == SUMMARY_COLUMNS and (summary["n"] == 10).all()
+    assert list(summary.columns) == list(SUMMARY_COLUMNS) and (summary["n"] == 10).all()
     # Planted words make lexical matching near-perfect; dense bag-of-words vectors beat random rankings.
     ndcg = summary[summary.measure == "ndcg_cut_10"].set_index(["k_q", "k_p", "mode"])["mean"]
     for cell in [(1, 1), (1, 3), (2, 1), (2, 3)]:

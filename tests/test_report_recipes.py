@@ -1,4 +1,4 @@
-"""Every recipe in analysis/ on small fixture results; input discovery; skips; bootstrap CI."""
+"""Every shipped recipe (repbench.recipes) on small fixture results; input discovery; skips; bootstrap CI."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from matplotlib import image as mpimg
 from repbench.cli import main
 from repbench.errors import InputError
 from repbench.report import build_report, discover_recipes, inputs
-from repbench.telemetry.stats import bootstrap_ci
+from repbench.stats import bootstrap_ci
 
 RECIPES = {r.name: r for r in discover_recipes()}
 
@@ -95,7 +95,7 @@ def test_bench_cell_without_samples_is_refused(tmp_path):
     del obj["benchmarks"][3]["extra_info"]["samples_s"]
     path.write_text(json.dumps(obj))
     with pytest.raises(InputError, match=r"b\.json: benchmarks\[3\] .*extra_info lacks samples_s"):
-        inputs.load_bench(tmp_path)
+        inputs.bench_table(tmp_path)
 
 
 def test_csv_missing_column_is_refused(tmp_path):

@@ -27,18 +27,17 @@ def _summary() -> pd.DataFrame:
 
 
 def _significance() -> pd.DataFrame:
-    # No dataset column (the contract has none): rows are tied to datasets by their means.
     rows = [
-        (S1, 0.612, 0.400, True),   # alpha: better, significant
-        (S2, 0.350, 0.400, False),  # alpha: worse, not significant
-        (S1, 0.480, 0.500, False),  # beta: not significant
-        (S2, 0.300, 0.500, True),   # beta: worse, significant
+        ("alpha", S1, 0.612, 0.400, True),   # better, significant
+        ("alpha", S2, 0.350, 0.400, False),  # worse, not significant
+        ("beta", S1, 0.480, 0.500, False),   # not significant
+        ("beta", S2, 0.300, 0.500, True),    # worse, significant
     ]
     return pd.DataFrame([{
-        "system": s, "baseline": BASE, "measure": "ndcg_cut_10", "n": 10, "mean_system": m,
+        "dataset": d, "system": s, "baseline": BASE, "measure": "ndcg_cut_10", "n": 10, "mean_system": m,
         "mean_baseline": b, "mean_diff": m - b, "ci_low": m - b - 0.05, "ci_high": m - b + 0.05, "test": "t",
         "p_value": 0.001 if sig else 0.5, "p_adjusted": 0.003 if sig else 0.9, "correction": "holm",
-        "significant": sig} for s, m, b, sig in rows])
+        "significant": sig} for d, s, m, b, sig in rows])
 
 
 def _row(tex: str, label: str, k_q: int, k_p: int, mode: str) -> str:

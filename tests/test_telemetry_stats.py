@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sstats
 
-from repbench.telemetry.stats import bootstrap_median_ci, min_samples_for_percentile, summarize
+from repbench.stats import bootstrap_median_ci, min_samples_for_percentile, summarize
 
 
 def test_mlperf_floors_match_published_values():

@@ -8,15 +8,14 @@ lower bound must clear the gate threshold, so a noisy cell never fails a build o
 Effectiveness: per (dataset, backbone, encoder, k_q, k_p, mode, measure) the paired mean difference over
 queries with a paired test, and a 2CR-style verdict (OK / OKish / FAIL) on the size of the difference.
 
-Everything here is a pure function on tidy tables; rendering (Markdown, figure) takes the result tables.
+Everything here is a pure function on tidy tables. Rendering (terminal rows, Markdown, JSON, the forest
+plot) is `repbench.report.compare`; the environment facts and their diff are
+`repbench.telemetry.environment_diff`; the bootstrap and tests are `repbench.stats`.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import io
-import math
-import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,38 +24,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from repbench.analysis.baselines import (
-    CELL_KEYS,
-    DISAMBIGUATION_KEYS,
-    SEARCH_KEYS,
-    BenchRun,
-    PerQueryRun,
-    gpu_devices,
-)
+from repbench.analysis.baselines import PerQueryRun
 from repbench.errors import RepbenchError
-from repbench.telemetry.stats import bootstrap_statistics
+from repbench.schema.bench import CELL_KEYS, DISAMBIGUATION_KEYS, SEARCH_KEYS, BenchRun
+from repbench.stats import adjust_pvalues, paired_test, ratio_of_medians_ci
+from repbench.telemetry.environment_diff import environment_differences, environment_facts
 
 EFF_KEYS = ("dataset", "backbone", "encoder", "k_q", "k_p", "mode", "measure")
 OK_TOLERANCE = 0.0005  # 2CR: scores equal to the reported precision
 VERDICTS = ("faster", "slower", "same")
-
-
-# ------------------------------------------------------------------------------------------ bootstrap
-
-def ratio_of_medians_ci(base: np.ndarray, new: np.ndarray, *, n_boot: int = 10_000, confidence: float = 0.95,
-                        rng: np.random.Generator | None = None) -> tuple[float, float, float]:
-    """(median(new)/median(base), ci_low, ci_high): percentile bootstrap, the two sides resampled
-    independently (the samples are unpaired iterations of two runs)."""
-    base = np.asarray(base, dtype=float)
-    new = np.asarray(new, dtype=float)
-    if len(base) == 0 or len(new) == 0:
-        raise ValueError("both sample sets must be non-empty")
-    rng = rng if rng is not None else np.random.default_rng(0)
-    ratio = float(np.median(new) / np.median(base))
-    boots = bootstrap_statistics(new, np.median, n_boot, rng) / bootstrap_statistics(base, np.median, n_boot, rng)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(boots, [alpha, 1.0 - alpha])
-    return ratio, float(lo), float(hi)
 
 
 def latency_verdict(ratio: float, ci_low: float, ci_high: float, tolerance: float) -> str:
@@ -239,77 +215,6 @@ def gate_failures(table: pd.DataFrame, fail_above: float) -> pd.DataFrame:
 
 # -------------------------------------------------------------------------------------- environment
 
-_ENV_FIELDS = (
-    # label, where to look: "gpu" (per-GPU dicts, then the env), "pkg" (package versions), "cpu", "top"
-    ("GPU model", "gpu", ("name",)),
-    ("GPU driver", "gpu", ("driver_version", "driver")),
-    ("CUDA", "gpu", ("cuda_runtime_version", "cuda_version", "cuda_runtime", "torch_cuda", "cuda")),
-    ("CUDA driver", "gpu", ("cuda_driver_version",)),
-    ("cuDNN", "gpu", ("cudnn_version", "cudnn")),
-    ("torch", "pkg", ("torch",)),
-    ("transformers", "pkg", ("transformers",)),
-    ("CPU model", "cpu", ("model",)),
-    ("CPU threads", "cpu", ("torch_threads",)),
-)
-
-
-def _find(obj: Any, names: Sequence[str], depth: int = 3) -> Any:
-    """First value under any of `names`, searched breadth-first a few levels deep (GPU captures nest)."""
-    level = [obj]
-    for _ in range(depth):
-        nxt = []
-        for d in level:
-            if isinstance(d, dict):
-                for name in names:
-                    if d.get(name) not in (None, ""):
-                        return d[name]
-                nxt.extend(v for v in d.values() if isinstance(v, dict | list))
-            elif isinstance(d, list):
-                nxt.extend(v for v in d if isinstance(v, dict | list))
-        level = nxt
-    return None
-
-
-def environment_facts(environment: dict[str, Any], cells: pd.DataFrame | None = None,
-                      config: dict[str, Any] | None = None) -> dict[str, str | None]:
-    """The facts that make latencies comparable, as strings (None = not recorded)."""
-    env = environment or {}
-    facts: dict[str, str | None] = {}
-    gpus = gpu_devices(env)
-    for label, where, names in _ENV_FIELDS:
-        if where == "gpu":
-            if label == "GPU model":
-                vals = [str(g.get("name")) for g in gpus if g.get("name")]
-                value = ", ".join(vals) if vals else None
-            else:
-                value = _find(gpus, names) if gpus else None
-                if value is None and gpus:
-                    value = _find(env.get("gpu"), names)
-        elif where == "pkg":
-            value = (env.get("packages") or {}).get(names[0])
-        else:
-            value = (env.get("cpu") or {}).get(names[0])
-        facts[label] = None if value is None else str(value)
-    for label, key in (("dtype", "dtype"), ("attention backend", "attn"), ("device", "device")):
-        vals: set[str] = set()
-        if cells is not None and key in cells.columns:
-            vals |= {str(v) for v in cells[key] if v is not None and not (isinstance(v, float) and math.isnan(v))}
-        if not vals and config and config.get(key) is not None:
-            vals.add(str(config[key]))
-        facts[label] = ", ".join(sorted(vals)) if vals else None
-    return facts
-
-
-def environment_differences(base: dict[str, str | None], new: dict[str, str | None]) -> list[str]:
-    """One warning per fact that differs (a fact recorded on one side only counts as a difference)."""
-    out = []
-    for label in dict.fromkeys([*base, *new]):
-        b, n = base.get(label), new.get(label)
-        if b != n:
-            out.append(f"{label} differs: {b or 'not recorded'} (BASE) vs {n or 'not recorded'} (NEW)")
-    return out
-
-
 def bench_environment_warnings(base: BenchRun, new: BenchRun, base_cells: pd.DataFrame | None = None,
                                new_cells: pd.DataFrame | None = None) -> list[str]:
     """Environment differences between two bench runs (within one run: only dtype/attn/device can)."""
@@ -350,8 +255,6 @@ def compare_effectiveness(base: PerQueryRun, new: PerQueryRun, *, test: str = "t
     Columns: label, keys, n, mean_base, mean_new, mean_diff, ci_low, ci_high, effect_size, test, p_value,
     p_holm (Holm-adjusted across the table), verdict.
     """
-    from repbench.analysis.significance import adjust_pvalues, paired_test
-
     keys = list(EFF_KEYS)
     bt, nt = base.table, new.table
     if by == "backbone":
@@ -424,161 +327,3 @@ def effectiveness_environment_warnings(base: PerQueryRun, new: PerQueryRun) -> l
     bf = environment_facts(base.environment, None, base.header.get("config"))
     nf = environment_facts(new.environment, None, new.header.get("config"))
     return environment_differences(bf, nf)
-
-
-# ------------------------------------------------------------------------------------------ rendering
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.3g}"
-
-
-def latency_rows(comp: LatencyComparison) -> list[list[str]]:
-    """Display rows: cell, n, BASE median ms, NEW median ms, ratio, 95% CI, verdict, note."""
-    out = []
-    for _, r in comp.table.iterrows():
-        noisy = max(r["iqr_rel_base"], r["iqr_rel_new"])
-        note = f"noisy (IQR/median {noisy:.0%})" if noisy > 0.10 else ""
-        if r["tolerance"] != comp.tolerance:
-            note = "; ".join(x for x in (note, f"tolerance ±{r['tolerance']:.0%}") if x)
-        out.append([r["label"], f"{r['n_base']}/{r['n_new']}", _ms(r["median_base_s"]), _ms(r["median_new_s"]),
-                    f"{r['ratio']:.3f}", f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]", r["verdict"], note])
-    return out
-
-
-LATENCY_HEADERS = ["cell", "n base/new", "base median (ms)", "new median (ms)", "ratio new/base", "95% CI",
-                   "verdict", "note"]
-EFF_HEADERS = ["cell", "n", "mean base", "mean new", "diff", "95% CI", "p", "p Holm", "verdict"]
-
-
-def effectiveness_rows(comp: EffectivenessComparison) -> list[list[str]]:
-    return [[r["label"], str(r["n"]), f"{r['mean_base']:.4f}", f"{r['mean_new']:.4f}", f"{r['mean_diff']:+.4f}",
-             f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", f"{r['p_value']:.3g} ({r['test']})",
-             f"{r['p_holm']:.3g}", r["verdict"]]
-            for _, r in comp.table.iterrows()]
-
-
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    esc = [[c.replace("|", "\\|") for c in row] for row in rows]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in esc]
-    return "\n".join(lines)
-
-
-def comparison_markdown(base_name: str, new_name: str, latency: LatencyComparison | None,
-                        effectiveness: EffectivenessComparison | None, warnings: list[str],
-                        gate: dict[str, Any] | None = None) -> str:
-    out = [f"# repbench compare: `{new_name}` vs `{base_name}`", ""]
-    if warnings:
-        out += ["**Environment differences (numbers may not be comparable):**", ""]
-        out += [f"- WARNING: {w}" for w in warnings] + [""]
-    if latency is not None:
-        out += [f"## Latency (ratio NEW/BASE of medians, 95% bootstrap CI; tolerance ±{latency.tolerance:.0%})",
-                "", _md_table(LATENCY_HEADERS, latency_rows(latency)), ""]
-        out += _side_lists(latency.only_base, latency.only_new, latency.skipped)
-        if gate is not None:
-            failed = gate["failed"]
-            out += [f"Gate --fail-above {gate['fail_above']:.0%}: "
-                    + (f"**FAILED** ({', '.join(failed)})" if failed else "passed"), ""]
-    if effectiveness is not None:
-        out += ["## Effectiveness (mean NEW - BASE over shared queries; OK |diff| <= 0.0005, OKish within "
-                "tolerance, else FAIL)", "", _md_table(EFF_HEADERS, effectiveness_rows(effectiveness)), ""]
-        out += [f"- note: {w}" for w in effectiveness.warnings]
-        out += _side_lists(effectiveness.only_base, effectiveness.only_new, [])
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _side_lists(only_base: list[str], only_new: list[str], skipped: list[str]) -> list[str]:
-    out = []
-    if only_base:
-        out += ["Only in BASE: " + "; ".join(only_base), ""]
-    if only_new:
-        out += ["Only in NEW: " + "; ".join(only_new), ""]
-    if skipped:
-        out += ["Skipped: " + "; ".join(skipped), ""]
-    return out
-
-
-def plot_ratios(comp: LatencyComparison, path: str | os.PathLike, *, title: str = "") -> None:
-    """Forest plot of per-cell ratios with their CIs on a log axis, the tolerance band shaded.
-
-    Uses the Agg canvas directly, so it neither needs a display nor changes pyplot's global backend.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from repbench.io import atomic_write_bytes
-
-    t = comp.table
-    if t.empty:
-        raise RepbenchError("no matched cells to plot")
-    n = len(t)
-    fig = Figure(figsize=(9.0, max(2.5, 0.3 * n + 1.4)), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    y = np.arange(n)[::-1]
-    colors = {"faster": "#1b7837", "slower": "#b2182b", "same": "#525252"}
-    ax.axvspan(1.0 - comp.tolerance, 1.0 + comp.tolerance, color="#d9d9d9", alpha=0.6,
-               label=f"tolerance ±{comp.tolerance:.0%}")
-    ax.axvline(1.0, color="black", lw=0.8)
-    for verdict, color in colors.items():
-        m = (t["verdict"] == verdict).to_numpy()
-        if not m.any():
-            continue
-        r = t["ratio"].to_numpy()[m]
-        err = np.vstack([r - t["ci_low"].to_numpy()[m], t["ci_high"].to_numpy()[m] - r])
-        ax.errorbar(r, y[m], xerr=err, fmt="o", color=color, ms=4, capsize=3, label=verdict)
-    ax.set_xscale("log")
-    ax.set_yticks(y, t["label"].tolist(), fontsize=7)
-    ax.set_xlabel("latency ratio NEW / BASE\n(median per cell, 95% bootstrap CI; < 1 is faster)")
-    ax.set_ylim(-0.7, n - 0.3)
-    lo = min(t["ci_low"].min(), 1 - comp.tolerance) * 0.95
-    hi = max(t["ci_high"].max(), 1 + comp.tolerance) * 1.05
-    ax.set_xlim(lo, hi)
-    # Log axis with plain ratio labels (1.1, not 1.1x10^0); NullFormatter silences the default minor labels.
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
-    nice = np.array([0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2, 3, 4, 5, 10])
-    ticks = _spaced_ticks(nice[(nice >= lo) & (nice <= hi)], lo, hi)
-    ax.xaxis.set_major_locator(FixedLocator(ticks if len(ticks) >= 2 else np.geomspace(lo, hi, 5)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.grid(axis="x", which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    if title:
-        ax.set_title(title, fontsize=9)
-    buf = io.BytesIO()
-    fmt = os.fspath(path).rsplit(".", 1)[-1].lower() if "." in os.fspath(path) else "png"
-    fig.savefig(buf, format=fmt, dpi=150)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _spaced_ticks(ticks: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Drop ticks closer than 7% of the axis (in log space) to a kept one, keeping 1 always."""
-    gap = 0.07 * math.log(hi / lo)
-    kept = [1.0] if lo <= 1.0 <= hi else []
-    for t in sorted(ticks, key=lambda v: abs(math.log(v))):
-        if all(abs(math.log(t / k)) >= gap for k in kept):
-            kept.append(float(t))
-    return np.array(sorted(kept))
-
-
-def comparison_record(latency: LatencyComparison | None, effectiveness: EffectivenessComparison | None,
-                      warnings: list[str], gate: dict[str, Any] | None) -> dict[str, Any]:
-    """JSON-ready body of a comparison (the CLI adds the result header)."""
-    def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-        return [{k: (None if isinstance(v, float) and math.isnan(v) else
-                     v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
-                for r in df.to_dict(orient="records")]
-
-    out: dict[str, Any] = {"environment_warnings": warnings}
-    if latency is not None:
-        out["latency"] = {"tolerance": latency.tolerance, "keys": latency.keys, "cells": records(latency.table),
-                          "only_base": latency.only_base, "only_new": latency.only_new,
-                          "skipped": latency.skipped}
-        if gate is not None:
-            out["latency"]["gate"] = gate
-    if effectiveness is not None:
-        out["effectiveness"] = {"keys": effectiveness.keys, "cells": records(effectiveness.table),
-                                "only_base": effectiveness.only_base, "only_new": effectiveness.only_new,
-                                "notes": effectiveness.warnings}
-    return out

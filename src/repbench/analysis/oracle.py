@@ -13,17 +13,10 @@ import numpy as np
 import pandas as pd
 
 from repbench.analysis.perquery import align
-from repbench.analysis.significance import bootstrap_mean_ci
 from repbench.errors import RepbenchError
+from repbench.schema import ORACLE_CELL_COLUMNS, ORACLE_COLUMNS
+from repbench.stats import bootstrap_mean_ci
 
-ORACLE_COLUMNS: tuple[str, ...] = (
-    "dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k", "budget_q", "budget_p", "n",
-    "oracle_mean", "oracle_ci_low", "oracle_ci_high", "best_cell", "best_mean", "best_ci_low", "best_ci_high",
-    "gap", "gap_ci_low", "gap_ci_high", "label",
-)
-ORACLE_CELL_COLUMNS: tuple[str, ...] = (
-    "dataset", "backbone", "encoder", "mode", "measure", "scope", "k_q", "k_p", "n_queries", "share",
-)
 GROUP_KEYS: tuple[str, ...] = ("dataset", "backbone", "encoder", "mode", "measure")
 SCOPES: tuple[str, ...] = ("kq", "kp", "grid")
 TIE_RULE = "ties go to the cheapest cell: smallest K_q + K_p, then smallest K_p, then smallest K_q"

@@ -1,75 +1,15 @@
-"""Per-query effectiveness tables: reading, system naming, and alignment into a system x query matrix."""
+"""Per-query effectiveness tables aligned into a system x query matrix (reading and system naming are
+`repbench.schema.tables`)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from repbench.errors import InputError, RepbenchError
-
-PER_QUERY_COLUMNS: tuple[str, ...] = (
-    "dataset", "backbone", "family", "encoder", "k_q", "k_p", "mode", "qid", "measure", "value",
-)
-
-
-def system_names(per_query: pd.DataFrame) -> pd.Series:
-    """`backbone/encoder/q{k_q}p{k_p}/mode` for each row of a per-query table."""
-    return (
-        per_query["backbone"].astype(str) + "/" + per_query["encoder"].astype(str)
-        + "/q" + per_query["k_q"].astype(int).astype(str) + "p" + per_query["k_p"].astype(int).astype(str)
-        + "/" + per_query["mode"].astype(str)
-    )
-
-
-def read_per_query(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a `per_query.csv` (optionally .gz), checking columns, integer K, finite values and duplicates.
-
-    Errors name the file, the CSV line (header = line 1) and what was expected.
-    """
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise RepbenchError(f"{path}: no such file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(path, None, f"expected a CSV per-query table ({exc})") from None
-    missing = [c for c in PER_QUERY_COLUMNS if c not in raw.columns]
-    if missing:
-        raise InputError(path, 1, f"expected columns {', '.join(PER_QUERY_COLUMNS)}; missing {', '.join(missing)}")
-    df = raw[list(PER_QUERY_COLUMNS)].copy()
-    lines = np.arange(len(df)) + 2
-    for col in ("k_q", "k_p"):
-        num = pd.to_numeric(df[col], errors="coerce")
-        bad = num.isna() | (num != np.round(num)) | (num < 1)
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(path, int(lines[i]), f"expected a positive integer {col}, got {df[col].iat[i]!r}")
-        df[col] = num.astype(np.int64)
-    value = pd.to_numeric(df["value"], errors="coerce")
-    bad = value.isna().to_numpy() | ~np.isfinite(value.to_numpy(dtype=np.float64, na_value=np.nan))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        sysname = system_names(df.iloc[[i]]).iat[0]
-        raise InputError(
-            path, int(lines[i]),
-            f"expected a finite numeric value for system {sysname}, query {df['qid'].iat[i]}, "
-            f"measure {df['measure'].iat[i]}; got {df['value'].iat[i]!r}",
-        )
-    df["value"] = value.astype(np.float64)
-    key = ["dataset", "backbone", "encoder", "k_q", "k_p", "mode", "qid", "measure"]
-    dup = df.duplicated(key, keep="first").to_numpy()
-    if dup.any():
-        i = int(np.flatnonzero(dup)[0])
-        same = (df[key].iloc[:i] == df[key].iloc[i]).all(axis=1).to_numpy()
-        first = int(np.flatnonzero(same)[0])
-        raise InputError(
-            path, int(lines[i]),
-            f"expected one row per (system, query, measure); query {df['qid'].iat[i]} of "
-            f"{system_names(df.iloc[[i]]).iat[0]} repeats line {int(lines[first])}",
-        )
-    return df
+from repbench.errors import RepbenchError
+from repbench.schema.tables import system_names
 
 
 def check_finite(tidy: pd.DataFrame, system_col: str = "system") -> None:

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from repbench.analysis.oracle import oracle_tables
-from repbench.analysis.perquery import read_per_query
 from repbench.analysis.significance import CORRECTIONS, TESTS, compare_per_query
 from repbench.analysis.summary import format_oracle, format_significance
 from repbench.errors import RepbenchError
-from repbench.io import atomic_write_csv, atomic_write_json
+from repbench.io import atomic_write_json
+from repbench.schema.tables import read_per_query, write_oracle, write_oracle_cells, write_significance
 
 
 def add_significance_options(parser: argparse.ArgumentParser) -> None:
@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
         budget_p=args.budget_p, intersect=args.intersect, n_bootstrap=args.bootstrap, seed=args.seed,
     )
     out = Path(args.out)
-    atomic_write_csv(out / "significance.csv", table)
-    atomic_write_csv(out / "oracle.csv", oracle)
-    atomic_write_csv(out / "oracle_cells.csv", cells)
+    write_significance(out / "significance.csv", table)
+    write_oracle(out / "oracle.csv", oracle)
+    write_oracle_cells(out / "oracle_cells.csv", cells)
     from repbench.telemetry.environment import result_header  # imports torch: only once results exist
 
     config = {k: v for k, v in vars(args).items() if not callable(v)}

@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _kinds(path: Path) -> set[str]:
-    from repbench.analysis.baselines import BENCH_FILE, PER_QUERY_FILE
+    from repbench.analysis.baselines import PER_QUERY_FILE
+    from repbench.schema.bench import BENCH_FILE
 
     if path.is_dir():
         kinds = set()
@@ -91,7 +92,9 @@ def _group_tolerances(items: list[str]) -> list[tuple[str, float]]:
 
 def run(args: argparse.Namespace) -> int:
     from repbench.analysis import compare as cmp
-    from repbench.analysis.baselines import load_bench, load_per_query
+    from repbench.analysis.baselines import load_per_query
+    from repbench.report import compare as render
+    from repbench.schema.bench import read_bench
 
     if args.new is None and args.by != "backbone":
         raise RepbenchError("NEW is required unless --by backbone compares two backbones within BASE")
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     gate = None
     bb = {"by": args.by, "base_backbone": args.base_backbone, "new_backbone": args.new_backbone}
     if "latency" in kinds:
-        base, new = load_bench(base_path), load_bench(new_path)
+        base, new = read_bench(base_path), read_bench(new_path)
         latency = cmp.compare_latency(base, new, tolerance=args.tolerance, any_encoder=args.any_encoder,
                                       n_boot=args.n_boot, seed=args.seed,
                                       group_tolerances=_group_tolerances(args.tolerance_for), **bb)
@@ -131,12 +134,12 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         from repbench.io import atomic_write_text
 
-        atomic_write_text(args.markdown, cmp.comparison_markdown(str(base_path), str(new_path), latency,
+        atomic_write_text(args.markdown, render.comparison_markdown(str(base_path), str(new_path), latency,
                                                                  effectiveness, warnings, gate))
     if args.figure:
         if latency is None or latency.table.empty:
             raise RepbenchError("--figure needs at least one latency cell present in both BASE and NEW")
-        cmp.plot_ratios(latency, args.figure, title=f"{new_path} vs {base_path}")
+        render.plot_ratios(latency, args.figure, title=f"{new_path} vs {base_path}")
     if args.json:
         from repbench.io import atomic_write_json
         from repbench.telemetry.environment import result_header
@@ -146,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                   "tolerance_for": args.tolerance_for, "eff_tolerance": args.eff_tolerance, **bb,
                   "any_encoder": args.any_encoder}
         atomic_write_json(args.json, {**result_header(config, "compare"),
-                                      **cmp.comparison_record(latency, effectiveness, warnings, gate)})
+                                      **render.comparison_record(latency, effectiveness, warnings, gate)})
 
     failed = bool(gate and gate["failed"])
     if args.fail_on_eff and effectiveness is not None and (effectiveness.table["verdict"] == "FAIL").any():
@@ -158,7 +161,7 @@ def _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
     from rich.console import Console
     from rich.table import Table
 
-    from repbench.analysis import compare as cmp
+    from repbench.report import compare as render
 
     console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
     console.print(f"repbench compare: NEW {new_path} vs BASE {base_path}")
@@ -168,9 +171,9 @@ def _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
     if latency is not None:
         table = Table(title=f"latency: ratio NEW/BASE of medians, 95% bootstrap CI, tolerance "
                             f"±{latency.tolerance:.0%}")
-        for h in cmp.LATENCY_HEADERS:
+        for h in render.LATENCY_HEADERS:
             table.add_column(h, justify="left" if h in ("cell", "verdict", "note") else "right")
-        for row in cmp.latency_rows(latency):
+        for row in render.latency_rows(latency):
             row[6] = f"[{styles[row[6]]}]{row[6]}[/]" if row[6] in styles else row[6]
             table.add_row(*row)
         console.print(table)
@@ -187,9 +190,9 @@ def _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
     if effectiveness is not None:
         table = Table(title="effectiveness: mean NEW - BASE over shared queries (OK <= 0.0005, OKish <= "
                             "tolerance, else FAIL)")
-        for h in cmp.EFF_HEADERS:
+        for h in render.EFF_HEADERS:
             table.add_column(h, justify="left" if h in ("cell", "verdict") else "right")
-        for row in cmp.effectiveness_rows(effectiveness):
+        for row in render.effectiveness_rows(effectiveness):
             row[-1] = f"[{styles[row[-1]]}]{row[-1]}[/]"
             table.add_row(*row)
         console.print(table)

@@ -48,6 +48,24 @@ def _check(rc: int, what: str) -> None:
         raise RepbenchError(f"demo step failed: {what} (exit code {rc})")
 
 
+def bench_suite_dir() -> Path:
+    """The bench/ pytest suite the latency step runs: $REPBENCH_BENCH, else ./bench (a checkout).
+
+    It is a test suite, not part of the installed package, so an installed repbench without a checkout
+    runs the demo with --skip-bench.
+    """
+    import os
+
+    from repbench.errors import RepbenchError
+
+    directory = Path(os.environ.get("REPBENCH_BENCH") or "bench")
+    if not (directory / "test_encode_latency.py").is_file():
+        raise RepbenchError(f"{directory.resolve()}: not the repbench bench/ suite (test_encode_latency.py); run "
+                            "the demo from a repbench checkout, set REPBENCH_BENCH to its bench/ folder, or pass "
+                            "--skip-bench")
+    return directory.resolve()
+
+
 def _print_top_passages(collection, run_path: Path, n_queries: int = 4, depth: int = 3) -> None:
     from repbench.evaluation.trec import read_run, trec_order
 
@@ -69,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from repbench.cli import main
     from repbench.evaluation.collections import synthetic_collection
     from repbench.evaluation.sweep import run_file_name
+    from repbench.schema.tables import read_per_query, write_per_query
 
     out = Path(args.out)
     if not args.resume:  # only the demo's own sub-directories: --out may be shared with other results
@@ -88,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         target = out / "eval" / backbone.replace(":", "_")
         _check(main(["evaluate", "--backbone", backbone, "--dataset", str(data_dir), "--kq", "1,4", "--kp", "1,4",
                      "--modes", "all", "--out", str(target), "--max-length", "128"]), f"evaluate {backbone}")
-        tables.append(pd.read_csv(target / "per_query.csv"))
+        tables.append(read_per_query(target / "per_query.csv"))
     per_query = pd.concat(tables, ignore_index=True)
     summary = (per_query[per_query.measure == "ndcg_cut_10"]
                .groupby(["backbone", "encoder", "k_q", "k_p", "mode"])["value"].mean().unstack("mode"))
@@ -104,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         t = _step("3. latency: sequential vs parallel per K (pytest bench/)")
         bench_json = out / "bench" / "bench.json"
         bench_json.parent.mkdir(parents=True, exist_ok=True)
-        bench_dir = Path(__file__).resolve().parents[3] / "bench"
+        bench_dir = bench_suite_dir()
         cmd = [sys.executable, "-m", "pytest", str(bench_dir / "test_encode_latency.py"), "-q", "-p", "no:cacheprovider",
                "--backbones", "tiny-ar,tiny-diffusion,smollm2-135m-instruct,smollm2-135m-instruct:bidirectional",
                "--k", "1,4,16", "--input-tokens", "32,128", "--benchmark-json", str(bench_json)]
@@ -118,9 +137,7 @@ def run(args: argparse.Namespace) -> int:
     analysis_dir = out / "analysis"
     analysis_dir.mkdir(parents=True, exist_ok=True)
     combined = analysis_dir / "combined_per_query_input.csv"
-    from repbench.io import atomic_write_csv
-
-    atomic_write_csv(combined, per_query)
+    write_per_query(combined, per_query)
     _check(main(["analyze", "--per-query", str(combined), "--baseline", BASELINE, "--measure", "ndcg_cut_10",
                  "--out", str(analysis_dir)]), "analyze")
     print(f"[{time.perf_counter() - t:.0f}s]")

@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="directory searched (recursively) for latency JSONs and effectiveness/analysis CSVs")
     parser.add_argument("--out", type=Path, default=Path("report"), help="output directory (default: report)")
     parser.add_argument("--no-pdf", action="store_true", help="write report.tex but do not run pdflatex")
-    parser.add_argument("--recipes", type=Path, default=None, help="recipe directory (default: analysis/)")
+    parser.add_argument("--recipes", type=Path, default=None, help="recipe directory (default: the recipes shipped in repbench.recipes)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from repbench.analysis.perquery import align
 from repbench.analysis.runs import read_qrels_file, read_runs, runs_table
@@ -11,7 +12,7 @@ from repbench.analysis.significance import significance_table
 from repbench.analysis.summary import format_significance
 from repbench.commands.analyze import add_significance_options
 from repbench.errors import RepbenchError
-from repbench.io import atomic_write_csv
+from repbench.schema.tables import write_significance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="minimum grade counted relevant by binary measures (default: 1)")
     parser.add_argument("--format", choices=("text", "csv"), default="text",
                         help="csv prints the significance.csv columns (default: text)")
+    parser.add_argument("--dataset", help="dataset name written into the table's dataset column "
+                                          "(default: the qrels file name without its extensions)")
     parser.add_argument("--out", metavar="FILE", help="also write the table as CSV to FILE (atomically)")
     add_significance_options(parser)
 
@@ -38,13 +41,14 @@ def run(args: argparse.Namespace) -> int:
     aligned = align(tidy, intersect=args.intersect)
     table = significance_table(
         aligned.matrix, baseline=next(iter(runs)), all_pairs=args.all_pairs, measure=args.measure,
+        dataset=args.dataset or Path(args.qrels).name.split(".")[0],
         test=args.test, correction=args.correction, alpha=args.alpha, n_permutations=args.permutations,
         n_bootstrap=args.bootstrap, seed=args.seed,
     )
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if args.out:
-        atomic_write_csv(args.out, table)
+        write_significance(args.out, table)
     if args.format == "csv":
         sys.stdout.write(table.to_csv(index=False))
     else:

@@ -25,16 +25,17 @@ from typing import Any
 
 import pandas as pd
 
+from repbench import schema
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
 from repbench.evaluation.metrics import DEFAULT_MEASURES, evaluate, summarize
 from repbench.evaluation.trec import round_scores, write_run
-from repbench.io import atomic_write_csv, atomic_write_json
+from repbench.io import atomic_write_json
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, modes_for, parse_modes, retrieve
+from repbench.schema import system_name
+from repbench.schema.tables import read_per_query, write_per_query, write_summary
 
-PER_QUERY_COLUMNS = ["dataset", "backbone", "family", "encoder", "k_q", "k_p", "mode", "qid", "measure", "value"]
-SUMMARY_COLUMNS = ["dataset", "backbone", "family", "encoder", "k_q", "k_p", "mode", "measure", "mean", "n"]
 # Settings that change any number in a cell: a resumed sweep must match them.
 _IDENTITY = ("backbone", "encoder", "dataset", "modes", "depth", "max_length", "remove_self", "measures",
              "corpus_fingerprint", "queries_fingerprint")
@@ -77,10 +78,6 @@ def parse_ks(text: str) -> list[int]:
     return ks
 
 
-def system_name(backbone: str, encoder: str, k_q: int, k_p: int, mode: str) -> str:
-    return f"{backbone}/{encoder}/q{k_q}p{k_p}/{mode}"
-
-
 def run_file_name(system: str) -> str:
     return system.replace("/", "__") + ".trec"
 
@@ -106,11 +103,6 @@ class RepCache:
         if list(reps.ids) != list(ids):
             raise RepbenchError(f"cached representations {stem} hold other ids; delete the file and rerun")
         return reps
-
-
-def _read_cell(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={c: str for c in PER_QUERY_COLUMNS if c not in ("k_q", "k_p", "value")},
-                       float_precision="round_trip", keep_default_na=False)
 
 
 def run_sweep(
@@ -211,10 +203,10 @@ def run_sweep(
                 after_cell(kq, kp)
     bar.close()
 
-    per_query = pd.concat([_read_cell(cell_path[c]) for c in cells], ignore_index=True)[PER_QUERY_COLUMNS]
-    summary = summarize(per_query, by=SUMMARY_COLUMNS[:7])[SUMMARY_COLUMNS]
-    atomic_write_csv(out / "per_query.csv", per_query)
-    atomic_write_csv(out / "summary.csv", summary)
+    per_query = pd.concat([read_per_query(cell_path[c]) for c in cells], ignore_index=True)[list(schema.PER_QUERY_COLUMNS)]
+    summary = summarize(per_query, by=list(schema.SUMMARY_COLUMNS[:7]))[list(schema.SUMMARY_COLUMNS)]
+    write_per_query(out / "per_query.csv", per_query)
+    write_summary(out / "summary.csv", summary)
     _write_metadata(out, collection, config, family, times, cells)
     return per_query
 
@@ -240,7 +232,7 @@ def _score_cell(collection: Collection, config: SweepConfig, family: str, vocab_
     for col, value in reversed(list({"dataset": collection.name, "backbone": config.backbone, "family": family,
                                      "encoder": config.encoder, "k_q": kq, "k_p": kp}.items())):
         table.insert(0, col, value)
-    atomic_write_csv(cell_file, table[PER_QUERY_COLUMNS])
+    write_per_query(cell_file, table)
 
 
 def _write_metadata(out: Path, collection: Collection, config: SweepConfig, family: str,

@@ -1,5 +1,6 @@
 """Figures (matplotlib/seaborn) and LaTeX/Markdown tables from result files; `build_report` runs the
-recipes in analysis/ and assembles report.tex / report.pdf."""
+recipes shipped in repbench.recipes and assembles report.tex / report.pdf; `compare` renders
+`repbench compare`."""
 
 from repbench.report.build import build_report, discover_recipes
 from repbench.report.inputs import SkipRecipe

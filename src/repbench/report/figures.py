@@ -173,7 +173,7 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
     caption = (f"Encoding latency vs input length on {devices}, batch size {batch}: single representation (K=1, "
                f"solid) vs multi (K={', '.join(str(k) for k in sorted(multi_ks)) or '-'}, dashed), median ms per "
                "query with 95% bootstrap CI bands. "
-               + ("The last panel and grey open markers are the paper's H100 readings (results/paper, "
+               + ("The last panel and grey open markers are the paper's H100 readings (repbench/recipes/paper, "
                   "method-spec §8; multi = K=4 for AR, (K_q*, K_p*) for diffusion)." if paper is not None else ""))
     return fig, caption
 

@@ -9,8 +9,9 @@ import math
 
 import pandas as pd
 
-from repbench.report.inputs import MODES, base_backbone, is_encode
+from repbench.report.inputs import base_backbone, is_encode
 from repbench.report.latex import Cell, Raw, Table
+from repbench.schema import MODES
 
 BETTER = Raw(r"$^{\dagger}$", "†")
 WORSE = Raw(r"$^{\ddagger}$", "‡")
@@ -36,33 +37,6 @@ def _truthy(v) -> bool:
     if isinstance(v, str):
         return v.strip().lower() in ("true", "1", "yes")
     return bool(v) and not (isinstance(v, float) and math.isnan(v))
-
-
-def assign_significance_datasets(significance: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
-    """Give each significance row the dataset it was computed on.
-
-    significance.csv has no dataset column; its `mean_system` equals the system's mean on exactly one
-    dataset of the effectiveness table, which identifies it. With a single dataset the answer is trivial.
-    Rows that match no dataset get NaN (they are not shown).
-    """
-    sig = significance.copy()
-    if "dataset" in sig.columns and sig["dataset"].notna().all():
-        return sig
-    datasets = sorted(means["dataset"].astype(str).unique())
-    lookup = means.set_index(["system", "measure", "dataset"])["mean"]
-    out = []
-    for _, row in sig.iterrows():
-        if len(datasets) == 1:
-            out.append(datasets[0])
-            continue
-        hits = [d for d in datasets
-                if (row["system"], row["measure"], d) in lookup.index
-                and abs(float(lookup[(row["system"], row["measure"], d)]) - float(row["mean_system"])) < 1e-6
-                and (row["baseline"], row["measure"], d) in lookup.index
-                and abs(float(lookup[(row["baseline"], row["measure"], d)]) - float(row["mean_baseline"])) < 1e-6]
-        out.append(hits[0] if len(hits) == 1 else float("nan"))
-    sig["dataset"] = out
-    return sig
 
 
 def _system_sort_key(frame: pd.DataFrame) -> pd.DataFrame:
@@ -92,8 +66,10 @@ def effectiveness_table(
     baselines: list[str] = []
     test_desc = ""
     if significance is not None and len(significance):
-        sig = assign_significance_datasets(significance[significance["measure"] == measure], data)
-        sig = sig[sig["dataset"].notna()]
+        # Each significance row names its dataset (schema.SIGNIFICANCE_COLUMNS); rows for datasets this
+        # table does not show are left out.
+        sig = significance[(significance["measure"] == measure)
+                           & significance["dataset"].astype(str).isin(datasets)]
         if len(sig):
             # One baseline per table: the most frequent one (marks against several would be ambiguous).
             baseline = sig["baseline"].value_counts().index[0]
@@ -138,7 +114,7 @@ def effectiveness_table(
         caption.append(" No significance tests were found for this measure.")
     if rule_before:
         caption.append(" Rows below the rule are the paper's reported numbers "
-                       "(results/paper, a different model size and setting; not compared).")
+                       "(the paper tables shipped with repbench, a different model size and setting; not compared).")
     return Table(columns=columns, rows=rows, caption=caption, label="tab:effectiveness",
                  align="llll" + "r" * len(datasets), rule_before=rule_before)
 

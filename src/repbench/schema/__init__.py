@@ -1,15 +1,24 @@
 """The tidy contract between stages: column lists, system naming, the mode and encoder names.
 
 This package imports nothing heavier than the standard library at import time, so every stage (from
-the encoders down to the report) can depend on it. Readers and writers per file kind live in
-sub-modules of this package; docs/contracts.md describes the files.
+the encoders down to the report) can depend on it. The one reader and one writer per file kind live in
+sub-modules: `schema.tables` (per_query.csv, summary.csv, significance.csv, oracle.csv, oracle_cells.csv)
+and `schema.bench` (the pytest-benchmark JSON with machine_info.repbench); docs/contracts.md describes
+the files.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+from repbench import SCHEMA_VERSION
+
+__all__ = [
+    "ENCODERS", "MODES", "ORACLE_CELL_COLUMNS", "ORACLE_COLUMNS", "PER_QUERY_COLUMNS", "SCHEMA_VERSION",
+    "SIGNIFICANCE_COLUMNS", "SUMMARY_COLUMNS", "FILE_NAMES", "system_name",
+]
 
 ENCODERS: tuple[str, ...] = ("sequential", "parallel", "meanpool", "lasttoken")
+# The score modes, in canonical order; repbench.retrieval.search.SCORERS holds one scorer per name
+# (tests/test_retrieval_modes.py checks the two agree).
 MODES: tuple[str, ...] = (
     "single_dense",
     "multi_dense",
@@ -24,6 +33,26 @@ PER_QUERY_COLUMNS: tuple[str, ...] = (
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "dataset", "backbone", "family", "encoder", "k_q", "k_p", "mode", "measure", "mean", "n",
 )
+SIGNIFICANCE_COLUMNS: tuple[str, ...] = (
+    "dataset", "system", "baseline", "measure", "n", "mean_system", "mean_baseline", "mean_diff", "ci_low",
+    "ci_high", "test", "p_value", "p_adjusted", "correction", "significant",
+)
+ORACLE_COLUMNS: tuple[str, ...] = (
+    "dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k", "budget_q", "budget_p", "n",
+    "oracle_mean", "oracle_ci_low", "oracle_ci_high", "best_cell", "best_mean", "best_ci_low", "best_ci_high",
+    "gap", "gap_ci_low", "gap_ci_high", "label",
+)
+ORACLE_CELL_COLUMNS: tuple[str, ...] = (
+    "dataset", "backbone", "encoder", "mode", "measure", "scope", "k_q", "k_p", "n_queries", "share",
+)
+# File kind -> the name the stage that writes it gives the file (the report finds inputs by these names).
+FILE_NAMES: dict[str, str] = {
+    "per_query": "per_query.csv",
+    "summary": "summary.csv",
+    "significance": "significance.csv",
+    "oracle": "oracle.csv",
+    "oracle_cells": "oracle_cells.csv",
+}
 
 
 def system_name(backbone: str, encoder: str, k_q: int, k_p: int, mode: str) -> str:

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
+from repbench.stats import summarize
 from repbench.telemetry.cpu import CpuTime, PeakRSS
 from repbench.telemetry.nvml import NvmlDevice, NvmlSampler, measure_energy
-from repbench.telemetry.stats import summarize
 from repbench.telemetry.timers import IterationTimer, step_breakdown, synchronize, time_blocked
 
 MIN_ROUNDS_FLOOR = 5

@@ -7,7 +7,7 @@ import pandas as pd
 from repbench.report import inputs, latex, tables
 
 KIND, SECTION, TITLE = "table", "Effectiveness", "Effectiveness by dataset and system"
-INPUTS = ("effectiveness",)  # optional: significance.csv; results/paper/{model_card,promptreps_nfcorpus}.csv
+INPUTS = ("effectiveness",)  # optional: significance.csv; repbench/recipes/paper/{model_card,promptreps_nfcorpus}.csv
 
 
 def run(results: Path, out: Path) -> list[Path]:

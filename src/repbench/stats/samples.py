@@ -7,12 +7,14 @@ the tail estimate is not trustworthy, so the field is null ("insufficient n"), n
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 import numpy as np
 from scipy.special import betainc
+
+from repbench.stats.bootstrap import bootstrap_median_ci
 
 # IQR/median thresholds of torch.utils.benchmark.Measurement: above NOISY warn, above INVALID rerun.
 NOISY_IQR_RATIO = 0.10
@@ -40,48 +42,6 @@ def min_samples_for_percentile(p: float, confidence: float = EARLY_STOPPING_CONF
         else:
             lo = mid + 1
     return lo + 1
-
-
-def bootstrap_statistics(x: np.ndarray, statistic: Callable, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """`n_boot` values of `statistic` (a numpy reducer taking `axis=`) over resamples of `x`.
-
-    Drawn in chunks of ~2M values so a long sample list never allocates more at once.
-    """
-    n = len(x)
-    out = np.empty(n_boot)
-    step = max(1, 2_000_000 // n)
-    for start in range(0, n_boot, step):
-        m = min(step, n_boot - start)
-        out[start:start + m] = statistic(x[rng.integers(0, n, size=(m, n))], axis=1)
-    return out
-
-
-def bootstrap_ci(
-    samples, statistic: Callable = np.median, n_resamples: int = 2000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Seeded percentile-bootstrap CI of `statistic` over raw samples (non-finite values dropped).
-
-    A single sample gives a degenerate interval (the value itself); an empty list gives NaNs.
-    """
-    x = np.asarray(samples, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan"), float("nan")
-    if x.size == 1:
-        return float(x[0]), float(x[0])
-    stats = bootstrap_statistics(x, statistic, n_resamples, np.random.default_rng(seed))
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
-def bootstrap_median_ci(
-    samples: Sequence[float] | np.ndarray, level: float = 0.95, n_boot: int = 2000, seed: int = 0
-) -> tuple[float | None, float | None]:
-    """Percentile-bootstrap CI of the median (seeded, so a result file is reproducible); None below 2 samples."""
-    if np.asarray(samples).size < 2:
-        return None, None
-    return bootstrap_ci(samples, np.median, n_boot, level, seed)
 
 
 def _gated_percentile(x: np.ndarray, q: float) -> float | None:

@@ -5,11 +5,11 @@ from pathlib import Path
 from repbench.report import inputs, latex, tables
 
 KIND, SECTION, TITLE = "table", "Latency", "Encoding latency, memory and energy"
-INPUTS = ("bench",)  # paper: results/paper/encoding_latency_vs_length.csv (optional)
+INPUTS = ("bench",)  # paper: repbench/recipes/paper/encoding_latency_vs_length.csv (optional)
 
 
 def run(results: Path, out: Path) -> list[Path]:
-    bench = inputs.require(inputs.load_bench(results), "bench", results)
+    bench = inputs.require(inputs.bench_table(results), "bench", results)
     if not inputs.is_encode(bench).any():
         raise inputs.SkipRecipe("the latency JSON holds no encoding cells")
     table = tables.latency_table(bench, inputs.load_paper(results, "encoding_latency_vs_length"))

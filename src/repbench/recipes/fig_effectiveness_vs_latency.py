@@ -6,12 +6,12 @@ from repbench.report import figures, inputs, style
 from repbench.report.tables import pick_measure
 
 KIND, SECTION, TITLE = "figure", "Effectiveness", "Effectiveness vs latency"
-INPUTS = ("effectiveness", "bench")  # paper: results/paper/teaser_beir7.csv (optional)
+INPUTS = ("effectiveness", "bench")  # paper: repbench/recipes/paper/teaser_beir7.csv (optional)
 
 
 def run(results: Path, out: Path) -> list[Path]:
     means = inputs.require(inputs.effectiveness_means(results), "effectiveness", results)
-    bench = inputs.require(inputs.load_bench(results), "bench", results)
+    bench = inputs.require(inputs.bench_table(results), "bench", results)
     measure = pick_measure(means["measure"])
     search = inputs.search_cells(bench)
     points, how = figures.teaser_points(means, inputs.encode_cells(bench), search if len(search) else None, measure)

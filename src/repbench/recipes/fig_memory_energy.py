@@ -9,6 +9,6 @@ INPUTS = ("bench",)
 
 
 def run(results: Path, out: Path) -> list[Path]:
-    bench = inputs.require(inputs.load_bench(results), "bench", results)
+    bench = inputs.require(inputs.bench_table(results), "bench", results)
     fig, caption = figures.memory_energy_vs_k(inputs.encode_cells(bench))
     return style.save_figure(fig, out, "fig_memory_energy", caption)

@@ -1,0 +1,260 @@
+"""The one reader and one writer of each tidy CSV kind (per_query, summary, significance, oracle,
+oracle_cells), with the same strict checks for all of them.
+
+Reading checks the columns, integer K >= 1, finite numbers, booleans and one row per key; every error
+names the file, the CSV line (header = line 1) and what was expected. Writing refuses a table that the
+reader would refuse, so nothing malformed reaches disk, and writes atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from repbench.errors import InputError, RepbenchError
+from repbench.io import atomic_write_csv
+from repbench.schema import (
+    ORACLE_CELL_COLUMNS,
+    ORACLE_COLUMNS,
+    PER_QUERY_COLUMNS,
+    SIGNIFICANCE_COLUMNS,
+    SUMMARY_COLUMNS,
+)
+
+
+def system_names(frame: pd.DataFrame) -> pd.Series:
+    """`backbone/encoder/q{k_q}p{k_p}/mode` for each row of a table with those columns."""
+    return (
+        frame["backbone"].astype(str) + "/" + frame["encoder"].astype(str)
+        + "/q" + frame["k_q"].astype(int).astype(str) + "p" + frame["k_p"].astype(int).astype(str)
+        + "/" + frame["mode"].astype(str)
+    )
+
+
+def _describe_per_query(row: pd.Series) -> str:
+    return f"system {system_names(row.to_frame().T).iat[0]}, query {row['qid']}, measure {row['measure']}"
+
+
+def _describe_cell(row: pd.Series) -> str:
+    return f"system {system_names(row.to_frame().T).iat[0]}, measure {row['measure']}"
+
+
+def _describe_sig(row: pd.Series) -> str:
+    return f"{row['system']} vs {row['baseline']} on {row['dataset']}, measure {row['measure']}"
+
+
+def _describe_group(row: pd.Series) -> str:
+    return f"{row['dataset']}/{row['backbone']}/{row['encoder']}/{row['mode']}, measure {row['measure']}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one CSV kind is checked. Columns not named in a type set are strings."""
+
+    name: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...]  # one row per key
+    key_text: str  # the key, in words, for the duplicate message
+    describe: Callable[[pd.Series], str]  # a row, in words, for messages
+    k: tuple[str, ...] = ()  # positive integers (K)
+    counts: tuple[str, ...] = ()  # non-negative integers
+    optional_k: tuple[str, ...] = ()  # positive integers or empty
+    floats: tuple[str, ...] = ()  # finite numbers
+    bools: tuple[str, ...] = ()
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+KINDS: dict[str, Kind] = {
+    "per_query": Kind(
+        "per_query", PER_QUERY_COLUMNS,
+        key=("dataset", "backbone", "encoder", "k_q", "k_p", "mode", "qid", "measure"),
+        key_text="(system, query, measure)", describe=_describe_per_query, k=("k_q", "k_p"), floats=("value",)),
+    "summary": Kind(
+        "summary", SUMMARY_COLUMNS, key=("dataset", "backbone", "encoder", "k_q", "k_p", "mode", "measure"),
+        key_text="(dataset, system, measure)", describe=_describe_cell, k=("k_q", "k_p"), counts=("n",),
+        floats=("mean",)),
+    "significance": Kind(
+        "significance", SIGNIFICANCE_COLUMNS, key=("dataset", "system", "baseline", "measure"),
+        key_text="(dataset, system, baseline, measure)", describe=_describe_sig, counts=("n",),
+        floats=("mean_system", "mean_baseline", "mean_diff", "ci_low", "ci_high", "p_value", "p_adjusted"),
+        bools=("significant",)),
+    "oracle": Kind(
+        "oracle", ORACLE_COLUMNS,
+        key=("dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k", "budget_q", "budget_p"),
+        key_text="(group, scope, fixed K, budget)", describe=_describe_group, counts=("n",),
+        optional_k=("fixed_k", "budget_q", "budget_p"),
+        floats=("oracle_mean", "oracle_ci_low", "oracle_ci_high", "best_mean", "best_ci_low", "best_ci_high",
+                "gap", "gap_ci_low", "gap_ci_high"),
+        choices={"scope": ("kq", "kp", "grid")}),
+    "oracle_cells": Kind(
+        "oracle_cells", ORACLE_CELL_COLUMNS,
+        key=("dataset", "backbone", "encoder", "mode", "measure", "scope", "k_q", "k_p"),
+        key_text="(group, scope, cell)", describe=_describe_group, k=("k_q", "k_p"), counts=("n_queries",),
+        floats=("share",), choices={"scope": ("kq", "kp", "grid")}),
+}
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _integers(df: pd.DataFrame, col: str, path, lines, *, low: int, optional: bool, what: str) -> pd.Series:
+    text = df[col].str.strip()
+    empty = text.eq("").to_numpy()
+    num = pd.to_numeric(text.where(~empty, "0"), errors="coerce")
+    bad = (num.isna() | (num != np.round(num)) | (num < low)).to_numpy()
+    bad = bad & ~empty if optional else bad | empty
+    if bad.any():
+        i = _first(bad)
+        raise InputError(path, int(lines[i]), f"expected {what} {col}, got {df[col].iat[i]!r}")
+    out = pd.array(num.astype(np.int64), dtype="Int64")
+    if optional:
+        out[empty] = pd.NA
+        return pd.Series(out, index=df.index)
+    return pd.Series(out.astype(np.int64), index=df.index)
+
+
+def _parse(raw: pd.DataFrame, path, kind: Kind) -> pd.DataFrame:
+    """Check and convert an all-string table of `kind` (lines: header = 1)."""
+    missing = [c for c in kind.columns if c not in raw.columns]
+    if missing:
+        raise InputError(path, 1, f"expected columns {', '.join(kind.columns)}; missing {', '.join(missing)}")
+    df = raw[list(kind.columns)].copy()
+    lines = np.arange(len(df)) + 2
+    for col in kind.k:
+        df[col] = _integers(df, col, path, lines, low=1, optional=False, what="a positive integer")
+    for col in kind.optional_k:
+        df[col] = _integers(df, col, path, lines, low=1, optional=True, what="empty or a positive integer")
+    for col in kind.counts:
+        df[col] = _integers(df, col, path, lines, low=0, optional=False, what="a non-negative integer")
+    for col in kind.floats:
+        text = df[col].str.strip()
+        value = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(value)
+        if bad.any():
+            i = _first(bad)
+            got = df[col].iat[i]
+            # Text that is no number at all, and a number that is NaN or infinite, are different mistakes.
+            what = f"a finite numeric {col}" if _is_number(got) else f"a numeric {col!r}"
+            raise InputError(path, int(lines[i]), f"expected {what} for {kind.describe(df.iloc[i])}; got {got!r}")
+        df[col] = text.astype(np.float64)  # float() of each string: exact round trip of what was written
+    for col in kind.bools:
+        low = df[col].str.strip().str.lower()
+        bad = ~low.isin(_TRUE + _FALSE).to_numpy()
+        if bad.any():
+            i = _first(bad)
+            raise InputError(path, int(lines[i]), f"expected {col} true or false, got {df[col].iat[i]!r}")
+        df[col] = low.isin(_TRUE).to_numpy()
+    for col, allowed in kind.choices.items():
+        bad = ~df[col].isin(allowed).to_numpy()
+        if bad.any():
+            i = _first(bad)
+            raise InputError(path, int(lines[i]), f"expected {col} one of {', '.join(allowed)}, "
+                                                  f"got {df[col].iat[i]!r}")
+    key = list(kind.key)
+    dup = df.duplicated(key, keep="first").to_numpy()
+    if dup.any():
+        i = _first(dup)
+        same = (df[key].iloc[:i].astype(str) == df[key].iloc[i].astype(str)).all(axis=1).to_numpy()
+        row = df.iloc[i]
+        where = f"query {row['qid']} of {system_names(df.iloc[[i]]).iat[0]}" if kind.name == "per_query" \
+            else kind.describe(row)
+        raise InputError(path, int(lines[i]), f"expected one row per {kind.key_text}; {where} repeats line "
+                                              f"{int(lines[_first(same)])}")
+    return df
+
+
+def read_table(path: str | os.PathLike, kind: str) -> pd.DataFrame:
+    """Read one CSV (optionally .gz) of `kind` (a key of KINDS), checked as the module docstring says."""
+    spec = KINDS[kind]
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise RepbenchError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise RepbenchError(f"{path}: expected a {kind} CSV file, got a directory") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(path, None, f"expected a CSV {kind} table with columns {', '.join(spec.columns)} "
+                                     f"({exc})") from None
+    return _parse(raw, path, spec)
+
+
+def _as_text(frame: pd.DataFrame, kind: Kind) -> pd.DataFrame:
+    """The table as the reader would see it on disk (missing values as empty cells)."""
+    missing = [c for c in kind.columns if c not in frame.columns]
+    if missing:
+        raise RepbenchError(f"a {kind.name} table needs columns {', '.join(kind.columns)}; missing "
+                            f"{', '.join(missing)}")
+    out = frame[list(kind.columns)].reset_index(drop=True)
+    return pd.DataFrame({c: ["" if _missing(v) else repr(float(v)) if isinstance(v, float) else str(v)
+                             for v in out[c]] for c in kind.columns}, dtype=str)
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+
+
+def write_table(path: str | os.PathLike, frame: pd.DataFrame, kind: str) -> Path:
+    """Check `frame` as `read_table` would and write exactly the kind's columns, atomically."""
+    spec = KINDS[kind]
+    _parse(_as_text(frame, spec), f"{path} (being written)", spec)
+    return atomic_write_csv(path, frame[list(spec.columns)])
+
+
+def read_per_query(path: str | os.PathLike) -> pd.DataFrame:
+    """per_query.csv: one row per (dataset, system, query, measure)."""
+    return read_table(path, "per_query")
+
+
+def write_per_query(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    return write_table(path, frame, "per_query")
+
+
+def read_summary(path: str | os.PathLike) -> pd.DataFrame:
+    """summary.csv: mean and n per (dataset, system, measure)."""
+    return read_table(path, "summary")
+
+
+def write_summary(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    return write_table(path, frame, "summary")
+
+
+def read_significance(path: str | os.PathLike) -> pd.DataFrame:
+    """significance.csv: one paired comparison per (dataset, system, baseline, measure)."""
+    return read_table(path, "significance")
+
+
+def write_significance(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    return write_table(path, frame, "significance")
+
+
+def read_oracle(path: str | os.PathLike) -> pd.DataFrame:
+    """oracle.csv: oracle vs best fixed cell per group and option set."""
+    return read_table(path, "oracle")
+
+
+def write_oracle(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    return write_table(path, frame, "oracle")
+
+
+def read_oracle_cells(path: str | os.PathLike) -> pd.DataFrame:
+    """oracle_cells.csv: how often the oracle picked each cell."""
+    return read_table(path, "oracle_cells")
+
+
+def write_oracle_cells(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    return write_table(path, frame, "oracle_cells")
