@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from repbench.report import figures, inputs, style
+from repbench.report import figures_oracle, inputs, style
 
 KIND, SECTION, TITLE = "figure", "Oracle K", "Oracle vs best fixed cell"
 INPUTS = ("oracle",)
@@ -10,5 +10,5 @@ INPUTS = ("oracle",)
 
 def run(results: Path, out: Path) -> list[Path]:
     oracle = inputs.require(inputs.load_csv_kind(results, "oracle"), "oracle", results)
-    fig, caption = figures.oracle_vs_fixed(oracle)
+    fig, caption = figures_oracle.oracle_vs_fixed(oracle)
     return style.save_figure(fig, out, "fig_oracle_vs_fixed", caption)

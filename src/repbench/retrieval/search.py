@@ -1,8 +1,9 @@
-"""The five score modes of method-spec §6.2, from two Representations to TREC-style runs."""
+"""The score modes of method-spec §6.2 (a registry, SCORERS), from two Representations to TREC-style runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,15 +16,49 @@ from repbench.retrieval.sparse import sparse_search
 
 Run = dict[str, dict[str, float]]
 
-MODES: tuple[str, ...] = (
-    "single_dense",
-    "multi_dense",
-    "sparse_max",
-    "fusion_single_sparse_max",
-    "fusion_multi_sparse_max",
-)
-MULTI_MODES = frozenset({"multi_dense", "fusion_multi_sparse_max"})
 DEFAULT_DEPTH = 1000
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """One score mode: either a search over the documents (`search(queries, docs, k, options)` returning
+    [queries, k] scores and document indices) or a 50/50 fusion of two other modes' runs."""
+
+    name: str
+    search: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
+    fuse: tuple[str, str] | None = None
+    multi: bool = False  # needs K_q > 1 or K_p > 1 (method-spec §6.1)
+    sparse: bool = False  # needs the backbone's vocab_size
+
+
+def _chunk(options: dict) -> dict:
+    return {} if options.get("chunk_docs") is None else {"chunk_docs": options["chunk_docs"]}
+
+
+def _single_dense(queries: Representations, docs: Representations, k: int, options: dict):
+    return FlatIPIndex(single_vectors(docs)).search(single_vectors(queries), k)
+
+
+def _multi_dense(queries: Representations, docs: Representations, k: int, options: dict):
+    return maxsim_search(queries.unit_dense(), docs.unit_dense(), k, **_chunk(options))
+
+
+def _sparse_max(queries: Representations, docs: Representations, k: int, options: dict):
+    return sparse_search(queries.sparse_ids, queries.sparse_weights, docs.sparse_ids, docs.sparse_weights,
+                         k, int(options["vocab_size"]), **_chunk(options))
+
+
+# The score modes of method-spec §6.2, in canonical order: adding a mode is one entry here (and its name
+# in repbench.schema.MODES, which tests/test_schema.py checks against this registry).
+SCORERS: dict[str, Scorer] = {s.name: s for s in (
+    Scorer("single_dense", search=_single_dense),
+    Scorer("multi_dense", search=_multi_dense, multi=True),
+    Scorer("sparse_max", search=_sparse_max, sparse=True),
+    Scorer("fusion_single_sparse_max", fuse=("single_dense", "sparse_max"), sparse=True),
+    Scorer("fusion_multi_sparse_max", fuse=("multi_dense", "sparse_max"), multi=True, sparse=True),
+)}
+MODES: tuple[str, ...] = tuple(SCORERS)
+MULTI_MODES = frozenset(name for name, s in SCORERS.items() if s.multi)
 
 
 def parse_modes(text: str | Iterable[str]) -> list[str]:
@@ -86,35 +121,25 @@ def retrieve(
     modes = parse_modes(modes)
     if any(m in MULTI_MODES for m in modes) and queries.k == 1 and docs.k == 1:
         raise RepbenchError("multi-vector modes need K_q > 1 or K_p > 1 (use repbench.retrieval.search.modes_for)")
-    needs_sparse = any("sparse" in m for m in modes)
-    if needs_sparse and vocab_size is None:
+    if any(SCORERS[m].sparse for m in modes) and vocab_size is None:
         raise RepbenchError("sparse modes need the backbone's vocab_size")
     perm = sorted(range(len(docs)), key=lambda i: docs.ids[i], reverse=True)
     d = docs.select(perm)
     qids, docids = list(queries.ids), list(d.ids)
     extra = 1 if remove_self and not set(qids).isdisjoint(docids) else 0
-    k = depth + extra
+    options = {"vocab_size": vocab_size, "chunk_docs": chunk_docs}
 
-    base: dict[str, Run] = {}
-    if any(m in ("single_dense", "fusion_single_sparse_max") for m in modes):
-        s, i = FlatIPIndex(single_vectors(d)).search(single_vectors(queries), k)
-        base["single_dense"] = _to_run(qids, docids, s, i, depth, remove_self)
-    if any(m in MULTI_MODES for m in modes):
-        kwargs = {} if chunk_docs is None else {"chunk_docs": chunk_docs}
-        s, i = maxsim_search(queries.unit_dense(), d.unit_dense(), k, **kwargs)
-        base["multi_dense"] = _to_run(qids, docids, s, i, depth, remove_self)
-    if needs_sparse:
-        kwargs = {} if chunk_docs is None else {"chunk_docs": chunk_docs}
-        s, i = sparse_search(queries.sparse_ids, queries.sparse_weights, d.sparse_ids, d.sparse_weights,
-                             k, int(vocab_size), **kwargs)
-        base["sparse_max"] = _to_run(qids, docids, s, i, depth, remove_self)
+    runs: dict[str, Run] = {}
 
-    out: dict[str, Run] = {}
-    for m in modes:
-        if m == "fusion_single_sparse_max":
-            out[m] = fuse(base["single_dense"], base["sparse_max"], 0.5, depth)
-        elif m == "fusion_multi_sparse_max":
-            out[m] = fuse(base["multi_dense"], base["sparse_max"], 0.5, depth)
-        else:
-            out[m] = base[m]
-    return out
+    def run_of(name: str) -> Run:
+        if name not in runs:
+            scorer = SCORERS[name]
+            if scorer.fuse is not None:
+                a, b = scorer.fuse
+                runs[name] = fuse(run_of(a), run_of(b), 0.5, depth)
+            else:
+                s, i = scorer.search(queries, d, depth + extra, options)
+                runs[name] = _to_run(qids, docids, s, i, depth, remove_self)
+        return runs[name]
+
+    return {m: run_of(m) for m in modes}

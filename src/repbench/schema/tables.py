@@ -200,12 +200,13 @@ def _as_text(frame: pd.DataFrame, kind: Kind) -> pd.DataFrame:
         raise RepbenchError(f"a {kind.name} table needs columns {', '.join(kind.columns)}; missing "
                             f"{', '.join(missing)}")
     out = frame[list(kind.columns)].reset_index(drop=True)
-    return pd.DataFrame({c: ["" if _missing(v) else repr(float(v)) if isinstance(v, float) else str(v)
-                             for v in out[c]] for c in kind.columns}, dtype=str)
+    # A NaN float reads as "nan" (refused as not finite); None / pd.NA as an empty cell (an optional K).
+    def text(v, optional: bool) -> str:
+        if v is None or v is pd.NA or (optional and isinstance(v, float) and np.isnan(v)):
+            return ""
+        return repr(float(v)) if isinstance(v, float) else str(v)
 
-
-def _missing(v) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+    return pd.DataFrame({c: [text(v, c in kind.optional_k) for v in out[c]] for c in kind.columns}, dtype=str)
 
 
 def write_table(path: str | os.PathLike, frame: pd.DataFrame, kind: str) -> Path:
