@@ -242,3 +242,20 @@ def test_float_columns_survive_the_writer_exactly(tmp_path):
                           "measure": "ndcg_cut_10", "value": values})
     back = tables.read_per_query(tables.write_per_query(tmp_path / "per_query.csv", frame))
     assert (back["value"].to_numpy() == values).all() and back["k_p"].dtype == np.int64
+
+
+def test_significance_rows_name_their_dataset():
+    from repbench.analysis.significance import compare_per_query
+
+    rng = np.random.default_rng(1)
+    rows = [{"dataset": ds, "backbone": "b", "family": "ar", "encoder": "sequential", "k_q": 1, "k_p": kp,
+             "mode": "single_dense", "qid": f"q{i}", "measure": "ndcg_cut_10", "value": float(rng.random())}
+            for ds in ("adi", "scifact") for kp in (1, 4) for i in range(6)]
+    table = pd.DataFrame(rows)
+    base = "b/sequential/q1p1/single_dense"
+    sig, _ = compare_per_query(table, "ndcg_cut_10", baseline=base, dataset="scifact", n_bootstrap=200)
+    assert sig["dataset"].tolist() == ["scifact"]
+    sig, _ = compare_per_query(table[table["dataset"] == "adi"], "ndcg_cut_10", baseline=base, n_bootstrap=200)
+    assert sig["dataset"].tolist() == ["adi"]
+    mine = table[(table["dataset"] == "adi") & (table["k_p"] == 4)]["value"].mean()
+    assert sig["mean_system"].iat[0] == pytest.approx(mine)
