@@ -1,6 +1,6 @@
 """pytest-benchmark wiring for repbench's latency harness: options, cell grids, result hooks.
 
-The measuring logic lives in repbench.telemetry (harness.py, latency.py); this file only turns
+The measuring logic lives in repbench.benchmarking (harness.py, latency.py); this file only turns
 command-line options into cells and passes results to pytest-benchmark's JSON.
 """
 
@@ -17,9 +17,8 @@ import psutil  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from repbench.telemetry.environment import result_header  # noqa: E402
-from repbench.telemetry.harness import CellPlan  # noqa: E402
-from repbench.telemetry.latency import (  # noqa: E402
+from repbench.benchmarking.harness import CellPlan  # noqa: E402
+from repbench.benchmarking.latency import (  # noqa: E402
     SEARCH_KINDS,
     BenchContext,
     encode_cells,
@@ -29,6 +28,7 @@ from repbench.telemetry.latency import (  # noqa: E402
     relative_latency_table,
     search_cells,
 )
+from repbench.telemetry.environment import result_header  # noqa: E402
 from repbench.telemetry.nvml import open_telemetry  # noqa: E402
 
 # Defaults per device. On a GPU they follow methodology rule 5 (>= 30 iterations and >= 2 s per

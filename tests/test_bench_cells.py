@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from repbench.errors import RepbenchError
-from repbench.telemetry.harness import CellPlan, is_oom
-from repbench.telemetry.latency import (
+from repbench.benchmarking.harness import CellPlan, is_oom
+from repbench.benchmarking.latency import (
     BenchContext,
     EncodeCell,
     LoadedBackbone,
@@ -19,7 +18,8 @@ from repbench.telemetry.latency import (
     relative_latency_table,
     search_cells,
 )
-from repbench.telemetry.workloads import sparse_rows, synthetic_text_ids, unit_vectors
+from repbench.benchmarking.workloads import sparse_rows, synthetic_text_ids, unit_vectors
+from repbench.errors import RepbenchError
 
 PAIR = [("tiny-ar", "ar"), ("tiny-diffusion", "diffusion")]
 DEFAULT_ENC = {"ar": ["sequential"], "diffusion": ["parallel"]}

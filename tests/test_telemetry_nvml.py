@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from repbench.benchmarking.harness import CellMeasurement, CellPlan
 from repbench.telemetry import nvml as nv
 from repbench.telemetry.gpu import gpu_environment
-from repbench.telemetry.harness import CellMeasurement, CellPlan
 from repbench.telemetry.timers import spin
 
 GIB = 1 << 30

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from repbench.benchmarking.harness import CellMeasurement, CellPlan, RoundsRunner, cold_start, is_oom
+from repbench.benchmarking.workloads import ordinary_token_ids, sparse_rows, synthetic_text_ids, unit_vectors
 from repbench.errors import RepbenchError
-from repbench.telemetry.harness import CellMeasurement, CellPlan, RoundsRunner, cold_start, is_oom
 from repbench.telemetry.nvml import NvmlDevice
-from repbench.telemetry.workloads import ordinary_token_ids, sparse_rows, synthetic_text_ids, unit_vectors
 
 SEARCH_KINDS = ("dense", "maxsim", "sparse")
 SEARCH_MODES = {"dense": "single_dense", "maxsim": "multi_dense", "sparse": "sparse_max"}
