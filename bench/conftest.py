@@ -97,19 +97,18 @@ def _backbones(config: pytest.Config) -> list[tuple[str, str]]:
 
 
 def _encoders_for(config: pytest.Config):
-    from repbench.encoders import ENCODERS, default_encoder
+    from repbench.encoders.registry import ENCODERS, default_encoder, encoders_for_family
 
     chosen = parse_str_list(_opt(config, "--encoders"))
     bad = [e for e in chosen if e != "default" and e not in ENCODERS]
     if bad:
         raise pytest.UsageError(f"--encoders: unknown {bad}; use default or {', '.join(ENCODERS)}")
-    valid = {"ar": ("sequential", "lasttoken"), "diffusion": ("parallel", "meanpool")}
 
     def for_family(family: str) -> list[str]:
         out = []
         for e in chosen:
             e = default_encoder(family) if e == "default" else e
-            if e in valid[family] and e not in out:
+            if e in encoders_for_family(family) and e not in out:
                 out.append(e)
         return out
 

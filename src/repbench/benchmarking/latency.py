@@ -187,15 +187,15 @@ class BenchContext:
                 raise got
             return got
         from repbench.backbones import load_backbone
-        from repbench.encoders import default_encoder, encode_ids
+        from repbench.encoders import EncodeOptions, default_encoder, encode_ids
 
         pool_box: dict[str, np.ndarray] = {}
 
         def first_call(bb: Any) -> None:
             pool_box["pool"] = ordinary_token_ids(bb.tokenizer)
             ids = synthetic_text_ids(pool_box["pool"], 1, first_length, seed=self.seed)
-            encode_ids(bb, ids, encoder=default_encoder(bb.spec.family), k=1, side="query", batch_size=1,
-                       max_length=first_length + 512)
+            encode_ids(bb, ids, encoder=default_encoder(bb.spec.family),
+                       options=EncodeOptions(k=1, side="query", batch_size=1, max_length=first_length + 512))
 
         try:
             bb, times = cold_start(
@@ -214,7 +214,7 @@ class BenchContext:
 
     def run_encode_cell(self, cell: EncodeCell, runner: RoundsRunner) -> dict[str, Any]:
         """Measure one encoding cell; returns extra_info. Raises on anything but OOM (-> skipped)."""
-        from repbench.encoders import encode_ids
+        from repbench.encoders import EncodeOptions, encode_ids
 
         info = {"backbone": cell.backbone, "family": cell.family, "encoder": cell.encoder, "k": cell.k,
                 "input_tokens": cell.input_tokens, "batch_size": cell.batch_size, **self.base_info()}
@@ -223,11 +223,11 @@ class BenchContext:
             bb = loaded.backbone
             ids = synthetic_text_ids(loaded.pool, cell.batch_size, cell.input_tokens, seed=self.seed)
             # Room for the whole synthetic text plus prompt, K slots and tail: never truncate it.
-            max_length = cell.input_tokens + 512
+            opts = EncodeOptions(k=cell.k, side="query", batch_size=cell.batch_size,
+                                 max_length=cell.input_tokens + 512)
 
             def fn(cb: Any) -> Any:
-                return encode_ids(bb, ids, encoder=cell.encoder, k=cell.k, side="query",
-                                  batch_size=cell.batch_size, max_length=max_length, step_callback=cb)
+                return encode_ids(bb, ids, encoder=cell.encoder, options=opts, step_callback=cb)
 
             fields, first = self.measure(fn, runner, cell.batch_size, cell.input_tokens)
             produced = int(first.dense.shape[1])

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 
+from repbench.encoders.options import READOUTS
+from repbench.encoders.registry import ENCODERS
+
 
 def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that loads a backbone."""
@@ -18,15 +21,15 @@ def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="JSONL with _id, optional title, text (.jsonl or .jsonl.gz)")
     add_backbone_arguments(parser)
-    parser.add_argument("--encoder", default=None, help="sequential | parallel | meanpool | lasttoken "
-                        "(default: sequential for ar, parallel for diffusion)")
+    parser.add_argument("--encoder", default=None, choices=ENCODERS,
+                        help="default: the backbone family's (sequential for ar, parallel for diffusion)")
     parser.add_argument("--k", type=int, default=1, help="number of representatives K")
     parser.add_argument("--side", choices=("query", "passage"), default="passage")
     parser.add_argument("--out", required=True, help="output directory (resumable)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--shard-size", type=int, default=1000)
-    parser.add_argument("--readout", choices=("paper", "aligned"), default="paper")
+    parser.add_argument("--readout", choices=READOUTS, default="paper")
     parser.add_argument("--denoise-steps", type=int, default=1)
     parser.add_argument("--early-stop", action="store_true", help="sequential: stop when every row closed")
 
@@ -41,7 +44,7 @@ def load_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from repbench.encoders import default_encoder, encode
+    from repbench.encoders import EncodeOptions, default_encoder, encode
     from repbench.encoders.store import encode_sharded
     from repbench.io import read_texts_jsonl
     from repbench.telemetry.environment import result_header
@@ -55,10 +58,11 @@ def run(args: argparse.Namespace) -> int:
         "early_stop": args.early_stop, "dtype": str(bb.dtype).removeprefix("torch."), "attn": bb.attn,
     }
 
+    opts = EncodeOptions(k=args.k, side=args.side, batch_size=args.batch_size, max_length=args.max_length,
+                         readout=args.readout, denoise_steps=args.denoise_steps, early_stop=args.early_stop)
+
     def encode_fn(chunk_ids: list[str], chunk_texts: list[str]):
-        return encode(bb, chunk_texts, ids=chunk_ids, encoder=encoder, k=args.k, side=args.side,
-                      batch_size=args.batch_size, max_length=args.max_length, readout=args.readout,
-                      denoise_steps=args.denoise_steps, early_stop=args.early_stop)
+        return encode(bb, chunk_texts, ids=chunk_ids, encoder=encoder, options=opts)
 
     t0 = time.perf_counter()
     out = encode_sharded(args.out, ids, texts, config, encode_fn, shard_size=args.shard_size,

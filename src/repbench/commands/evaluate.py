@@ -12,6 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
+from repbench.encoders.registry import ENCODERS
 from repbench.evaluation.collections import load_beir, subsample
 from repbench.evaluation.metrics import DEFAULT_MEASURES
 from repbench.evaluation.sweep import SweepConfig, parse_ks, run_sweep
@@ -20,8 +21,7 @@ from repbench.retrieval.search import DEFAULT_DEPTH, MODES, parse_modes
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", required=True, help="backbone name (see `repbench backbones`)")
-    parser.add_argument("--encoder", default=None,
-                        help="sequential | parallel | meanpool | lasttoken (default: the family's own)")
+    parser.add_argument("--encoder", default=None, choices=ENCODERS, help="default: the family's own")
     parser.add_argument("--dataset", required=True, help="BEIR-layout directory (corpus, queries, qrels/)")
     parser.add_argument("--split", default="test", help="qrels split (default test)")
     parser.add_argument("--kq", default="1,2,4", help="query K values, comma separated (default 1,2,4)")

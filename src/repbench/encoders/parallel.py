@@ -7,9 +7,8 @@ from collections.abc import Callable
 import torch
 
 from repbench.backbones.loading import Backbone
+from repbench.encoders.options import CONFIDENCE
 from repbench.encoders.prompts import N_TAIL, PromptIds
-
-CONFIDENCE = ("entropy", "maskgit_plus", "topk_margin")
 
 
 def layout(prompt: PromptIds, text_ids: list[int], k: int, mask_id: int) -> list[int]:

@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
-TOP_K = 128
+from repbench.encoders.options import SPARSE_TOP_K
+
+TOP_K = SPARSE_TOP_K
 SCALE = 100.0
 _WORD_RE = re.compile(r"\w+(?:['\-]\w+)*|[^\w\s]")
 

@@ -16,15 +16,11 @@ matplotlib.use("Agg")  # before pyplot: reports are rendered headless (CI, serve
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from repbench.encoders.registry import REGISTRY as ENCODER_REGISTRY  # noqa: E402
 from repbench.io import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 PALETTE = sns.color_palette("colorblind")
-ENCODER_COLOURS = {
-    "sequential": PALETTE[0],
-    "parallel": PALETTE[1],
-    "meanpool": PALETTE[2],
-    "lasttoken": PALETTE[4],
-}
+ENCODER_COLOURS = {name: PALETTE[spec.palette_index] for name, spec in ENCODER_REGISTRY.items()}
 MODE_COLOURS = {
     "single_dense": PALETTE[0],
     "multi_dense": PALETTE[1],

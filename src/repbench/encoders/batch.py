@@ -1,0 +1,145 @@
+"""One batch through one encoder: padding, the forward pass, slot truncation, the sparse vector.
+
+Every batch function has the signature the registry expects:
+`fn(bb, rows, texts, opts, prep, step_callback) -> Representations` (ids left blank for the caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from repbench.backbones.loading import Backbone
+from repbench.encoders.options import EncodeOptions
+from repbench.encoders.parallel import forward_parallel, layout
+from repbench.encoders.prompts import PromptIds, quote_token_id
+from repbench.encoders.sequential import forward_sequential
+from repbench.encoders.single_pass import forward_lasttoken, forward_meanpool, special_prefix
+from repbench.encoders.sparse import allowed_ids, sparse_from_logits
+from repbench.encoders.types import Representations
+
+StepCallback = Callable[[str, int], None] | None
+
+
+@dataclass(frozen=True)
+class BatchPrep:
+    """What every batch of one `encode_ids` call shares (built once per call)."""
+
+    pad_id: int
+    stop: frozenset[int]
+    prompt: PromptIds | None  # None for the single-pass encoders
+
+
+def pad_rows(seqs: list[list[int]], pad_id: int, device: torch.device, left: bool = True
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest row; left padding puts every row's end (masks, tail) in the same columns."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        cols = slice(width - len(s), width) if left else slice(0, len(s))
+        ids[i, cols] = torch.tensor(s, dtype=torch.long)
+        mask[i, cols] = 1
+    return ids.to(device), mask.to(device)
+
+
+def truncate_parallel(tokens: torch.Tensor, stop: set[int]) -> torch.Tensor:
+    """valid[b, j] is False from the first stop slot k > 0 on; k = 0 keeps everything (§3.6)."""
+    is_stop = torch.isin(tokens, torch.tensor(sorted(stop), dtype=torch.long, device=tokens.device))
+    k = tokens.shape[1]
+    first = torch.where(is_stop.any(1), is_stop.float().argmax(1), torch.full_like(tokens[:, 0], k))
+    first = torch.where(first == 0, torch.full_like(first, k), first)
+    return torch.arange(k, device=tokens.device).unsqueeze(0) < first.unsqueeze(1)
+
+
+def truncate_sequential(tokens: torch.Tensor, stop: set[int], quote: int | None) -> torch.Tensor:
+    """valid from slot 0 up to (excluding) the first slot k >= 1 whose input token is special or `"` (§4.1)."""
+    ends = set(stop) | ({quote} if quote is not None else set())
+    is_end = torch.isin(tokens, torch.tensor(sorted(ends), dtype=torch.long, device=tokens.device))
+    k = tokens.shape[1]
+    # slot j+1 is invalid when the token fed at it (generated at slot j) ends the answer
+    first_end = torch.where(is_end.any(1), is_end.float().argmax(1) + 1, torch.full_like(tokens[:, 0], k))
+    valid = torch.arange(k, device=tokens.device).unsqueeze(0) < first_end.unsqueeze(1)
+    return valid & (tokens >= 0)
+
+
+def _single(vec: torch.Tensor, seqs: list[list[int]], step_callback: StepCallback) -> Representations:
+    if step_callback is not None:
+        step_callback("forward", 0)
+    b = len(seqs)
+    return Representations(
+        ids=[""] * b, dense=vec.unsqueeze(1).cpu(), valid=torch.ones(b, 1, dtype=torch.bool),
+        sparse_ids=torch.zeros(b, 0, dtype=torch.long), sparse_weights=torch.zeros(b, 0),
+        token_ids=torch.full((b, 1), -1, dtype=torch.long),
+        input_tokens=torch.tensor([len(s) for s in seqs], dtype=torch.long),
+    )
+
+
+def meanpool_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions,
+                   prep: BatchPrep, step_callback: StepCallback = None) -> Representations:
+    seqs = [(special_prefix(bb.tokenizer) + r)[: opts.max_length] for r in rows]
+    ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device, left=False)
+    return _single(forward_meanpool(bb, ids_t, mask), seqs, step_callback)
+
+
+def lasttoken_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions,
+                    prep: BatchPrep, step_callback: StepCallback = None) -> Representations:
+    tok = bb.tokenizer
+    head = tok.encode(f"{opts.side}: ", add_special_tokens=False)  # RepLLaMA's "query: " / "passage: "
+    seqs = [(special_prefix(tok) + head + r)[: opts.max_length - 1] + [tok.eos_token_id] for r in rows]
+    ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device)
+    return _single(forward_lasttoken(bb, ids_t, mask), seqs, step_callback)
+
+
+def _fit(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions, prep: BatchPrep
+         ) -> tuple[list[list[int]], list[str]]:
+    budget = opts.max_length - len(prep.prompt.prefix) - len(prep.prompt.suffix)
+    rows = [r[:budget] for r in rows]
+    if texts is None:
+        texts = bb.tokenizer.batch_decode(rows, skip_special_tokens=True)
+    return rows, texts
+
+
+def parallel_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions,
+                   prep: BatchPrep, step_callback: StepCallback = None) -> Representations:
+    rows, texts = _fit(bb, rows, texts, opts, prep)
+    seqs = [layout(prep.prompt, r, opts.k, bb.mask_token_id) for r in rows]
+    ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device)
+    hidden, logits, tokens = forward_parallel(bb, ids_t, mask, opts.k, opts.readout, opts.denoise_steps,
+                                              opts.confidence, step_callback)
+    valid = truncate_parallel(tokens, prep.stop) if opts.truncate else torch.ones_like(tokens, dtype=torch.bool)
+    return _prompted(bb, seqs, texts, hidden, logits, tokens, valid, opts)
+
+
+def sequential_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions,
+                     prep: BatchPrep, step_callback: StepCallback = None) -> Representations:
+    rows, texts = _fit(bb, rows, texts, opts, prep)
+    seqs = [prep.prompt.prefix + r + prep.prompt.suffix for r in rows]
+    ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device)
+    tok = bb.tokenizer
+    early = prep.stop | quote_ids(tok) if opts.early_stop else prep.stop
+    hidden, logits, tokens, _ = forward_sequential(bb, ids_t, mask, opts.k, early, opts.early_stop, step_callback)
+    valid = truncate_sequential(tokens, prep.stop, quote_token_id(tok)) if opts.truncate else tokens >= 0
+    return _prompted(bb, seqs, texts, hidden, logits, tokens, valid, opts)
+
+
+def _prompted(bb: Backbone, seqs: list[list[int]], texts: list[str], hidden: torch.Tensor, logits: torch.Tensor,
+              tokens: torch.Tensor, valid: torch.Tensor, opts: EncodeOptions) -> Representations:
+    hidden = torch.nan_to_num(hidden, nan=0.0, posinf=0.0, neginf=0.0)
+    logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
+    hidden = hidden * valid.unsqueeze(-1)
+    allowed = allowed_ids(bb.tokenizer, texts, bb.mask_token_id)
+    sp_ids, sp_w = sparse_from_logits(logits, valid, allowed, top_k=opts.sparse_top_k)
+    return Representations(
+        ids=[""] * len(seqs), dense=hidden.cpu(), valid=valid.cpu(), sparse_ids=sp_ids, sparse_weights=sp_w,
+        token_ids=tokens.cpu(), input_tokens=torch.tensor([len(s) for s in seqs], dtype=torch.long),
+    )
+
+
+@lru_cache(maxsize=32)
+def quote_ids(tok) -> frozenset[int]:
+    """Ids whose text contains a double quote (PromptReps' early-exit test; catches merged `".`)."""
+    return frozenset(i for t, i in tok.get_vocab().items() if '"' in tok.convert_tokens_to_string([t]))

@@ -1,0 +1,80 @@
+"""How to encode: one options dataclass shared by every encoder, so call sites pass one value.
+
+Standard library only, so the registry, the CLI and the report can read it without importing torch.
+Which encoder reads which option is in `repbench.encoders.registry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from repbench.errors import RepbenchError
+
+SIDES = ("query", "passage")
+READOUTS = ("paper", "aligned")
+CONFIDENCE = ("entropy", "maskgit_plus", "topk_margin")  # unmasking schedules of the parallel encoder
+SPARSE_TOP_K = 128  # ids kept per slot before max-pooling (method-spec §3.7)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Everything that changes what an encoder computes, besides the backbone and the texts.
+
+    k               representatives per text (1 for the single-pass encoders)
+    side            "query" or "passage": picks the prompt (and lasttoken's "query: " head)
+    batch_size      texts per forward pass (longest first, so batches pad little)
+    max_length      tokens per model input, prompt and slots included; texts are cut to fit
+    readout         parallel: "paper" (slot positions as published) or "aligned"
+    denoise_steps   parallel: unmasking passes S (1 = one forward, method-spec §3.5)
+    confidence      parallel: the schedule deciding which slots unmask first when S > 1
+    early_stop      sequential: stop decoding once every row has closed its answer
+    prompt_variant  prompted encoders: the prompt file variant (default: by K)
+    truncate        prompted encoders: invalidate slots after the first stop token (§3.6)
+    sparse_top_k    prompted encoders: vocabulary ids kept per slot for the sparse vector
+    """
+
+    k: int = 1
+    side: str = "query"
+    batch_size: int = 8
+    max_length: int = 512
+    readout: str = "paper"
+    denoise_steps: int = 1
+    confidence: str = "entropy"
+    early_stop: bool = False
+    prompt_variant: str | None = None
+    truncate: bool = True
+    sparse_top_k: int = SPARSE_TOP_K
+
+    @classmethod
+    def build(cls, options: EncodeOptions | None = None, **overrides: Any) -> EncodeOptions:
+        """`options` (or the defaults) with keyword overrides; an unknown keyword is an error, not ignored."""
+        known = option_names()
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise RepbenchError(f"unknown encode option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        return replace(options or cls(), **overrides)
+
+    def non_default(self) -> list[str]:
+        """Names of the options set to something other than their default."""
+        default = EncodeOptions()
+        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)]
+
+    def validate(self) -> None:
+        """Checks that do not depend on the encoder (K's range does: see registry.check)."""
+        if self.side not in SIDES:
+            raise RepbenchError(f"side must be 'query' or 'passage', got {self.side!r}")
+        if self.readout not in READOUTS:
+            raise RepbenchError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        if self.denoise_steps < 1:
+            raise RepbenchError(f"denoise_steps must be >= 1, got {self.denoise_steps}")
+        if self.confidence not in CONFIDENCE:
+            raise RepbenchError(f"confidence must be one of {CONFIDENCE}, got {self.confidence!r}")
+        for name in ("batch_size", "max_length", "sparse_top_k"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise RepbenchError(f"{name} must be a positive integer, got {value!r}")
+
+
+def option_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(EncodeOptions))

@@ -1,0 +1,115 @@
+"""`encode` / `encode_ids`: batching, order, and the metadata around one registry encoder's batch function.
+
+`encode` takes texts; `encode_ids` takes already-tokenised text (no special tokens), which is what the
+latency harness uses to feed both families inputs of an exact token length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from repbench.backbones.loading import Backbone
+from repbench.encoders.batch import BatchPrep
+from repbench.encoders.options import EncodeOptions
+from repbench.encoders.prompts import build_prompt_ids, default_variant, stop_token_ids
+from repbench.encoders.registry import check, default_encoder
+from repbench.encoders.types import Representations
+from repbench.errors import RepbenchError
+
+
+def encode(
+    bb: Backbone,
+    texts: Sequence[str],
+    ids: Sequence[str] | None = None,
+    encoder: str | None = None,
+    options: EncodeOptions | None = None,
+    *,
+    progress: bool = False,
+    step_callback: Callable[[str, int], None] | None = None,
+    **fields: Any,
+) -> Representations:
+    """Encode raw texts. `fields` (k=, side=, readout=, ...) override `options`; see `EncodeOptions`."""
+    text_ids = bb.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+    return encode_ids(bb, text_ids, ids=ids, encoder=encoder, options=options, progress=progress,
+                      texts=list(texts), step_callback=step_callback, **fields)
+
+
+def encode_ids(
+    bb: Backbone,
+    text_ids: Sequence[Sequence[int]],
+    ids: Sequence[str] | None = None,
+    encoder: str | None = None,
+    options: EncodeOptions | None = None,
+    *,
+    texts: Sequence[str] | None = None,
+    progress: bool = False,
+    step_callback: Callable[[str, int], None] | None = None,
+    **fields: Any,
+) -> Representations:
+    """Encode pre-tokenised texts (see `encode`). `texts` drive the sparse content filter; when omitted
+    they are decoded from `text_ids`. `step_callback(phase, step)` marks forward steps for the bench."""
+    opts = EncodeOptions.build(options, **fields)
+    encoder = encoder or default_encoder(bb.spec.family)
+    spec = check(encoder, opts, bb.mask_token_id, bb.spec.name)
+    n = len(text_ids)
+    ids = [str(i) for i in (ids if ids is not None else range(n))]
+    if len(ids) != n:
+        raise RepbenchError(f"{len(ids)} ids for {n} texts")
+    prep = _prepare(bb, opts, prompted=spec.prompted)
+    forward = spec.forward_fn()
+    # Longest first: fewer pad tokens per batch; the original order is restored at the end.
+    order = sorted(range(n), key=lambda i: -len(text_ids[i]))
+    batches = [order[s: s + opts.batch_size] for s in range(0, n, opts.batch_size)]
+    iterator = batches
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(batches, desc=f"{bb.spec.name} {encoder} K={opts.k} {opts.side}", unit="batch")
+    parts: list[tuple[list[int], Representations]] = []
+    with torch.inference_mode():
+        for batch in iterator:
+            rows = [list(text_ids[i]) for i in batch]
+            rep = forward(bb, rows, [texts[i] for i in batch] if texts is not None else None, opts, prep,
+                          step_callback)
+            rep.ids = [ids[i] for i in batch]
+            parts.append((batch, rep))
+    reps = _restore_order(parts, n) if parts else _empty(opts.k, bb.hidden_size)
+    reps.meta = {
+        "backbone": bb.spec.name, "family": bb.spec.family, "encoder": encoder, "k": opts.k, "side": opts.side,
+        "max_length": opts.max_length, "readout": opts.readout, "denoise_steps": opts.denoise_steps,
+        "prompt_variant": opts.prompt_variant or default_variant(opts.k),
+        "dtype": str(bb.dtype).removeprefix("torch."), "attn": bb.attn, "early_stop": opts.early_stop,
+        "truncate": opts.truncate, "vocab_size": bb.vocab_size,
+    }
+    return reps
+
+
+def _prepare(bb: Backbone, opts: EncodeOptions, prompted: bool) -> BatchPrep:
+    tok = bb.tokenizer
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    prompt = None
+    if prompted:
+        prompt = build_prompt_ids(tok, opts.side, opts.k, opts.prompt_variant)
+        if opts.max_length - len(prompt.prefix) - len(prompt.suffix) < 1:
+            raise RepbenchError(
+                f"max_length {opts.max_length} leaves no room for text after the {len(prompt.prefix)}+"
+                f"{len(prompt.suffix)}-token prompt"
+            )
+    return BatchPrep(pad_id=pad_id, stop=stop_token_ids(tok, bb.mask_token_id), prompt=prompt)
+
+
+def _restore_order(parts: list[tuple[list[int], Representations]], n: int) -> Representations:
+    reps = Representations.concat([p for _, p in parts])
+    flat = [i for b, _ in parts for i in b]
+    inverse = torch.empty(n, dtype=torch.long)
+    inverse[torch.tensor(flat)] = torch.arange(n)
+    return reps.select(inverse)
+
+
+def _empty(k: int, hidden: int) -> Representations:
+    return Representations(ids=[], dense=torch.zeros(0, k, hidden), valid=torch.zeros(0, k, dtype=torch.bool),
+                           sparse_ids=torch.zeros(0, 0, dtype=torch.long), sparse_weights=torch.zeros(0, 0),
+                           token_ids=torch.zeros(0, k, dtype=torch.long), input_tokens=torch.zeros(0, dtype=torch.long))
