@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from repbench.backbones.cache import cache_root
 from repbench.backbones.registry import BackboneSpec, get_spec
 from repbench.errors import RepbenchError
 
@@ -89,12 +90,6 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
-def cache_root() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("REPBENCH_CACHE", user_cache_dir("repbench")))
-
-
 def smollm2_dir() -> Path:
     """A dequantised safetensors copy of the GGUF (made once; later loads take well under a second)."""
     gguf = smollm2_gguf_path()
@@ -138,12 +133,20 @@ def smollm2_tokenizer() -> Any:
 
 
 # ---- configs and parameter counts ------------------------------------------------------------------
-def build_config(spec: BackboneSpec) -> Any:
-    from transformers import LlamaConfig, Qwen2Config
+def _architecture(spec: BackboneSpec) -> tuple[Any, Any]:
+    """(config class, model class) for the spec's architecture; an unknown one is an error, never Llama."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    cls = Qwen2Config if spec.architecture == "qwen2" else LlamaConfig
-    cfg = cls(**spec.config_dict())
-    return cfg
+    classes = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}
+    try:
+        return classes[spec.architecture]
+    except KeyError:
+        raise RepbenchError(f"{spec.name}: unknown architecture {spec.architecture!r}; repbench builds "
+                            f"{', '.join(classes)}") from None
+
+
+def build_config(spec: BackboneSpec) -> Any:
+    return _architecture(spec)[0](**spec.config_dict())
 
 
 # LLaDA's OLMo-style config names -> LlamaConfig names (native-backbones.md §2.2)
@@ -161,6 +164,7 @@ def native_config(spec: BackboneSpec, raw: dict[str, Any]) -> Any:
     """A Qwen2Config / LlamaConfig from a Dream- or LLaDA-format config.json (which name remote code)."""
     from transformers import LlamaConfig, Qwen2Config
 
+    _architecture(spec)  # refuses an unknown architecture before guessing from key names
     if spec.architecture == "qwen2":
         return Qwen2Config(**{k: v for k, v in raw.items() if k not in _REMOTE_CODE_KEYS})
     if "d_model" not in raw:  # already Llama-shaped
@@ -193,9 +197,7 @@ def _smollm2_config() -> Any:
 
 
 def _model_class(spec: BackboneSpec) -> Any:
-    from transformers import LlamaForCausalLM, Qwen2ForCausalLM
-
-    return Qwen2ForCausalLM if spec.architecture == "qwen2" else LlamaForCausalLM
+    return _architecture(spec)[1]
 
 
 # ---- availability of real checkpoints --------------------------------------------------------------
@@ -224,6 +226,21 @@ def checkpoint_path(spec: BackboneSpec, path: str | os.PathLike | None = None) -
         ) from None
 
 
+def spec_row(spec: BackboneSpec) -> dict[str, Any]:
+    """One registry entry as a flat row for `repbench backbones` (parameter count and availability included)."""
+    try:
+        params = param_count(spec)
+    except RepbenchError:
+        params = None
+    return {
+        "name": spec.name, "family": spec.family, "source": spec.source,
+        "params": params, "published_params_b": spec.published_params,
+        "available": is_available(spec), "hf_id": spec.hf_id, "mask_token_id": spec.mask_token_id,
+        "logits_shifted": spec.logits_shifted, "scale": spec.scale, "description": spec.description,
+        "note": spec.note,
+    }
+
+
 def is_available(spec: BackboneSpec) -> bool:
     if spec.source == "tiny":
         return True
@@ -241,6 +258,9 @@ def randomise_(model: torch.nn.Module, seed: int) -> None:
     """Seeded re-randomisation of every parameter, biases and norm weights included.
 
     Default init zeroes biases and sets norms to 1, which would hide bias and norm bugs in tests.
+    Values are drawn from a CPU generator in float32 and cast on the CPU, one parameter at a time, then
+    copied to wherever the parameter lives: the same seed gives the same weights on every device
+    (device RNGs differ), and host memory holds one parameter at a time, not the model.
     """
     gen = torch.Generator(device="cpu").manual_seed(seed)
     with torch.no_grad():
@@ -266,19 +286,7 @@ def _init_random(spec: BackboneSpec, cfg: Any, dtype: torch.dtype, device: torch
             model = cls(cfg)
     finally:
         torch.set_default_dtype(default)
-    if device.type == "cpu" or sum(p.numel() for p in model.parameters()) < 2e8:
-        randomise_(model, seed)
-    else:
-        # Full-size models on a GPU: a CPU-side generator would copy ~15 GB; seed the device RNG instead.
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if "norm" in name:
-                    p.normal_(1.0, 0.1)
-                elif name.endswith("bias"):
-                    p.normal_(0.0, 0.02)
-                else:
-                    p.normal_(0.0, p.shape[-1] ** -0.5)
+    randomise_(model, seed)
     return model
 
 

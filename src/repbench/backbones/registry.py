@@ -15,6 +15,7 @@ from typing import Any, Literal
 from repbench.errors import RepbenchError
 
 Family = Literal["ar", "diffusion"]
+ARCHITECTURES = ("qwen2", "llama")  # what loading.build_config can build; anything else is refused
 Source = Literal["hf", "gguf", "config", "tiny"]
 Scale = Literal["full", "tiny"]
 
@@ -61,6 +62,11 @@ class BackboneSpec:
     note: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise RepbenchError(f"backbone {self.name!r}: unknown architecture {self.architecture!r}; "
+                                f"known: {', '.join(ARCHITECTURES)}")
+
     @property
     def base_name(self) -> str:
         return self.name.split(":", 1)[0]
@@ -78,21 +84,6 @@ class BackboneSpec:
             cfg["num_key_value_heads"] = max(1, cfg["num_attention_heads"] // groups)
         cfg.update(self.overrides)
         return cfg
-
-    def as_row(self) -> dict[str, Any]:
-        from repbench.backbones.loading import is_available, param_count
-
-        try:
-            params = param_count(self)
-        except RepbenchError:
-            params = None
-        return {
-            "name": self.name, "family": self.family, "source": self.source,
-            "params": params, "published_params_b": self.published_params,
-            "available": is_available(self), "hf_id": self.hf_id, "mask_token_id": self.mask_token_id,
-            "logits_shifted": self.logits_shifted, "scale": self.scale, "description": self.description,
-            "note": self.note,
-        }
 
 
 @cache

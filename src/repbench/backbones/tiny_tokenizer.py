@@ -66,7 +66,7 @@ def _train() -> str:
 
 
 def _path() -> Path:
-    from repbench.backbones.loading import cache_root
+    from repbench.backbones.cache import cache_root
 
     return cache_root() / f"tiny-bpe-{VOCAB_SIZE}-v{VERSION}" / "tokenizer.json"
 

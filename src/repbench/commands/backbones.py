@@ -12,8 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from repbench.backbones import list_specs
+    from repbench.backbones.loading import spec_row
 
-    rows = [spec.as_row() for spec in list_specs()]
+    rows = [spec_row(spec) for spec in list_specs()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from repbench.errors import InputError
 from repbench.io import atomic_write_text, open_text
+from repbench.retrieval.ranking import trec_order
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
@@ -122,14 +123,6 @@ def read_qrels(path: str | os.PathLike) -> Qrels:
         first_seen[key] = lineno
         qrels.setdefault(qid, {})[docid] = grade
     return qrels
-
-
-def trec_order(docs: Mapping[str, float]) -> list[tuple[str, float]]:
-    """(docid, score) pairs in trec_eval's order: score descending, then doc id descending."""
-    # Two stable sorts: secondary key first.
-    items = sorted(docs.items(), key=lambda kv: kv[0], reverse=True)
-    items.sort(key=lambda kv: kv[1], reverse=True)
-    return items
 
 
 def round_scores(run: Mapping[str, Mapping[str, float]], decimals: int = 6) -> Run:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from repbench.evaluation.trec import trec_order
+from repbench.retrieval.ranking import trec_order
 
 
 def minmax(docs: Mapping[str, float]) -> dict[str, float]:
