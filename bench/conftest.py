@@ -43,6 +43,12 @@ PLAN_DEFAULTS = {
 SEARCH_SIZE_DEFAULTS = {"cuda": "1000,3000,10000,30000,100000,300000,1000000", "cpu": "1000,10000"}
 
 
+def _defaults(key: str) -> str:
+    """The per-device default for a help text, read from PLAN_DEFAULTS so the help cannot drift from it."""
+    return ", ".join(f"{'GPU' if kind == 'cuda' else 'CPU'} {'no limit' if d[key] is None else d[key]}"
+                     for kind, d in PLAN_DEFAULTS.items())
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("repbench", "repbench latency harness")
     g.addoption("--backbones", default="tiny-ar,tiny-diffusion",
@@ -57,13 +63,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     g.addoption("--dtype", default="auto", help="auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16")
     g.addoption("--attn", default="sdpa", help="attention backend, the same for every backbone (sdpa | eager | ...)")
-    g.addoption("--warmup", default=None, type=int, help="untimed iterations per cell at the full shape (default 10)")
+    g.addoption("--warmup", default=None, type=int, help=f"untimed iterations per cell at the full shape ({_defaults('warmup')})")
     g.addoption("--warmup-max-time", default=None, type=float,
-                help="stop warm-up early after this many seconds, >= 2 iterations (GPU: no limit, CPU 1.0)")
-    g.addoption("--min-rounds", default=None, type=int, help="timed iterations per cell, at least (GPU 30, CPU 10)")
-    g.addoption("--min-time", default=None, type=float, help="timed seconds per cell, at least (GPU 2.0, CPU 1.0)")
+                help=f"stop warm-up early after this many seconds, >= 2 iterations ({_defaults('warmup_max_time')})")
+    g.addoption("--min-rounds", default=None, type=int, help=f"timed iterations per cell, at least ({_defaults('min_rounds')})")
+    g.addoption("--min-time", default=None, type=float, help=f"timed seconds per cell, at least ({_defaults('min_time')})")
     g.addoption("--max-time", default=None, type=float,
-                help="cap on timed seconds per cell (GPU 30, CPU 3.0), never below 5 rounds")
+                help=f"cap on timed seconds per cell ({_defaults('max_time')}), never below 5 rounds")
     g.addoption("--energy-window", default=0.5, type=float, help="seconds per energy window (>= 0.1; GPU only)")
     g.addoption("--order", default="interleave", help="interleave (ABAB across families) | shuffle (seeded)")
     g.addoption("--seed", default=0, type=int, help="seed for synthetic inputs and --order shuffle")
@@ -84,22 +90,48 @@ def _opt(config: pytest.Config, name: str) -> Any:
     return config.getoption(name)
 
 
+_OPTIONS = pytest.StashKey[dict[str, Any]]()
+
+
+def _options(config: pytest.Config) -> dict[str, Any]:
+    """Every option parsed and checked once per session (grids, the header and the context all read this)."""
+    if _OPTIONS in config.stash:
+        return config.stash[_OPTIONS]
+    device = _device(config)
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    backbones = parse_str_list(_opt(config, "--backbones"))
+    opts = {
+        "device": device, "kind": kind, "dtype": _dtype(config, device), "plan": _plan(config, kind),
+        "backbones": backbones, "backbone_families": _families(backbones),
+        "encoders": parse_str_list(_opt(config, "--encoders")),
+        "k": parse_int_list(_opt(config, "--k"), "k"),
+        "input_tokens": parse_int_list(_opt(config, "--input-tokens"), "input-tokens"),
+        "batch_size": parse_int_list(_opt(config, "--batch-size"), "batch-size"),
+        "search_sizes_text": _opt(config, "--search-sizes") or SEARCH_SIZE_DEFAULTS[kind],
+        "search_kinds": parse_str_list(_opt(config, "--search-kinds")),
+        "search_kp": parse_int_list(_opt(config, "--search-kp"), "search-kp"),
+        "search_batch": parse_int_list(_opt(config, "--search-batch"), "search-batch"),
+    }
+    opts["search_sizes"] = parse_int_list(opts["search_sizes_text"], "search-sizes")
+    config.stash[_OPTIONS] = opts
+    return opts
+
+
 def _device(config: pytest.Config) -> torch.device:
     from repbench.backbones.loading import resolve_device
 
     return resolve_device(_opt(config, "--device"))
 
 
-def _backbones(config: pytest.Config) -> list[tuple[str, str]]:
+def _families(names: list[str]) -> list[tuple[str, str]]:
     from repbench.backbones import get_spec
 
-    return [(name, get_spec(name).family) for name in parse_str_list(_opt(config, "--backbones"))]
+    return [(name, get_spec(name).family) for name in names]
 
 
-def _encoders_for(config: pytest.Config):
+def _encoders_for(chosen: list[str]):
     from repbench.encoders.registry import ENCODERS, default_encoder, encoders_for_family
 
-    chosen = parse_str_list(_opt(config, "--encoders"))
     bad = [e for e in chosen if e != "default" and e not in ENCODERS]
     if bad:
         raise pytest.UsageError(f"--encoders: unknown {bad}; use default or {', '.join(ENCODERS)}")
@@ -115,14 +147,14 @@ def _encoders_for(config: pytest.Config):
     return for_family
 
 
-def _hidden_sizes(config: pytest.Config, ctx: BenchContext | None = None) -> list[int]:
+def _hidden_sizes(config: pytest.Config) -> list[int]:
     text = _opt(config, "--search-hidden")
     if text != "auto":
         return parse_int_list(text, "search-hidden")
     from repbench.backbones import get_spec
 
     sizes = []
-    for name, _family in _backbones(config):
+    for name in _options(config)["backbones"]:
         spec = get_spec(name)
         try:
             h = int(spec.config_dict()["hidden_size"])
@@ -135,8 +167,8 @@ def _hidden_sizes(config: pytest.Config, ctx: BenchContext | None = None) -> lis
     return sizes
 
 
-def _plan(config: pytest.Config, device: torch.device) -> CellPlan:
-    d = PLAN_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
+def _plan(config: pytest.Config, kind: str) -> CellPlan:
+    d = PLAN_DEFAULTS[kind]
     pick = lambda name, key: _opt(config, name) if _opt(config, name) is not None else d[key]  # noqa: E731
     return CellPlan(warmup=pick("--warmup", "warmup"), warmup_max_time_s=pick("--warmup-max-time", "warmup_max_time"),
                     min_rounds=pick("--min-rounds", "min_rounds"), min_time_s=pick("--min-time", "min_time"),
@@ -163,18 +195,14 @@ def _search_max_bytes(config: pytest.Config, device: torch.device) -> int:
 
 
 def _config_dict(config: pytest.Config) -> dict[str, Any]:
-    device = _device(config)
-    plan = _plan(config, device)
+    o = _options(config)
     return {
-        "backbones": parse_str_list(_opt(config, "--backbones")),
-        "encoders": parse_str_list(_opt(config, "--encoders")),
-        "k": parse_int_list(_opt(config, "--k"), "k"),
-        "input_tokens": parse_int_list(_opt(config, "--input-tokens"), "input-tokens"),
-        "batch_size": parse_int_list(_opt(config, "--batch-size"), "batch-size"),
-        "device": str(device), "dtype": _dtype(config, device), "attn": _opt(config, "--attn"),
-        "plan": plan.__dict__, "order": _opt(config, "--order"), "seed": _opt(config, "--seed"),
+        "backbones": o["backbones"], "encoders": o["encoders"], "k": o["k"], "input_tokens": o["input_tokens"],
+        "batch_size": o["batch_size"], "device": str(o["device"]), "dtype": o["dtype"],
+        "attn": _opt(config, "--attn"), "plan": o["plan"].__dict__, "order": _opt(config, "--order"),
+        "seed": _opt(config, "--seed"),
         "search": {
-            "sizes": _opt(config, "--search-sizes") or SEARCH_SIZE_DEFAULTS[device.type if device.type == "cuda" else "cpu"],
+            "sizes": o["search_sizes_text"],
             "kinds": _opt(config, "--search-kinds"), "k_p": _opt(config, "--search-kp"),
             "k_q": _opt(config, "--search-kq"), "batch": _opt(config, "--search-batch"),
             "hidden": _opt(config, "--search-hidden"), "depth": _opt(config, "--search-depth"),
@@ -187,33 +215,27 @@ def _config_dict(config: pytest.Config) -> dict[str, Any]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     if "encode_cell" in metafunc.fixturenames:
-        cells = encode_cells(
-            _backbones(config), _encoders_for(config), parse_int_list(_opt(config, "--k"), "k"),
-            parse_int_list(_opt(config, "--input-tokens"), "input-tokens"),
-            parse_int_list(_opt(config, "--batch-size"), "batch-size"),
-            order=_opt(config, "--order"), seed=_opt(config, "--seed"),
-        )
+        o = _options(config)
+        cells = encode_cells(o["backbone_families"], _encoders_for(o["encoders"]), o["k"], o["input_tokens"],
+                             o["batch_size"], order=_opt(config, "--order"), seed=_opt(config, "--seed"))
         metafunc.parametrize("encode_cell", cells, ids=[c.id for c in cells])
     if "search_cell" in metafunc.fixturenames:
-        device = _device(config)
-        sizes = _opt(config, "--search-sizes") or SEARCH_SIZE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
-        cells = search_cells(
-            parse_int_list(sizes, "search-sizes"), parse_int_list(_opt(config, "--search-kp"), "search-kp"),
-            _opt(config, "--search-kq"), parse_int_list(_opt(config, "--search-batch"), "search-batch"),
-            _hidden_sizes(config), kinds=parse_str_list(_opt(config, "--search-kinds")),
-        )
+        o = _options(config)
+        cells = search_cells(o["search_sizes"], o["search_kp"], _opt(config, "--search-kq"), o["search_batch"],
+                             _hidden_sizes(config), kinds=o["search_kinds"])
         metafunc.parametrize("search_cell", cells, ids=[c.id for c in cells])
 
 
 @pytest.fixture(scope="session")
 def bench_ctx(request: pytest.FixtureRequest) -> BenchContext:
     config = request.config
-    device = _device(config)
+    o = _options(config)
+    device = o["device"]
     if device.type == "cuda":
         torch.cuda.set_device(device)  # pytorch#135531: make the current device explicit
     nvml, note = open_telemetry(device)
     ctx = BenchContext(
-        device=device, dtype=_dtype(config, device), attn=_opt(config, "--attn"), plan=_plan(config, device),
+        device=device, dtype=o["dtype"], attn=_opt(config, "--attn"), plan=o["plan"],
         nvml=nvml, telemetry_note=note, seed=_opt(config, "--seed"), search_depth=_opt(config, "--search-depth"),
         search_max_bytes=_search_max_bytes(config, device),
     )
@@ -254,12 +276,9 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
     header = output_json.setdefault("machine_info", {}).setdefault("repbench", {})
     header["cold_start"] = {name: lb.cold_start for name, lb in ctx.backbones.items() if hasattr(lb, "cold_start")}
     header["telemetry_note"] = ctx.telemetry_note
-    # Skipped cells (OOM, memory cap) never reach pytest-benchmark's stats; keep them in the file anyway.
-    for s in ctx.skipped:
-        output_json["benchmarks"].append({
-            "group": None, "name": s.name, "fullname": s.name, "params": None, "param": None,
-            "extra_info": s.extra_info, "options": None, "stats": None,
-        })
+    # Skipped cells (OOM, memory cap) never reach pytest-benchmark's stats; keep them in the file anyway,
+    # in a form `pytest-benchmark compare` still loads.
+    output_json["benchmarks"].extend(s.as_benchmark() for s in ctx.skipped)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -50,7 +50,9 @@ def test_every_cell_has_the_contract_fields(bench_json):
             assert key in e, (b["name"], key)
         assert e["device"] == "cpu" and e["energy_j_per_query"] is None  # no energy on CPU: null, not 0
         if e["status"] == "skipped":
-            assert e["reason"] and e["samples_s"] == [] and b["stats"] is None
+            assert e["reason"] and e["samples_s"] == []
+            # issue 10: no timing, but a stats block pytest-benchmark compare accepts (was null)
+            assert b["group"] == "skipped" and b["stats"]["rounds"] == 0 and b["stats"]["median"] != b["stats"]["median"]
             continue
         assert e["status"] == "ok"
         s = e["samples_s"]

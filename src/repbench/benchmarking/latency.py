@@ -124,12 +124,28 @@ def search_index_bytes(cell: SearchCell, sparse_terms: int) -> int:
     return cell.index_size * sparse_terms * (8 + 4) * 4  # ids + weights, CSR copies inside search
 
 
+SKIPPED_GROUP = "skipped"
+_NAN_STATS = ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3", "ld15iqr", "hd15iqr", "ops")
+
+
 @dataclass
 class Skipped:
     """A cell that could not run (out of memory, over the memory cap, failed load) and why."""
 
     name: str
     extra_info: dict[str, Any]
+
+    def as_benchmark(self) -> dict[str, Any]:
+        """The cell as a `benchmarks[]` entry that `pytest-benchmark compare` loads and tabulates.
+
+        pytest-benchmark needs every stats field as a number; a skipped cell has no timing, so its times
+        are NaN (shown as "nan", never ranked best) over 0 rounds, in its own group so it never sets
+        the scale of measured cells. repbench readers recognise it by `extra_info.status == "skipped"`.
+        """
+        stats: dict[str, Any] = dict.fromkeys(_NAN_STATS, float("nan"))
+        stats.update(rounds=0, iterations=1, total=0.0, iqr_outliers=0, stddev_outliers=0, outliers="0;0")
+        return {"group": SKIPPED_GROUP, "name": self.name, "fullname": self.name, "params": None, "param": None,
+                "extra_info": self.extra_info, "options": {}, "stats": stats}
 
 
 @dataclass
