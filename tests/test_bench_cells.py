@@ -145,3 +145,11 @@ def test_search_cell_measures_real_search(monkeypatch):
     assert len(info["samples_s"]) >= 3
     assert info["ms_per_query"] == pytest.approx(np.median(info["samples_s"]) / 4 * 1e3)
     assert info["queries_per_s"] == pytest.approx(4 / np.median(info["samples_s"]))
+
+
+def test_single_pass_encoders_are_measured_at_k1_only():
+    # issue 10: the registry's max K (1 for meanpool/lasttoken) shapes the grid; K=4 would be refused
+    both = {"ar": ["sequential", "lasttoken"], "diffusion": ["parallel", "meanpool"]}
+    cells = encode_cells(PAIR, both.__getitem__, [1, 4], [32], [1])
+    assert sorted((c.encoder, c.k) for c in cells) == [
+        ("lasttoken", 1), ("meanpool", 1), ("parallel", 1), ("parallel", 4), ("sequential", 1), ("sequential", 4)]

@@ -82,14 +82,19 @@ def encode_cells(
     """Every (backbone, encoder, K, length, batch) cell, in a drift-cancelling order (rule 14).
 
     `interleave`: for each shape, the backbones in turn (ABAB...), so AR and diffusion cells alternate.
-    `shuffle`: a seeded random permutation of all cells.
+    `shuffle`: a seeded random permutation of all cells. A single-pass encoder (registry max K of 1)
+    gives one vector whatever K is asked for, so it is measured at K=1 only.
     """
+    from repbench.encoders.registry import get_encoder
+
     cells = []
     for length in lengths:
         for b in batches:
             for k in ks:
                 for name, family in backbones:
                     for enc in encoders_for(family):
+                        if get_encoder(enc).max_k == 1 and k > 1:
+                            continue
                         cells.append(EncodeCell(name, family, enc, k, length, b))
     if order == "shuffle":
         random.Random(seed).shuffle(cells)
