@@ -22,7 +22,7 @@ STAGES: list[tuple[str, ...]] = [
     ("evaluation",),
     ("benchmarking",),
     ("analysis",),
-    ("report",),
+    ("report", "recipes"),  # recipes draw with the report's readers and styles
     ("commands", "cli", "__main__"),
 ]
 STAGE_OF = {top: level for level, tops in enumerate(STAGES) for top in tops}
