@@ -79,3 +79,15 @@ def test_report_style_reads_registry_without_loading_torch():
     # colours fixed per encoder (seaborn colorblind slots 0, 1, 2, 4 before the registry existed)
     assert style.ENCODER_COLOURS == {"sequential": style.PALETTE[0], "parallel": style.PALETTE[1],
                                      "meanpool": style.PALETTE[2], "lasttoken": style.PALETTE[4]}
+
+
+def test_cli_refuses_an_ignored_option_before_writing_anything(tmp_path, capsys):
+    from repbench.cli import main
+
+    src = tmp_path / "c.jsonl"
+    src.write_text('{"_id": "a", "text": "hello world"}\n')
+    out = tmp_path / "enc"
+    rc = main(["encode", str(src), "--backbone", "tiny-ar", "--encoder", "sequential", "--denoise-steps", "2",
+               "--out", str(out), "--device", "cpu"])
+    assert rc == 2 and not out.exists()
+    assert "sequential encoder does not use denoise_steps" in capsys.readouterr().err

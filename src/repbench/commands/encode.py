@@ -6,7 +6,7 @@ import argparse
 import time
 
 from repbench.encoders.options import READOUTS
-from repbench.encoders.registry import ENCODERS
+from repbench.encoders.registry import ENCODERS, check
 
 
 def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     opts = EncodeOptions(k=args.k, side=args.side, batch_size=args.batch_size, max_length=args.max_length,
                          readout=args.readout, denoise_steps=args.denoise_steps, early_stop=args.early_stop)
+    check(encoder, opts, bb.mask_token_id, bb.spec.name)  # refuse before the output directory is made
 
     def encode_fn(chunk_ids: list[str], chunk_texts: list[str]):
         return encode(bb, chunk_texts, ids=chunk_ids, encoder=encoder, options=opts)
