@@ -88,16 +88,11 @@ def test_the_old_null_stats_form_is_what_compare_rejected(bench_file):
 
 
 def test_repbench_readers_still_see_the_cell_as_skipped(bench_file):
-    from repbench.report import inputs
+    from repbench.report.inputs import bench_table
+    from repbench.schema.bench import read_bench
 
-    load_report_bench = getattr(inputs, "bench_table", None) or inputs.load_bench  # renamed by the consolidation
-    try:  # the one bench reader after the schema consolidation (issue 10, first half)
-        from repbench.schema.bench import read_bench as load_baseline_bench
-    except ImportError:  # before it: the baselines/compare reader
-        from repbench.analysis.baselines import load_bench as load_baseline_bench
-
-    frame = load_report_bench(bench_file.parent)
+    frame = bench_table(bench_file.parent)
     assert frame.set_index("name")["skipped"].to_dict() == {OK_NAME: False, SKIP_NAME: True}
-    cells = load_baseline_bench(bench_file).cells.set_index("name")
+    cells = read_bench(bench_file).cells.set_index("name")
     assert cells.loc[SKIP_NAME, "status"] == "skipped" and "memory cap" in cells.loc[SKIP_NAME, "reason"]
     assert cells.loc[f"bench/test_encode_latency.py::{OK_NAME}", "status"] == "ok"
