@@ -228,10 +228,10 @@ def test_failed_later_shard_keeps_earlier_shards_and_resume_completes(tmp_path, 
 
     out = tmp_path / "reps"
     with pytest.raises(RuntimeError):
-        encode_sharded(out, ids, texts, {"k": 2}, flaky, shard_size=2, progress=False)
+        encode_sharded(out, ids, texts, {"k": 2}, flaky, shard_size=2, progress=False, store_dtype="float32")
     first = shard_stem(out, 0).with_suffix(".safetensors").read_bytes()
     assert not (out / "manifest.json").exists()
-    encode_sharded(out, ids, texts, {"k": 2}, flaky, shard_size=2, progress=False)
+    encode_sharded(out, ids, texts, {"k": 2}, flaky, shard_size=2, progress=False, store_dtype="float32")
     assert shard_stem(out, 0).with_suffix(".safetensors").read_bytes() == first
     assert [c[0] for c in calls] == ["d0", "d2", "d4", "d4"]  # shards 0 and 1 not recomputed
     reps = load_sharded(out)

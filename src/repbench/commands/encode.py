@@ -28,7 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (resumable)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--shard-size", type=int, default=1000)
+    parser.add_argument("--shard-size", type=int, default=1000, help="items per shard (default 1000)")
+    parser.add_argument("--store-dtype", choices=("float16", "bfloat16", "float32"), default="float16",
+                        help="dtype of the dense tensors on disk (default float16; sparse weights stay exact)")
+    parser.add_argument("--shard-index", type=int, default=0,
+                        help="this worker's index I in [0, --num-shards): it encodes shards I, I+N, I+2N, ...")
+    parser.add_argument("--num-shards", type=int, default=1,
+                        help="number of workers N sharing --out (a SLURM array); the last one writes the manifest")
     parser.add_argument("--readout", choices=READOUTS, default="paper")
     parser.add_argument("--denoise-steps", type=int, default=1)
     parser.add_argument("--early-stop", action="store_true", help="sequential: stop when every row closed")
@@ -46,9 +52,15 @@ def load_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from repbench.encoders import EncodeOptions, default_encoder, encode
     from repbench.encoders.store import encode_sharded
+    from repbench.errors import RepbenchError
     from repbench.io import read_texts_jsonl
     from repbench.telemetry.environment import result_header
 
+    for name in ("batch_size", "shard_size", "k", "max_length", "num_shards"):
+        if getattr(args, name) < 1:
+            raise RepbenchError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if not 0 <= args.shard_index < args.num_shards:
+        raise RepbenchError(f"--shard-index must be in [0, {args.num_shards}), got {args.shard_index}")
     ids, texts = read_texts_jsonl(args.input)  # validates every line before anything is written
     bb = load_from_args(args)
     encoder = args.encoder or default_encoder(bb.spec.family)
@@ -56,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         "input": str(args.input), "backbone": bb.spec.name, "encoder": encoder, "k": args.k, "side": args.side,
         "max_length": args.max_length, "readout": args.readout, "denoise_steps": args.denoise_steps,
         "early_stop": args.early_stop, "dtype": str(bb.dtype).removeprefix("torch."), "attn": bb.attn,
+        # Padding and kernels differ with the batch and the device: both can change the stored bits.
+        "batch_size": args.batch_size, "device_type": str(bb.device).split(":")[0],
     }
 
     opts = EncodeOptions(k=args.k, side=args.side, batch_size=args.batch_size, max_length=args.max_length,
@@ -67,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     out = encode_sharded(args.out, ids, texts, config, encode_fn, shard_size=args.shard_size,
-                         header=result_header(config, "representations"))
+                         header=result_header(config, "representations"), store_dtype=args.store_dtype,
+                         shard_index=args.shard_index, worker_count=args.num_shards)
     dt = time.perf_counter() - t0
-    print(f"encoded {len(ids)} items with {bb.spec.name} ({encoder}, K={args.k}) in {dt:.1f}s "
+    part = "" if args.num_shards == 1 else f" (worker {args.shard_index} of {args.num_shards})"
+    print(f"encoded{part} {len(ids)} items with {bb.spec.name} ({encoder}, K={args.k}) in {dt:.1f}s "
           f"({len(ids) / dt:.1f} items/s incl. skipped shards) -> {out}")
     return 0

@@ -1,19 +1,134 @@
-"""A sharded, resumable representations directory: config.json, shard_NNNNN.{safetensors,json}, manifest.json."""
+"""A sharded, content-addressed representations store (the per-shard API is in docs/contracts.md).
+
+Layout of a store directory:
+  config.json                the options that change the output (+ options_hash, shard_size, n_items)
+  shard_NNNNN.safetensors    rows [N*shard_size, (N+1)*shard_size) of the input, dense in the store dtype
+  shard_NNNNN.json           ids, meta and the shard's entry: rows, dtype, bytes, sha256, ids_sha256,
+                             input_hash (of its id+text rows), options_hash; written last = shard complete
+  manifest.json              every entry + result header; written once all shards are verified (merge)
+
+Shards are independent: any process can encode shard i (`encode_shard`) and check one (`verify_shard`),
+so a SLURM array task or a Ray task writes its own shards without coordination; `write_manifest` merges.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repbench.encoders.types import Representations
+from repbench.encoders.digest import options_hash, rows_hash, sha256_file
+from repbench.encoders.types import (
+    Representations,
+    StoreError,
+    check_entry,
+    load_rows,
+    read_sidecar,
+    store_torch_dtype,
+)
 from repbench.errors import RepbenchError
 from repbench.io import atomic_write_json
 
+EncodeFn = Callable[[list[str], list[str]], Representations]
+DEFAULT_STORE_DTYPE = "float16"
+# Config keys that name where the input was read, not what it holds: the rows hash covers the content.
+_NOT_OPTIONS = ("input",)
+
 
 def shard_stem(out: Path, index: int) -> Path:
-    return out / f"shard_{index:05d}"
+    return Path(out) / f"shard_{index:05d}"
+
+
+def num_shards(n_items: int, shard_size: int) -> int:
+    return max(1, -(-n_items // shard_size))
+
+
+def shard_rows(n_items: int, shard_size: int, index: int) -> tuple[int, int]:
+    """Row range [lo, hi) of shard `index`."""
+    return index * shard_size, min(n_items, (index + 1) * shard_size)
+
+
+def shards_of_worker(n_shards: int, shard_index: int, worker_count: int) -> list[int]:
+    """Shards a `--shard-index I --num-shards W` worker owns: every W-th, starting at I."""
+    if worker_count < 1 or not 0 <= shard_index < worker_count:
+        raise RepbenchError(f"--shard-index must be in [0, --num-shards), got {shard_index} of {worker_count}")
+    return list(range(shard_index, n_shards, worker_count))
+
+
+def store_options(config: dict[str, Any], store_dtype: str) -> dict[str, Any]:
+    """The options hashed into every shard: the config minus input paths, plus the store dtype."""
+    store_torch_dtype(store_dtype)
+    return {**{k: v for k, v in config.items() if k not in _NOT_OPTIONS}, "store_dtype": store_dtype}
+
+
+def prepare_store(out: str | Path, config: dict[str, Any], n_items: int, shard_size: int,
+                  store_dtype: str = DEFAULT_STORE_DTYPE) -> dict[str, Any]:
+    """Create `out` (or check it) before any shard is written; returns the config.json content.
+
+    A directory made with other options or another shard size is refused rather than mixed. The item
+    count may change (an edited input): shards whose rows changed fail `verify_shard` and are redone.
+    """
+    if shard_size < 1:
+        raise RepbenchError(f"--shard-size must be a positive integer, got {shard_size}")
+    out = Path(out)
+    opts = store_options(config, store_dtype)
+    cfg = {**config, "store_dtype": store_dtype, "options_hash": options_hash(opts), "shard_size": shard_size,
+           "n_items": n_items}
+    path = out / "config.json"
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{path}: damaged ({exc}); delete it to start this store again") from None
+        same = ("options_hash", "shard_size")
+        if any(existing.get(k) != cfg[k] for k in same):
+            keys = (set(existing) | set(cfg)) - {"n_items", "options_hash", "input"}
+            diff = {k: (existing.get(k), cfg.get(k)) for k in sorted(keys) if existing.get(k) != cfg.get(k)}
+            raise RepbenchError(f"{out} holds representations made with a different config {diff}; "
+                                "use another --out directory")
+        if existing == cfg:
+            return cfg
+    atomic_write_json(path, cfg)
+    return cfg
+
+
+def encode_shard(out: str | Path, index: int, ids: Sequence[str], texts: Sequence[str], encode_fn: EncodeFn,
+                 options_digest: str, store_dtype: str = DEFAULT_STORE_DTYPE) -> dict[str, Any]:
+    """Encode one shard's rows and write shard `index` atomically with its entry; returns the entry.
+
+    `ids`/`texts` are this shard's rows only (`shard_rows` gives the range); `options_digest` is
+    config.json's options_hash. Safe to call from any process: it touches only this shard's two files.
+    """
+    reps = encode_fn(list(ids), list(texts))
+    if list(reps.ids) != list(ids):
+        raise RepbenchError(f"shard {index}: the encoder returned other ids than the {len(ids)} given")
+    extra = {"index": index, "input_hash": rows_hash(ids, texts), "options_hash": options_digest}
+    return reps.save(shard_stem(Path(out), index), store_dtype=store_dtype, extra=extra)
+
+
+def verify_shard(out: str | Path, index: int, ids: Sequence[str] | None = None, texts: Sequence[str] | None = None,
+                 options_digest: str | None = None) -> dict[str, Any]:
+    """Return shard `index`'s entry if it is complete and intact, else raise StoreError saying why.
+
+    Checks the tensor file's sha256 and byte size, the ids, and, when given, that it encodes exactly
+    these rows (`ids`+`texts`) with these options.
+    """
+    stem = shard_stem(Path(out), index)
+    shard_ids, _, entry = read_sidecar(stem)
+    path = stem.with_suffix(".safetensors")
+    if not path.exists():
+        raise StoreError(f"{path}: missing")
+    if path.stat().st_size != entry.get("bytes"):
+        raise StoreError(f"{path}: {path.stat().st_size} bytes, its entry says {entry.get('bytes')} (truncated?)")
+    check_entry(stem, shard_ids, entry, sha256_file(path))
+    if options_digest is not None and entry.get("options_hash") != options_digest:
+        raise StoreError(f"{path}: encoded with other options (options_hash differs)")
+    if ids is not None and texts is not None and entry.get("input_hash") != rows_hash(ids, texts):
+        raise StoreError(f"{path}: the input rows it encodes have changed (input_hash differs)")
+    return entry
 
 
 def encode_sharded(
@@ -21,46 +136,136 @@ def encode_sharded(
     ids: Sequence[str],
     texts: Sequence[str],
     config: dict[str, Any],
-    encode_fn: Callable[[list[str], list[str]], Representations],
+    encode_fn: EncodeFn,
     shard_size: int = 1000,
     header: dict[str, Any] | None = None,
     progress: bool = True,
+    store_dtype: str = DEFAULT_STORE_DTYPE,
+    shard_index: int = 0,
+    worker_count: int = 1,
 ) -> Path:
-    """Encode in shards of `shard_size`, skipping shards already on disk.
+    """Encode the shards this worker owns, skipping those already complete and verified.
 
-    Each shard is written atomically and marked complete by its .json; a failure in a later shard
-    leaves every earlier shard intact, and a rerun with the same config resumes. A directory written
-    with a different config is refused rather than mixed.
+    Each shard is written atomically; a failure leaves earlier shards intact and a rerun resumes. A
+    shard that fails verification (damaged, truncated, other input rows) is reported and re-encoded.
+    When every shard of the store is complete, the manifest is written (by whichever worker is last).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_path = out / "config.json"
-    cfg = {**config, "n_items": len(ids), "shard_size": shard_size}
-    if cfg_path.exists():
-        existing = json.loads(cfg_path.read_text())
-        if existing != cfg:
-            diff = {k: (existing.get(k), cfg.get(k)) for k in set(existing) | set(cfg) if existing.get(k) != cfg.get(k)}
-            raise RepbenchError(f"{out} holds representations made with a different config {diff}; "
-                                "use another --out directory")
-    else:
-        atomic_write_json(cfg_path, cfg)
-    n_shards = max(1, -(-len(ids) // shard_size))
-    todo = [i for i in range(n_shards) if not shard_stem(out, i).with_suffix(".json").exists()]
-    iterator = todo
+    cfg = prepare_store(out, config, len(ids), shard_size, store_dtype)
+    n_shards = num_shards(len(ids), shard_size)
+    mine = shards_of_worker(n_shards, shard_index, worker_count)
+    todo = []
+    for i in mine:
+        lo, hi = shard_rows(len(ids), shard_size, i)
+        if not shard_stem(out, i).with_suffix(".json").exists():
+            todo.append(i)
+            continue
+        try:
+            verify_shard(out, i, ids[lo:hi], texts[lo:hi], cfg["options_hash"])
+        except StoreError as exc:
+            print(f"repbench: {exc}; re-encoding shard {i}", file=sys.stderr)
+            todo.append(i)
+    iterator: Any = todo
     if progress and todo:
         from tqdm.auto import tqdm
 
         iterator = tqdm(todo, desc=f"shards -> {out}", unit="shard")
     for i in iterator:
-        lo, hi = i * shard_size, min(len(ids), (i + 1) * shard_size)
-        encode_fn(list(ids[lo:hi]), list(texts[lo:hi])).save(shard_stem(out, i))
-    atomic_write_json(out / "manifest.json", {**(header or {}), "n_shards": n_shards, "n_items": len(ids)})
+        lo, hi = shard_rows(len(ids), shard_size, i)
+        encode_shard(out, i, ids[lo:hi], texts[lo:hi], encode_fn, cfg["options_hash"], store_dtype)
+    if all(shard_stem(out, i).with_suffix(".json").exists() for i in range(n_shards)):
+        write_manifest(out, header)
+    elif progress:
+        print(f"{out}: worker {shard_index}/{worker_count} done; the manifest is written when every shard "
+              f"is (by the last worker, or `repbench merge {out}`)", file=sys.stderr)
     return out
 
 
-def load_sharded(out: str | Path) -> Representations:
+def write_manifest(out: str | Path, header: dict[str, Any] | None = None, ids: Sequence[str] | None = None,
+                   texts: Sequence[str] | None = None) -> Path:
+    """Verify every shard (against the input rows too, when given) and write manifest.json (merge).
+
+    Raises StoreError listing every shard that is missing or fails verification.
+    """
     out = Path(out)
-    if not (out / "manifest.json").exists():
-        raise RepbenchError(f"{out} is not a complete representations directory (no manifest.json)")
-    n = json.loads((out / "manifest.json").read_text())["n_shards"]
-    return Representations.concat([Representations.load(shard_stem(out, i)) for i in range(n)])
+    try:
+        cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{out / 'config.json'}: missing or damaged ({exc}); not a representations store") from None
+    n_items, size = int(cfg["n_items"]), int(cfg["shard_size"])
+    if ids is not None and len(ids) != n_items:
+        raise StoreError(f"{out}: the store holds {n_items} items, the input {len(ids)}")
+    entries, problems = [], []
+    for i in range(num_shards(n_items, size)):
+        lo, hi = shard_rows(n_items, size, i)
+        try:
+            entry = verify_shard(out, i, None if ids is None else ids[lo:hi],
+                                 None if texts is None else texts[lo:hi], cfg["options_hash"])
+            if entry.get("rows") != hi - lo:
+                raise StoreError(f"{shard_stem(out, i)}: {entry.get('rows')} rows, expected {hi - lo}")
+            entries.append(entry)
+        except StoreError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise StoreError(f"{out}: {len(problems)} shard(s) not complete and verified:\n  " + "\n  ".join(problems))
+    manifest = {**(header or {}), "n_shards": len(entries), "n_items": n_items, "shard_size": size,
+                "store_dtype": cfg.get("store_dtype"), "options_hash": cfg["options_hash"],
+                "input_hash": options_hash({"shards": [e["input_hash"] for e in entries]}), "shards": entries}
+    return atomic_write_json(out / "manifest.json", manifest)
+
+
+@dataclass
+class Store:
+    """A complete store opened for reading: shard stems, ids and entries; tensors stay on disk."""
+
+    root: Path
+    manifest: dict[str, Any]
+    shards: list[tuple[Path, list[str], dict[str, Any], dict[str, Any]]]  # (stem, ids, meta, entry)
+
+    def __len__(self) -> int:
+        return sum(len(s[1]) for s in self.shards)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.shards[0][2] if self.shards else {}
+
+    def verify(self, index: int) -> None:
+        stem, ids, _, entry = self.shards[index]
+        check_entry(stem, ids, entry, sha256_file(stem.with_suffix(".safetensors")))
+
+    def chunks(self, chunk_docs: int, verify: bool = True) -> Iterator[Representations]:
+        """Every shard in order, in chunks of at most `chunk_docs` rows (float32), each shard verified first."""
+        for i, (stem, ids, meta, _) in enumerate(self.shards):
+            if verify:
+                self.verify(i)
+            for lo in range(0, len(ids), chunk_docs):
+                yield load_rows(stem, lo, min(len(ids), lo + chunk_docs), ids, meta)
+
+
+def open_store(out: str | Path) -> Store:
+    """Open a merged store (manifest.json present); every sidecar must agree with the manifest."""
+    out = Path(out)
+    path = out / "manifest.json"
+    if not path.exists():
+        raise RepbenchError(f"{out} is not a complete representations directory (no manifest.json); "
+                            f"if every shard is encoded, run `repbench merge {out}`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        entries = manifest["shards"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise StoreError(f"{path}: damaged manifest ({exc}); run `repbench merge {out}`") from None
+    shards = []
+    for i, entry in enumerate(entries):
+        stem = shard_stem(out, i)
+        ids, meta, side_entry = read_sidecar(stem)
+        if side_entry != entry:
+            raise StoreError(f"{stem.with_suffix('.json')}: its entry differs from {path}; run `repbench merge {out}`")
+        shards.append((stem, ids, meta, entry))
+    return Store(out, manifest, shards)
+
+
+def load_sharded(out: str | Path, verify: bool = True) -> Representations:
+    """The whole store in memory (float32 dense), every shard verified."""
+    store = open_store(out)
+    parts = [Representations.load(stem, verify=verify) for stem, *_ in store.shards]
+    return Representations.concat(parts)

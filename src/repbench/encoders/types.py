@@ -1,4 +1,4 @@
-"""The one output type of every encoder, and its on-disk form (safetensors + ids JSON)."""
+"""The one output type of every encoder, and its on-disk form (safetensors + a JSON sidecar with ids and sha256)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors import safe_open
+from safetensors.torch import load, save
 
+from repbench.encoders.digest import ids_hash, sha256_bytes
+from repbench.errors import RepbenchError
 from repbench.io import atomic_write_bytes, atomic_write_json
 
 
@@ -94,25 +97,109 @@ class Representations:
             meta=dict(parts[0].meta),
         )
 
-    # ---- on disk: <stem>.safetensors (tensors) + <stem>.json (ids + meta) -------------------------
-    def save(self, stem: str | Path) -> None:
-        """Write atomically; the .json is written last, so its presence marks a complete shard."""
+    # ---- on disk: <stem>.safetensors (tensors) + <stem>.json (ids, meta, store entry) --------------
+    def save(self, stem: str | Path, store_dtype: str = "float32", extra: dict[str, Any] | None = None) -> dict:
+        """Write atomically and return the store entry (rows, dtype, bytes, sha256, ids_sha256, **extra).
+
+        `store_dtype` applies to `dense` only; sparse weights are integers held exactly in float32 and
+        ids stay integers. The .json (with the entry, so the file's sha256) is written last: its
+        presence marks a complete pair, and `load` refuses a tensor file whose bytes differ.
+        """
         stem = Path(stem)
+        dtype = store_torch_dtype(store_dtype)
         tensors = {
-            "dense": self.dense.contiguous(), "valid": self.valid.to(torch.uint8).contiguous(),
-            "sparse_ids": self.sparse_ids.contiguous(), "sparse_weights": self.sparse_weights.contiguous(),
+            "dense": self.dense.to(dtype).contiguous(), "valid": self.valid.to(torch.uint8).contiguous(),
+            "sparse_ids": self.sparse_ids.contiguous(), "sparse_weights": self.sparse_weights.float().contiguous(),
             "token_ids": self.token_ids.contiguous(), "input_tokens": self.input_tokens.contiguous(),
         }
-        atomic_write_bytes(stem.with_suffix(".safetensors"), save(tensors))
-        atomic_write_json(stem.with_suffix(".json"), {"ids": self.ids, "meta": self.meta})
+        data = save(tensors)
+        entry = {"rows": len(self), "dtype": store_dtype, "bytes": len(data), "sha256": sha256_bytes(data),
+                 "ids_sha256": ids_hash(self.ids), **(extra or {})}
+        atomic_write_bytes(stem.with_suffix(".safetensors"), data)
+        atomic_write_json(stem.with_suffix(".json"), {"ids": self.ids, "meta": self.meta, "store": entry})
+        return entry
 
     @staticmethod
-    def load(stem: str | Path) -> Representations:
+    def load(stem: str | Path, verify: bool = True) -> Representations:
+        """Read a saved pair whole; `dense` comes back float32 whatever the stored dtype.
+
+        With `verify` (default) the tensor file's sha256 and the ids must match the sidecar's entry,
+        else StoreError: damaged bytes are never used.
+        """
         stem = Path(stem)
-        t = load_file(str(stem.with_suffix(".safetensors")))
-        side = json.loads(stem.with_suffix(".json").read_text())
-        return Representations(
-            ids=side["ids"], dense=t["dense"], valid=t["valid"].bool(), sparse_ids=t["sparse_ids"],
-            sparse_weights=t["sparse_weights"], token_ids=t["token_ids"], input_tokens=t["input_tokens"],
-            meta=side.get("meta", {}),
-        )
+        ids, meta, entry = read_sidecar(stem)
+        path = stem.with_suffix(".safetensors")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read ({exc.strerror})") from None
+        if verify:
+            check_entry(stem, ids, entry, sha256_bytes(data))
+        try:
+            t = load(data)
+        except Exception as exc:  # safetensors raises its own error types for a damaged header
+            raise StoreError(f"{path}: not a readable safetensors file ({exc})") from None
+        return _from_tensors(ids, t, meta)
+
+
+STORE_DTYPES: dict[str, torch.dtype] = {"float16": torch.float16, "bfloat16": torch.bfloat16,
+                                        "float32": torch.float32}
+
+
+class StoreError(RepbenchError):
+    """A representations file that is missing, truncated, damaged or made from other inputs/options."""
+
+
+def store_torch_dtype(name: str) -> torch.dtype:
+    if name not in STORE_DTYPES:
+        raise RepbenchError(f"store dtype must be one of {', '.join(STORE_DTYPES)}, got {name!r}")
+    return STORE_DTYPES[name]
+
+
+def read_sidecar(stem: str | Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """(ids, meta, store entry) of `<stem>.json`; StoreError when unreadable or incomplete."""
+    path = Path(stem).with_suffix(".json")
+    try:
+        side = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StoreError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{path}: damaged sidecar ({exc})") from None
+    if not isinstance(side, dict) or not isinstance(side.get("ids"), list) or not isinstance(side.get("store"), dict):
+        raise StoreError(f"{path}: expected ids and a store entry with a sha256 (written by an older repbench?)")
+    return [str(i) for i in side["ids"]], dict(side.get("meta") or {}), side["store"]
+
+
+def check_entry(stem: str | Path, ids: list[str], entry: dict[str, Any], file_sha256: str) -> None:
+    """Raise StoreError unless the tensor file's hash and the ids agree with the entry."""
+    path = Path(stem).with_suffix(".safetensors")
+    if file_sha256 != entry.get("sha256"):
+        raise StoreError(f"{path}: sha256 {file_sha256[:12]}... differs from its manifest entry "
+                         f"{str(entry.get('sha256'))[:12]}... (damaged or truncated)")
+    if entry.get("rows") != len(ids) or entry.get("ids_sha256") != ids_hash(ids):
+        raise StoreError(f"{Path(stem).with_suffix('.json')}: ids do not match the entry's rows/ids_sha256")
+
+
+def load_rows(stem: str | Path, lo: int, hi: int, ids: list[str], meta: dict[str, Any]) -> Representations:
+    """Rows [lo, hi) of a saved pair, read lazily (only those bytes), `dense` converted to float32.
+
+    No hashing here: verify the file once (`check_entry`) before streaming its chunks.
+    """
+    path = Path(stem).with_suffix(".safetensors")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            t = {name: fh.get_slice(name)[lo:hi] for name in _TENSORS}
+    except Exception as exc:
+        raise StoreError(f"{path}: cannot read rows {lo}:{hi} ({exc})") from None
+    return _from_tensors(ids[lo:hi], t, meta)
+
+
+_TENSORS = ("dense", "valid", "sparse_ids", "sparse_weights", "token_ids", "input_tokens")
+
+
+def _from_tensors(ids: list[str], t: dict[str, torch.Tensor], meta: dict[str, Any]) -> Representations:
+    return Representations(
+        ids=ids, dense=t["dense"].float(), valid=t["valid"].bool(), sparse_ids=t["sparse_ids"].long(),
+        sparse_weights=t["sparse_weights"].float(), token_ids=t["token_ids"], input_tokens=t["input_tokens"],
+        meta=meta,
+    )

@@ -2,7 +2,8 @@
 
 Layout of an output directory:
   reps/                    cached Representations, one stem per (backbone, encoder, side, K, max_length,
-                           text fingerprint); reused by any later sweep pointing at the same cache
+                           + a hash of the input rows and of every option that changes them), each
+                           verified against the sha256 in its sidecar; reused by any later sweep
   runs/<system>.trec       one TREC run per cell and mode; system = backbone/encoder/q{K_q}p{K_p}/mode
                            with "/" written as "__"
   cells/q{K_q}p{K_p}.csv   per-query rows of one finished cell; written atomically after its runs, so its
@@ -26,7 +27,8 @@ from typing import Any
 import pandas as pd
 
 from repbench import schema
-from repbench.encoders.types import Representations
+from repbench.encoders.digest import options_hash, rows_hash
+from repbench.encoders.types import Representations, StoreError
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
 from repbench.evaluation.metrics import DEFAULT_MEASURES, evaluate, summarize
@@ -87,21 +89,33 @@ def _safe(text: str) -> str:
 
 
 class RepCache:
-    """Representations on disk, keyed by everything that determines them."""
+    """Representations on disk, content-addressed: the file name carries a hash of the input rows and of
+    every option that changes the output, and each file's sha256 sits in its sidecar, checked on load."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def stem(self, backbone: str, encoder: str, side: str, k: int, max_length: int, fingerprint: str) -> Path:
-        return self.root / f"{_safe(backbone)}__{encoder}__{side}__k{k}__len{max_length}__{fingerprint[:16]}"
+    def stem(self, backbone: str, encoder: str, side: str, k: int, max_length: int, fingerprint: str,
+             **options: Any) -> Path:
+        """`fingerprint` identifies the input rows (e.g. `rows_hash(ids, texts)`); `options` are any further
+        settings that change the encoding (backbone dtype, batch size, device type)."""
+        key = options_hash({"backbone": backbone, "encoder": encoder, "side": side, "k": k,
+                            "max_length": max_length, "rows": fingerprint, **options})
+        return self.root / f"{_safe(backbone)}__{encoder}__{side}__k{k}__len{max_length}__{key[:16]}"
 
     def get(self, stem: Path, ids: Sequence[str]) -> Representations | None:
+        """The cached item, or None when absent; a damaged or mismatching one is reported and not used."""
         # The .json is written last by Representations.save: its presence means a complete file pair.
         if not stem.with_suffix(".json").exists() or not stem.with_suffix(".safetensors").exists():
             return None
-        reps = Representations.load(stem)
+        try:
+            reps = Representations.load(stem, verify=True)
+        except StoreError as exc:
+            warnings.warn(f"cached representations not used, recomputing: {exc}", stacklevel=2)
+            return None
         if list(reps.ids) != list(ids):
-            raise RepbenchError(f"cached representations {stem} hold other ids; delete the file and rerun")
+            warnings.warn(f"cached representations {stem} hold other ids; recomputing", stacklevel=2)
+            return None
         return reps
 
 
@@ -160,12 +174,17 @@ def run_sweep(
                 f"{out} holds a sweep with other settings ({', '.join(differ)}); use another --out directory"
             )
     atomic_write_json(state_file, {k: state[k] for k in _IDENTITY})
+    # Settings outside SweepConfig that change the encoded numbers, so they key the cache too.
+    encoding_options = {"batch_size": config.batch_size,
+                        "dtype": str(getattr(backbone, "dtype", "")).removeprefix("torch."),
+                        "device_type": str(getattr(backbone, "device", "cpu")).split(":")[0]}
     times_file = out / "encoding_times.json"
     times: dict[str, dict] = json.loads(times_file.read_text()) if times_file.exists() else {}
 
     def reps_for(side: str, k: int) -> Representations:
-        ids, texts, fp = (qids, qtexts, qfp) if side == "query" else (collection.corpus_ids, collection.corpus_texts, dfp)
-        stem = cache.stem(config.backbone, config.encoder, side, k, config.max_length, fp)
+        ids, texts = (qids, qtexts) if side == "query" else (collection.corpus_ids, collection.corpus_texts)
+        stem = cache.stem(config.backbone, config.encoder, side, k, config.max_length, rows_hash(ids, texts),
+                          **encoding_options)
         cached = cache.get(stem, ids)
         if cached is not None:
             return cached
