@@ -107,6 +107,9 @@ class Representations:
         """
         stem = Path(stem)
         dtype = store_torch_dtype(store_dtype)
+        if dtype == torch.float16 and self.dense.numel() and float(self.dense.abs().max()) > FLOAT16_MAX:
+            raise RepbenchError(f"{stem}: hidden states exceed float16's range ({FLOAT16_MAX}); "
+                                "use --store-dtype bfloat16 or float32")
         tensors = {
             "dense": self.dense.to(dtype).contiguous(), "valid": self.valid.to(torch.uint8).contiguous(),
             "sparse_ids": self.sparse_ids.contiguous(), "sparse_weights": self.sparse_weights.float().contiguous(),
@@ -142,6 +145,7 @@ class Representations:
         return _from_tensors(ids, t, meta)
 
 
+FLOAT16_MAX = 65504.0
 STORE_DTYPES: dict[str, torch.dtype] = {"float16": torch.float16, "bfloat16": torch.bfloat16,
                                         "float32": torch.float32}
 

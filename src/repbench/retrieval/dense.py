@@ -39,14 +39,22 @@ class FlatIPIndex:
     def search(self, v_queries: np.ndarray | torch.Tensor, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores float32 [Q, d], idx int64 [Q, d]) with d = min(depth, ntotal), best first.
 
-        Within the returned list, equal scores are ordered by index ascending. Which of several
-        documents tied exactly at the cut-off are kept is faiss's choice (lowest indices, on 1.15).
+        Equal scores are ordered by index ascending, also at the cut-off: faiss's heap keeps an
+        arbitrary subset of the documents tied at the d-th score, so the search is widened until every
+        row's last returned score is below its d-th, then cut by (score desc, index asc).
         """
         q = np.ascontiguousarray(np.asarray(v_queries, dtype=np.float32))
         d = min(int(depth), self.ntotal)
         if d <= 0 or q.shape[0] == 0:
             return np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64)
-        scores, idx = self.index.search(q, d)
-        order = np.lexsort((idx, -scores), axis=1)
+        k = d
+        while True:
+            # Always all queries in one call: faiss's kernel (BLAS or not) depends on the query count,
+            # so the scores stay those of a plain search.
+            scores, idx = self.index.search(q, k)
+            if k == self.ntotal or (scores[:, -1] < scores[:, d - 1]).all():
+                break
+            k = min(self.ntotal, 2 * k)
+        order = np.lexsort((idx, -scores), axis=1)[:, :d]
         return (np.take_along_axis(scores, order, 1).astype(np.float32),
                 np.take_along_axis(idx, order, 1).astype(np.int64))

@@ -1,0 +1,187 @@
+"""Exact search over a store too large for memory: shard by shard, chunk by chunk, merged top-depth.
+
+Each chunk of documents is ranked with the same kernels as the in-memory path
+(`repbench.retrieval.search.retrieve`: faiss inner product, chunked MaxSim, sparse products), after
+sorting the chunk by doc id descending so that a chunk's own top-k keeps trec_eval's tie rule. The
+per-chunk lists then merge exactly: score descending, then doc id descending (trec_eval's order, by
+code point = UTF-8 byte order). A document's score does not depend on which other documents share its
+chunk, so the merged lists are the in-memory lists: same ids, same order, same scores. Fusion then
+normalises each mode's retained top-`depth` list (method-spec §6.3) exactly as the in-memory path.
+
+Memory is bounded by the chunk (`chunk_docs`, or `max_memory` bytes), plus the running lists
+(queries x depth), never by the number of documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from repbench.encoders.store import Store, open_store
+from repbench.encoders.types import Representations
+from repbench.errors import RepbenchError
+from repbench.retrieval.dense import FlatIPIndex, single_vectors
+from repbench.retrieval.fusion import fuse
+from repbench.retrieval.multivector import DEFAULT_BUDGET, maxsim_search
+from repbench.retrieval.search import DEFAULT_DEPTH, MODES, MULTI_MODES, Run, parse_modes
+from repbench.retrieval.sparse import SparseIndex
+
+DEFAULT_MAX_MEMORY = 1 << 30  # bytes for one chunk's working set when neither limit is given
+
+
+class TopKMerger:
+    """The best `k` (score, doc id) per query over candidate lists arriving in any order.
+
+    Order: score descending, then doc id descending, a total order, so the result does not depend on
+    how documents were split into chunks.
+    """
+
+    def __init__(self, n_queries: int, k: int):
+        self.k = k
+        self.scores = np.zeros((n_queries, 0), np.float32)
+        self.ids = np.zeros((n_queries, 0), dtype="U1")
+
+    def add(self, scores: np.ndarray, ids: np.ndarray) -> None:
+        """Merge candidates: scores float32 [Q, c] and their doc ids [Q, c]."""
+        all_s = np.concatenate([self.scores, scores.astype(np.float32, copy=False)], axis=1)
+        all_i = np.concatenate([self.ids, ids], axis=1)
+        _, rank = np.unique(all_i, return_inverse=True)  # integer keys in id order, for a vectorised tie-break
+        rank = rank.reshape(all_i.shape)
+        order = np.lexsort((-rank, -all_s), axis=1)[:, : self.k]
+        self.scores = np.take_along_axis(all_s, order, 1)
+        self.ids = np.take_along_axis(all_i, order, 1)
+
+
+def chunk_docs_for(max_memory: int, k_p: int, hidden: int, sparse_width: int, store_bytes: int = 2) -> int:
+    """Documents per chunk so one chunk's working set stays under `max_memory` bytes.
+
+    Per document: the stored dense rows, their float32 copy, the id-sorted copy and the unit vectors
+    (K_p*H*(store_bytes+12)), the sparse rows through CSR/CSC conversions (~48 B per entry) and the
+    single vector; plus a fixed MaxSim block (`DEFAULT_BUDGET` float32 elements).
+    """
+    fixed = DEFAULT_BUDGET * 4 + (64 << 20)
+    per_doc = k_p * hidden * (store_bytes + 12) + sparse_width * 48 + hidden * 8 + 64
+    if max_memory <= fixed + per_doc:
+        raise RepbenchError(f"--max-memory {max_memory} B is too small: one chunk needs at least "
+                            f"{fixed + per_doc} B here ({per_doc} B per document + {fixed} B fixed)")
+    return max(1, (max_memory - fixed) // per_doc)
+
+
+def _store_shapes(store: Store) -> tuple[int, int, int, int]:
+    from safetensors import safe_open
+
+    k_p = hidden = width = 0
+    store_bytes = 4
+    for stem, *_ in store.shards:
+        with safe_open(str(stem.with_suffix(".safetensors")), framework="pt") as fh:
+            _, k_p, hidden = fh.get_slice("dense").get_shape()
+            width = max(width, fh.get_slice("sparse_ids").get_shape()[1])
+            store_bytes = {"F16": 2, "BF16": 2, "F32": 4}.get(fh.get_slice("dense").get_dtype(), 4)
+    return k_p, hidden, width, store_bytes
+
+
+def _chunks(docs: Store | Representations, chunk_docs: int, verify: bool) -> Iterator[Representations]:
+    if isinstance(docs, Store):
+        yield from docs.chunks(chunk_docs, verify=verify)
+        return
+    for lo in range(0, len(docs), chunk_docs):
+        yield docs.select(list(range(lo, min(len(docs), lo + chunk_docs))))
+
+
+def stream_retrieve(
+    queries: Representations,
+    docs: Store | Representations | str | Path,
+    modes: Sequence[str] = MODES,
+    depth: int = DEFAULT_DEPTH,
+    vocab_size: int | None = None,
+    remove_self: bool = True,
+    chunk_docs: int | None = None,
+    max_memory: int | None = None,
+    verify: bool = True,
+    progress: bool = False,
+) -> dict[str, Run]:
+    """`retrieve`'s result, computed over `docs` one chunk at a time (a store directory, an open Store,
+    or Representations in memory). `vocab_size` defaults to the store's meta; `verify` checks each
+    shard's sha256 before reading it."""
+    if isinstance(docs, str | Path):
+        docs = open_store(docs)
+    modes = parse_modes(modes)
+    meta = docs.meta if isinstance(docs, Store) else docs.meta
+    if isinstance(docs, Store):
+        k_p, hidden, width, store_bytes = _store_shapes(docs)
+    else:
+        k_p, hidden, width, store_bytes = docs.k, docs.hidden_size, int(docs.sparse_ids.shape[1]), 4
+    if any(m in MULTI_MODES for m in modes) and queries.k == 1 and k_p == 1:
+        raise RepbenchError("multi-vector modes need K_q > 1 or K_p > 1 (use repbench.retrieval.search.modes_for)")
+    needs_sparse = any("sparse" in m for m in modes)
+    vocab_size = vocab_size if vocab_size is not None else meta.get("vocab_size")
+    if needs_sparse and vocab_size is None:
+        raise RepbenchError("sparse modes need the backbone's vocab_size")
+    if chunk_docs is None:
+        chunk_docs = chunk_docs_for(max_memory or DEFAULT_MAX_MEMORY, k_p, hidden, width, store_bytes)
+    if chunk_docs < 1:
+        raise RepbenchError(f"--chunk-docs must be a positive integer, got {chunk_docs}")
+
+    base = []
+    if any(m in ("single_dense", "fusion_single_sparse_max") for m in modes):
+        base.append("single_dense")
+    if any(m in MULTI_MODES for m in modes):
+        base.append("multi_dense")
+    if needs_sparse:
+        base.append("sparse_max")
+    # One extra document per list, so dropping a self-hit still leaves `depth` (retrieve fetches the
+    # same extra one whenever a query id is also a doc id; the first `depth` kept are the same).
+    k = depth + (1 if remove_self else 0)
+    qids = list(queries.ids)
+    merged = {m: TopKMerger(len(qids), k) for m in base}
+    q_single = single_vectors(queries) if "single_dense" in base else None
+    q_unit = queries.unit_dense() if "multi_dense" in base else None
+
+    chunks = _chunks(docs, chunk_docs, verify)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="search chunks", unit="chunk")
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        order = np.argsort(np.asarray(chunk.ids))[::-1].copy()  # doc id descending within the chunk
+        d = chunk.select(order)
+        ids = np.asarray(d.ids)
+        if "single_dense" in base:
+            s, i = FlatIPIndex(single_vectors(d)).search(q_single, k)
+            merged["single_dense"].add(s, ids[i])
+        if "multi_dense" in base:
+            s, i = maxsim_search(q_unit, d.unit_dense(), k)
+            merged["multi_dense"].add(s, ids[i])
+        if needs_sparse:
+            s, i = SparseIndex(d.sparse_ids, d.sparse_weights, int(vocab_size)).search(
+                queries.sparse_ids, queries.sparse_weights, k)
+            merged["sparse_max"].add(s, ids[i])
+
+    runs = {m: _to_run(qids, merged[m], depth, remove_self) for m in base}
+    out: dict[str, Run] = {}
+    for m in modes:
+        if m == "fusion_single_sparse_max":
+            out[m] = fuse(runs["single_dense"], runs["sparse_max"], 0.5, depth)
+        elif m == "fusion_multi_sparse_max":
+            out[m] = fuse(runs["multi_dense"], runs["sparse_max"], 0.5, depth)
+        else:
+            out[m] = runs[m]
+    return out
+
+
+def _to_run(qids: list[str], top: TopKMerger, depth: int, remove_self: bool) -> Run:
+    run: Run = {}
+    for row, qid in enumerate(qids):
+        docs: dict[str, float] = {}
+        for s, d in zip(top.scores[row].tolist(), top.ids[row].tolist(), strict=True):
+            if remove_self and d == qid:
+                continue
+            if len(docs) == depth:
+                break
+            docs[d] = float(s)
+        run[qid] = docs
+    return run
