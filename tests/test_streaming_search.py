@@ -146,3 +146,21 @@ def test_flat_ip_keeps_the_lowest_indices_among_ties_at_the_cutoff(setup):
     for r in range(len(vq)):
         ref = sorted(zip((-full_s[r]).tolist(), full_i[r].tolist(), strict=True))[:41]
         assert list(zip((-s[r]).tolist(), i[r].tolist(), strict=True)) == ref
+
+
+def test_search_command_writes_the_in_memory_runs(setup, tmp_path, capsys):
+    from repbench.cli import main
+    from repbench.evaluation.trec import read_run, round_scores
+
+    queries, _, store = setup
+    qstore = _store(tmp_path, queries, shard_size=4)
+    rc = main(["search", "--queries", str(qstore), "--docs", str(store), "--depth", "30", "--chunk-docs", "50",
+               "--out", str(tmp_path / "o"), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    ref = retrieve(load_sharded(qstore), load_sharded(store), MODES, depth=30, vocab_size=VOCAB)
+    for mode in MODES:
+        got = read_run(tmp_path / "o" / "runs" / f"{mode}.trec")
+        assert got == round_scores(ref[mode])
+    assert main(["search", "--queries", str(qstore), "--docs", str(store), "--max-memory", "lots",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--max-memory expects" in capsys.readouterr().err

@@ -17,6 +17,8 @@ from repbench.errors import RepbenchError
 COMMANDS: dict[str, tuple[str, str]] = {
     "backbones": ("repbench.commands.backbones", "list the backbone registry (table or --json)"),
     "encode": ("repbench.commands.encode", "encode a BEIR JSONL into a representations directory"),
+    "merge": ("repbench.commands.merge", "verify the shards of a store written by several workers; write its manifest"),
+    "search": ("repbench.commands.search", "exact streaming search of a query store over a passage store"),
     "demo": ("repbench.commands.demo", "end-to-end demo on the embedded default (make demo)"),
     "evaluate": ("repbench.commands.evaluate", "(K_q, K_p) x score-mode effectiveness sweep on a collection"),
     "eval-run": ("repbench.commands.eval_run", "evaluate a TREC run file against qrels (trec_eval layout)"),

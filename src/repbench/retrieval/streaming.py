@@ -69,7 +69,8 @@ def chunk_docs_for(max_memory: int, k_p: int, hidden: int, sparse_width: int, st
     return max(1, (max_memory - fixed) // per_doc)
 
 
-def _store_shapes(store: Store) -> tuple[int, int, int, int]:
+def store_shapes(store: Store) -> tuple[int, int, int, int]:
+    """(K_p, H, widest sparse row, bytes per stored dense element), read from the shard headers only."""
     from safetensors import safe_open
 
     k_p = hidden = width = 0
@@ -110,7 +111,7 @@ def stream_retrieve(
     modes = parse_modes(modes)
     meta = docs.meta if isinstance(docs, Store) else docs.meta
     if isinstance(docs, Store):
-        k_p, hidden, width, store_bytes = _store_shapes(docs)
+        k_p, hidden, width, store_bytes = store_shapes(docs)
     else:
         k_p, hidden, width, store_bytes = docs.k, docs.hidden_size, int(docs.sparse_ids.shape[1]), 4
     if any(m in MULTI_MODES for m in modes) and queries.k == 1 and k_p == 1:

@@ -1,0 +1,79 @@
+"""`repbench search`: exact search of an encoded query store over an encoded passage store, streamed.
+
+Example:
+  repbench search --queries results/reps/q4 --docs results/reps/p16 --modes all --max-memory 4GiB \\
+      --out results/search/q4p16
+Writes runs/<mode>.trec. Memory is bounded by the chunk (--chunk-docs or --max-memory), not by the
+number of passages; results equal the in-memory search (repbench.retrieval.search.retrieve).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from repbench.errors import RepbenchError
+
+_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+          "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12}
+
+
+def parse_bytes(text: str) -> int:
+    """'4GiB' -> 4294967296, '500MB' -> 500000000, '1e9' -> 1000000000."""
+    m = re.fullmatch(r"\s*([0-9.eE+]+)\s*([A-Za-z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise RepbenchError(f"--max-memory expects a size such as 4GiB, 512MiB or 2e9 bytes, got {text!r}")
+    try:
+        value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    except ValueError:
+        raise RepbenchError(f"--max-memory expects a number and a unit, got {text!r}") from None
+    if value < 1:
+        raise RepbenchError(f"--max-memory must be positive, got {text!r}")
+    return int(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--queries", required=True, help="query representations directory (repbench encode --side query)")
+    parser.add_argument("--docs", required=True, help="passage representations directory (any size: streamed)")
+    parser.add_argument("--modes", default="all", help="'all' or a comma list of score modes")
+    parser.add_argument("--depth", type=int, default=1000, help="documents per query (default 1000)")
+    limit = parser.add_mutually_exclusive_group()
+    limit.add_argument("--chunk-docs", type=int, default=None, help="passages scored at once")
+    limit.add_argument("--max-memory", default=None, help="bound on one chunk's working set, e.g. 4GiB (default 1GiB)")
+    parser.add_argument("--keep-self-hits", action="store_true", help="keep a doc whose id equals the query id")
+    parser.add_argument("--no-verify", action="store_true", help="skip the per-shard sha256 check (faster, unsafe)")
+    parser.add_argument("--out", required=True, help="output directory for runs/<mode>.trec")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from repbench.encoders.store import load_sharded, open_store
+    from repbench.evaluation.trec import round_scores, write_run
+    from repbench.retrieval.search import modes_for, parse_modes
+    from repbench.retrieval.streaming import store_shapes, stream_retrieve
+
+    if args.depth < 1 or (args.chunk_docs is not None and args.chunk_docs < 1):
+        raise RepbenchError("--depth and --chunk-docs must be positive integers")
+    max_memory = parse_bytes(args.max_memory) if args.max_memory else None
+    modes = parse_modes(args.modes)
+    queries = load_sharded(args.queries, verify=True)
+    docs = open_store(args.docs)
+    for key in ("backbone", "encoder"):
+        if queries.meta.get(key) != docs.meta.get(key):
+            print(f"repbench search: warning: queries and passages differ in {key} "
+                  f"({queries.meta.get(key)} vs {docs.meta.get(key)})")
+    modes = modes_for(queries.k, store_shapes(docs)[0], modes)
+    t0 = time.perf_counter()
+    runs = stream_retrieve(queries, docs, modes, depth=args.depth, remove_self=not args.keep_self_hits,
+                           chunk_docs=args.chunk_docs, max_memory=max_memory, verify=not args.no_verify,
+                           progress=not args.no_progress)
+    dt = time.perf_counter() - t0
+    out = Path(args.out)
+    for mode, mode_run in runs.items():
+        write_run(out / "runs" / f"{mode}.trec", round_scores(mode_run), tag=mode)
+    print(f"searched {len(docs)} passages for {len(queries)} queries in {dt:.1f}s "
+          f"({', '.join(runs)}) -> {out / 'runs'}")
+    return 0
