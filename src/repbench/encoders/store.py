@@ -216,34 +216,38 @@ def write_manifest(out: str | Path, header: dict[str, Any] | None = None, ids: S
 
 @dataclass
 class Store:
-    """A complete store opened for reading: shard stems, ids and entries; tensors stay on disk."""
+    """A complete store opened for reading: the manifest's shard entries; ids and tensors stay on disk
+    until a shard is streamed, so memory does not grow with the store."""
 
     root: Path
     manifest: dict[str, Any]
-    shards: list[tuple[Path, list[str], dict[str, Any], dict[str, Any]]]  # (stem, ids, meta, entry)
+    shards: list[tuple[Path, dict[str, Any]]]  # (stem, manifest entry)
+    meta: dict[str, Any]
 
     def __len__(self) -> int:
-        return sum(len(s[1]) for s in self.shards)
+        return sum(int(entry["rows"]) for _, entry in self.shards)
 
-    @property
-    def meta(self) -> dict[str, Any]:
-        return self.shards[0][2] if self.shards else {}
-
-    def verify(self, index: int) -> None:
-        stem, ids, _, entry = self.shards[index]
-        check_entry(stem, ids, entry, sha256_file(stem.with_suffix(".safetensors")))
+    def read_shard(self, index: int, verify: bool = True) -> tuple[list[str], dict[str, Any]]:
+        """(ids, meta) of shard `index`, after checking its sidecar against the manifest (and its sha256)."""
+        stem, entry = self.shards[index]
+        ids, meta, side_entry = read_sidecar(stem)
+        if side_entry != entry:
+            raise StoreError(f"{stem.with_suffix('.json')}: its entry differs from {self.root / 'manifest.json'}; "
+                             f"run `repbench merge {self.root}`")
+        if verify:
+            check_entry(stem, ids, entry, sha256_file(stem.with_suffix(".safetensors")))
+        return ids, meta
 
     def chunks(self, chunk_docs: int, verify: bool = True) -> Iterator[Representations]:
         """Every shard in order, in chunks of at most `chunk_docs` rows (float32), each shard verified first."""
-        for i, (stem, ids, meta, _) in enumerate(self.shards):
-            if verify:
-                self.verify(i)
+        for i, (stem, _) in enumerate(self.shards):
+            ids, meta = self.read_shard(i, verify)
             for lo in range(0, len(ids), chunk_docs):
                 yield load_rows(stem, lo, min(len(ids), lo + chunk_docs), ids, meta)
 
 
 def open_store(out: str | Path) -> Store:
-    """Open a merged store (manifest.json present); every sidecar must agree with the manifest."""
+    """Open a merged store (manifest.json present); shards are checked when read."""
     out = Path(out)
     path = out / "manifest.json"
     if not path.exists():
@@ -251,21 +255,19 @@ def open_store(out: str | Path) -> Store:
                             f"if every shard is encoded, run `repbench merge {out}`")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        entries = manifest["shards"]
+        entries = list(manifest["shards"])
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise StoreError(f"{path}: damaged manifest ({exc}); run `repbench merge {out}`") from None
-    shards = []
-    for i, entry in enumerate(entries):
-        stem = shard_stem(out, i)
-        ids, meta, side_entry = read_sidecar(stem)
-        if side_entry != entry:
-            raise StoreError(f"{stem.with_suffix('.json')}: its entry differs from {path}; run `repbench merge {out}`")
-        shards.append((stem, ids, meta, entry))
-    return Store(out, manifest, shards)
+    shards = [(shard_stem(out, i), entry) for i, entry in enumerate(entries)]
+    meta = read_sidecar(shards[0][0])[1] if shards else {}
+    return Store(out, manifest, shards, meta)
 
 
 def load_sharded(out: str | Path, verify: bool = True) -> Representations:
     """The whole store in memory (float32 dense), every shard verified."""
     store = open_store(out)
-    parts = [Representations.load(stem, verify=verify) for stem, *_ in store.shards]
+    parts = []
+    for i, (stem, _) in enumerate(store.shards):
+        store.read_shard(i, verify=False)  # the sidecar agrees with the manifest; load() checks the bytes
+        parts.append(Representations.load(stem, verify=verify))
     return Representations.concat(parts)

@@ -75,7 +75,7 @@ def store_shapes(store: Store) -> tuple[int, int, int, int]:
 
     k_p = hidden = width = 0
     store_bytes = 4
-    for stem, *_ in store.shards:
+    for stem, _ in store.shards:
         with safe_open(str(stem.with_suffix(".safetensors")), framework="pt") as fh:
             _, k_p, hidden = fh.get_slice("dense").get_shape()
             width = max(width, fh.get_slice("sparse_ids").get_shape()[1])
