@@ -112,7 +112,8 @@ class Representations:
                                 "use --store-dtype bfloat16 or float32")
         tensors = {
             "dense": self.dense.to(dtype).contiguous(), "valid": self.valid.to(torch.uint8).contiguous(),
-            "sparse_ids": self.sparse_ids.contiguous(), "sparse_weights": self.sparse_weights.float().contiguous(),
+            "sparse_ids": self.sparse_ids.to(torch.int32).contiguous(),
+            "sparse_weights": self.sparse_weights.float().contiguous(),
             "token_ids": self.token_ids.contiguous(), "input_tokens": self.input_tokens.contiguous(),
         }
         data = save(tensors)
@@ -192,7 +193,7 @@ def load_rows(stem: str | Path, lo: int, hi: int, ids: list[str], meta: dict[str
     path = Path(stem).with_suffix(".safetensors")
     try:
         with safe_open(str(path), framework="pt") as fh:
-            t = {name: fh.get_slice(name)[lo:hi] for name in _TENSORS}
+            t = {name: fh.get_slice(name)[lo:hi] for name in _TENSORS if name in fh.keys()}
     except Exception as exc:
         raise StoreError(f"{path}: cannot read rows {lo}:{hi} ({exc})") from None
     return _from_tensors(ids[lo:hi], t, meta)
@@ -202,6 +203,9 @@ _TENSORS = ("dense", "valid", "sparse_ids", "sparse_weights", "token_ids", "inpu
 
 
 def _from_tensors(ids: list[str], t: dict[str, torch.Tensor], meta: dict[str, Any]) -> Representations:
+    missing = [name for name in _TENSORS if name not in t]
+    if missing:
+        raise StoreError(f"representations file lacks tensor(s) {', '.join(missing)}")
     return Representations(
         ids=ids, dense=t["dense"].float(), valid=t["valid"].bool(), sparse_ids=t["sparse_ids"].long(),
         sparse_weights=t["sparse_weights"].float(), token_ids=t["token_ids"], input_tokens=t["input_tokens"],
