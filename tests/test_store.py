@@ -171,3 +171,19 @@ def test_encode_refuses_bad_shard_arguments_before_writing(tmp_path, capsys):
         assert main(["encode", str(src), "--backbone", "tiny-ar", "--out", str(tmp_path / "o"), *extra]) == 2
         assert msg in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_encode_cli_as_two_array_workers(tmp_path):
+    from repbench.cli import main
+
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"_id": f"d{i}", "text": f"text {i}"}) + "\n" for i in range(5)))
+    common = ["encode", str(src), "--backbone", "tiny-diffusion", "--k", "2", "--device", "cpu",
+              "--shard-size", "2", "--store-dtype", "bfloat16"]
+    assert main([*common, "--out", str(tmp_path / "w"), "--shard-index", "1", "--num-shards", "2"]) == 0
+    assert not (tmp_path / "w" / "manifest.json").exists()
+    assert main([*common, "--out", str(tmp_path / "w"), "--shard-index", "0", "--num-shards", "2"]) == 0
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    a, b = st.load_sharded(tmp_path / "w"), st.load_sharded(tmp_path / "one")
+    assert a.ids == [f"d{i}" for i in range(5)] and torch.equal(a.dense, b.dense)
+    assert json.loads((tmp_path / "w" / "manifest.json").read_text())["store_dtype"] == "bfloat16"

@@ -1,7 +1,6 @@
 """Synthetic stores and a child-process measurement for the streaming-search scale benchmark.
 
-Each measurement runs in a fresh process so its peak RSS (`ru_maxrss` from `wait4`) belongs to that
-search alone. `python -m repbench.retrieval.scale --sizes 10000,100000,1000000 --root DIR` prints one
+Each measurement runs in a fresh process so its peak RSS (VmHWM) belongs to that search alone. `python -m repbench.retrieval.scale --sizes 10000,100000,1000000 --root DIR` prints one
 JSON line per size (bench/test_streaming_scale.py calls the same functions).
 """
 
@@ -60,13 +59,10 @@ def measure(store: str | Path, n_queries: int = 32, k_q: int = 4, depth: int = 1
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     proc = subprocess.Popen([sys.executable, "-m", "repbench.retrieval.scale", "--child", json.dumps(spec)],
                             stdout=subprocess.PIPE, env=env)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    out, _ = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"search child failed with exit code {proc.returncode}")
     result = json.loads(out.decode().strip().splitlines()[-1])
-    result["peak_rss_bytes"] = int(usage.ru_maxrss) * 1024  # Linux reports KiB
     result["bytes_per_query"] = result["store_bytes"] / n_queries
     return result
 
@@ -85,7 +81,18 @@ def _child(spec: dict[str, Any]) -> None:
     seconds = time.perf_counter() - t0
     assert all(len(docs) == min(spec["depth"], len(store)) for r in runs.values() for docs in r.values())
     print(json.dumps({"n_docs": len(store), "seconds": seconds, "store_bytes": store_bytes(spec["store"]),
-                      "k_p": k_p, "hidden": hidden, "modes": list(runs)}))
+                      "k_p": k_p, "hidden": hidden, "modes": list(runs), "peak_rss_bytes": _peak_rss()}))
+
+
+def _peak_rss() -> int:
+    """This process's own high-water RSS (VmHWM). Not ru_maxrss: across fork+exec that keeps the
+    parent's peak, so a parent that just built a large store would inflate it."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def main(argv: list[str] | None = None) -> int:
