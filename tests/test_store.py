@@ -187,3 +187,17 @@ def test_encode_cli_as_two_array_workers(tmp_path):
     a, b = st.load_sharded(tmp_path / "w"), st.load_sharded(tmp_path / "one")
     assert a.ids == [f"d{i}" for i in range(5)] and torch.equal(a.dense, b.dense)
     assert json.loads((tmp_path / "w" / "manifest.json").read_text())["store_dtype"] == "bfloat16"
+
+
+def test_a_worker_does_not_merge_another_workers_stale_shard(tmp_path, capsys):
+    w = tmp_path / "array"
+    _encode(w, shard_index=0, worker_count=2)
+    _encode(w, shard_index=1, worker_count=2)
+    (w / "manifest.json").unlink()
+    edited = list(TEXTS)
+    edited[6] = "edited after worker 1 ran"  # row 6 is in shard 1, owned by worker 1
+    _encode(w, texts=edited, shard_index=0, worker_count=2)
+    assert not (w / "manifest.json").exists()
+    assert "input rows it encodes have changed" in capsys.readouterr().err
+    _encode(w, texts=edited, shard_index=1, worker_count=2)
+    assert st.load_sharded(w).ids == IDS

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 
 from repbench.errors import RepbenchError
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     for key in ("backbone", "encoder"):
         if queries.meta.get(key) != docs.meta.get(key):
             print(f"repbench search: warning: queries and passages differ in {key} "
-                  f"({queries.meta.get(key)} vs {docs.meta.get(key)})")
+                  f"({queries.meta.get(key)} vs {docs.meta.get(key)})", file=sys.stderr)
     modes = modes_for(queries.k, store_shapes(docs)[0], modes)
     t0 = time.perf_counter()
     runs = stream_retrieve(queries, docs, modes, depth=args.depth, remove_self=not args.keep_self_hits,
