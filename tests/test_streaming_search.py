@@ -165,3 +165,23 @@ def test_search_command_writes_the_in_memory_runs(setup, tmp_path, capsys):
     assert main(["search", "--queries", str(qstore), "--docs", str(store), "--max-memory", "lots",
                  "--out", str(tmp_path / "x")]) == 2
     assert "--max-memory expects" in capsys.readouterr().err
+
+
+def test_search_refuses_a_damaged_shard(setup, tmp_path, capsys):
+    import shutil
+
+    from repbench.cli import main
+
+    queries, _, store = setup
+    qstore = _store(tmp_path, queries, shard_size=4)
+    bad = tmp_path / "bad"
+    shutil.copytree(store, bad)
+    shard = bad / "shard_00013.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-600:-100] = bytes(500)
+    shard.write_bytes(bytes(data))
+    assert main(["search", "--queries", str(qstore), "--docs", str(bad), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "shard_00013.safetensors: sha256" in err and "re-run the `repbench encode`" in err
+    assert not (tmp_path / "o").exists()

@@ -242,7 +242,11 @@ class Store:
             raise StoreError(f"{stem.with_suffix('.json')}: its entry differs from {self.root / 'manifest.json'}; "
                              f"run `repbench merge {self.root}`")
         if verify:
-            check_entry(stem, ids, entry, sha256_file(stem.with_suffix(".safetensors")))
+            try:
+                check_entry(stem, ids, entry, sha256_file(stem.with_suffix(".safetensors")))
+            except (StoreError, OSError) as exc:
+                raise StoreError(f"{exc}; re-run the `repbench encode` that wrote {self.root} to re-encode "
+                                 "it") from None
         return ids, meta
 
     def chunks(self, chunk_docs: int, verify: bool = True) -> Iterator[Representations]:
