@@ -1,7 +1,7 @@
 """Exact search over a store too large for memory: shard by shard, chunk by chunk, merged top-depth.
 
-Each chunk of documents is ranked with the same kernels as the in-memory path
-(`repbench.retrieval.search.retrieve`: faiss inner product, chunked MaxSim, sparse products), after
+Each chunk of documents is ranked with the same scorers as the in-memory path
+(`repbench.retrieval.search.SCORERS`: faiss inner product, chunked MaxSim, sparse products), after
 sorting the chunk by doc id descending so that a chunk's own top-k keeps trec_eval's tie rule. The
 per-chunk lists then merge exactly: score descending, then doc id descending (trec_eval's order, by
 code point = UTF-8 byte order). A document's score does not depend on which other documents share its
@@ -22,11 +22,9 @@ import numpy as np
 from repbench.encoders.store import Store, open_store
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
-from repbench.retrieval.dense import FlatIPIndex, single_vectors
 from repbench.retrieval.fusion import fuse
-from repbench.retrieval.multivector import DEFAULT_BUDGET, maxsim_search
-from repbench.retrieval.search import DEFAULT_DEPTH, MODES, MULTI_MODES, Run, parse_modes
-from repbench.retrieval.sparse import SparseIndex
+from repbench.retrieval.multivector import DEFAULT_BUDGET
+from repbench.retrieval.search import DEFAULT_DEPTH, MODES, MULTI_MODES, SCORERS, Run, parse_modes
 
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes for one chunk's working set when neither limit is given
 
@@ -109,14 +107,14 @@ def stream_retrieve(
     if isinstance(docs, str | Path):
         docs = open_store(docs)
     modes = parse_modes(modes)
-    meta = docs.meta if isinstance(docs, Store) else docs.meta
+    meta = docs.meta
     if isinstance(docs, Store):
         k_p, hidden, width, store_bytes = store_shapes(docs)
     else:
         k_p, hidden, width, store_bytes = docs.k, docs.hidden_size, int(docs.sparse_ids.shape[1]), 4
     if any(m in MULTI_MODES for m in modes) and queries.k == 1 and k_p == 1:
         raise RepbenchError("multi-vector modes need K_q > 1 or K_p > 1 (use repbench.retrieval.search.modes_for)")
-    needs_sparse = any("sparse" in m for m in modes)
+    needs_sparse = any(SCORERS[m].sparse for m in modes)
     vocab_size = vocab_size if vocab_size is not None else meta.get("vocab_size")
     if needs_sparse and vocab_size is None:
         raise RepbenchError("sparse modes need the backbone's vocab_size")
@@ -125,20 +123,15 @@ def stream_retrieve(
     if chunk_docs < 1:
         raise RepbenchError(f"--chunk-docs must be a positive integer, got {chunk_docs}")
 
-    base = []
-    if any(m in ("single_dense", "fusion_single_sparse_max") for m in modes):
-        base.append("single_dense")
-    if any(m in MULTI_MODES for m in modes):
-        base.append("multi_dense")
-    if needs_sparse:
-        base.append("sparse_max")
+    # The searched modes these need (fusions read two of them), in canonical order.
+    base = [m for m in MODES if SCORERS[m].fuse is None and (m in modes or any(
+        m in (SCORERS[f].fuse or ()) for f in modes))]
     # One extra document per list, so dropping a self-hit still leaves `depth` (retrieve fetches the
     # same extra one whenever a query id is also a doc id; the first `depth` kept are the same).
     k = depth + (1 if remove_self else 0)
+    options = {"vocab_size": vocab_size, "chunk_docs": None}  # the in-memory kernels' own inner chunking
     qids = list(queries.ids)
     merged = {m: TopKMerger(len(qids), k) for m in base}
-    q_single = single_vectors(queries) if "single_dense" in base else None
-    q_unit = queries.unit_dense() if "multi_dense" in base else None
 
     chunks = _chunks(docs, chunk_docs, verify)
     if progress:
@@ -151,27 +144,19 @@ def stream_retrieve(
         order = np.argsort(np.asarray(chunk.ids))[::-1].copy()  # doc id descending within the chunk
         d = chunk.select(order)
         ids = np.asarray(d.ids)
-        if "single_dense" in base:
-            s, i = FlatIPIndex(single_vectors(d)).search(q_single, k)
-            merged["single_dense"].add(s, ids[i])
-        if "multi_dense" in base:
-            s, i = maxsim_search(q_unit, d.unit_dense(), k)
-            merged["multi_dense"].add(s, ids[i])
-        if needs_sparse:
-            s, i = SparseIndex(d.sparse_ids, d.sparse_weights, int(vocab_size)).search(
-                queries.sparse_ids, queries.sparse_weights, k)
-            merged["sparse_max"].add(s, ids[i])
+        for m in base:
+            s, i = SCORERS[m].search(queries, d, k, options)
+            merged[m].add(s, ids[i])
 
-    runs = {m: _to_run(qids, merged[m], depth, remove_self) for m in base}
-    out: dict[str, Run] = {}
-    for m in modes:
-        if m == "fusion_single_sparse_max":
-            out[m] = fuse(runs["single_dense"], runs["sparse_max"], 0.5, depth)
-        elif m == "fusion_multi_sparse_max":
-            out[m] = fuse(runs["multi_dense"], runs["sparse_max"], 0.5, depth)
-        else:
-            out[m] = runs[m]
-    return out
+    runs: dict[str, Run] = {m: _to_run(qids, merged[m], depth, remove_self) for m in base}
+
+    def run_of(name: str) -> Run:
+        if name not in runs:
+            a, b = SCORERS[name].fuse
+            runs[name] = fuse(run_of(a), run_of(b), 0.5, depth)
+        return runs[name]
+
+    return {m: run_of(m) for m in modes}
 
 
 def _to_run(qids: list[str], top: TopKMerger, depth: int, remove_self: bool) -> Run:
