@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from repbench.cli import main
+
+# ~250 s on 2 cores (a real model twice): CI runs it, a developer's `make test` skips it (Makefile).
+pytestmark = pytest.mark.slow
 
 
 def test_demo_pipeline_small(tmp_path, capsys):
