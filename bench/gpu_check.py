@@ -10,7 +10,7 @@ Steps (each a public command, run as a subprocess so one failing step leaves the
      bidirectional parallel ablation, K_q, K_p in {1,4}, five modes) on the demo's seeded synthetic collection
      -> results/baselines/<gpu-slug>/per_query.csv (+ metadata.json)
   3. comparisons, under results/baselines/<gpu-slug>/gpu-check/: Dream vs Qwen per cell (`repbench compare
-     --by backbone`), measured vs the paper's H100 readings (results/paper/*.csv), CUDA effectiveness vs the
+     --by backbone`), measured vs the paper's H100 readings (repbench/recipes/paper/*.csv), CUDA effectiveness vs the
      CPU baseline (`repbench compare`), and `repbench report` (figures beside the paper's series, report.pdf).
 Without CUDA it stops at once: one line on stderr, exit status 2.
 """
@@ -138,20 +138,15 @@ def missing_energy(bench_json: Path) -> list[str]:
 
 
 def _paper_comparison(baseline: Path, checks: Path) -> None:
-    from repbench.analysis.baselines import load_bench
-    from repbench.analysis.paper_latency import (
-        ENCODING_PAPER_COLUMNS,
-        SEARCH_PAPER_COLUMNS,
-        compare_with_paper,
-        paper_markdown,
-        read_paper,
-    )
+    from repbench.analysis.paper_latency import compare_with_paper, paper_markdown
     from repbench.io import atomic_write_csv, atomic_write_text
+    from repbench.report.inputs import load_paper
+    from repbench.schema.bench import read_bench
 
-    paper = ROOT / "results" / "paper"
-    run = load_bench(baseline / "bench.json")
-    table = compare_with_paper(run, read_paper(paper / "encoding_latency_vs_length.csv", ENCODING_PAPER_COLUMNS),
-                               read_paper(paper / "search_latency_vs_index_size.csv", SEARCH_PAPER_COLUMNS))
+    run = read_bench(baseline / "bench.json")
+    # load_paper: <baseline>/paper/ when present, else the paper tables shipped in repbench/recipes/paper/
+    table = compare_with_paper(run, load_paper(baseline, "encoding_latency_vs_length"),
+                               load_paper(baseline, "search_latency_vs_index_size"))
     atomic_write_csv(checks / "paper_latency.csv", table)
     atomic_write_text(checks / "paper_latency.md", paper_markdown(table, baseline.name))
     print((checks / "paper_latency.md").read_text(encoding="utf-8"))

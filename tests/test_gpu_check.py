@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from repbench.analysis.baselines import BenchRun
 from repbench.analysis.paper_latency import compare_with_paper, interpolate
 from repbench.cli import COMMANDS
+from repbench.schema.bench import BenchRun
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.py"

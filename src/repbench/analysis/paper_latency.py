@@ -1,4 +1,5 @@
-"""Measured latency next to the paper's H100 readings (results/paper/*.csv), cell by cell.
+"""Measured latency next to the paper's H100 readings (the paper tables shipped in repbench/recipes/paper/),
+cell by cell.
 
 The paper's encoding curves were read at input lengths 40, 416 and 790 tokens; a measured length is
 compared with the paper curve interpolated linearly between its two neighbouring readings, and marked
@@ -8,13 +9,11 @@ themselves (1K, 10K, 100K) or not compared. Ratios are measured / paper: > 1 is 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from repbench.analysis.baselines import BenchRun
-from repbench.errors import InputError
+from repbench.errors import RepbenchError
+from repbench.schema.bench import BenchRun
 
 ENCODING_PAPER_COLUMNS = ("backbone", "encoder", "k", "input_tokens", "latency_ms", "source")
 SEARCH_PAPER_COLUMNS = ("mode", "k_p", "index_size", "latency_ms", "source")
@@ -22,15 +21,9 @@ COLUMNS = ("kind", "backbone", "encoder", "k", "input_tokens", "mode", "k_p", "i
            "measured_ms", "paper_ms", "paper_reading", "ratio", "paper_source")
 
 
-def read_paper(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise InputError(path, None, f"expected a CSV of the paper's readings ({exc})") from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(path, 1, f"expected columns {', '.join(columns)}; missing {', '.join(missing)}")
-    return frame
+def _check(frame: pd.DataFrame | None, columns: tuple[str, ...], name: str) -> None:
+    if frame is not None and (missing := [c for c in columns if c not in frame.columns]):
+        raise RepbenchError(f"paper table {name}: expected columns {', '.join(columns)}; missing {', '.join(missing)}")
 
 
 def interpolate(xs: np.ndarray, ys: np.ndarray, x: float) -> tuple[float, str]:
@@ -56,7 +49,10 @@ def _base(name: object) -> str:
 
 def compare_with_paper(run: BenchRun, encoding: pd.DataFrame | None, search: pd.DataFrame | None) -> pd.DataFrame:
     """One row per measured batch-1 cell that the paper has a reading for (same base backbone, encoder
-    and K; or same score mode, K_p and index size at query batch 1)."""
+    and K; or same score mode, K_p and index size at query batch 1). `encoding` and `search` are the paper
+    tables encoding_latency_vs_length and search_latency_vs_index_size (report.inputs.load_paper)."""
+    _check(encoding, ENCODING_PAPER_COLUMNS, "encoding_latency_vs_length")
+    _check(search, SEARCH_PAPER_COLUMNS, "search_latency_vs_index_size")
     cells = run.cells[(run.cells["status"] != "skipped") & (run.cells["n"] > 0)]
     rows = []
     if encoding is not None:
@@ -93,7 +89,7 @@ def paper_markdown(table: pd.DataFrame, device: str) -> str:
     out = [f"# Measured on {device} vs the paper's H100 readings\n",
            "ratio = measured / paper (> 1: slower than the paper). Paper encoding readings were taken at 40, 416 "
            "and 790 input tokens; other lengths are interpolated (or extrapolated, so marked) along the paper's "
-           "curve. Sources: results/paper/*.csv.\n"]
+           "curve. Sources: repbench/recipes/paper/*.csv (each row's `source`).\n"]
     enc = table[table["kind"] == "encode"]
     if len(enc):
         out += ["## Encoding, batch 1 (ms/query)\n", "| backbone | encoder | K | input tokens | measured | paper | "
