@@ -104,8 +104,8 @@ def _draw_table(page: _Page, header: list[str], rows: list[list[str]], align: st
         cell.get_text().set_horizontalalignment(loc)
         if r == 0 or bold[r - 1][c]:
             cell.get_text().set_weight("bold")
-    # Shrink the font until the widest table fits the text width (auto column widths follow the font).
-    page.fig.canvas.draw()
+    # Shrink the font until the widest table fits the text width (auto column widths follow the font;
+    # Table.get_window_extent lays the cells out, so no full-page draw is needed to measure).
     renderer = page.fig.canvas.get_renderer()
     for _ in range(6):
         width = tab.get_window_extent(renderer).width / page.fig.bbox.width
@@ -114,7 +114,6 @@ def _draw_table(page: _Page, header: list[str], rows: list[list[str]], align: st
         size = max(3.5, size * (RIGHT - LEFT) / width * 0.98)
         tab.set_fontsize(size)
         tab.auto_set_column_width(list(range(len(header))))
-        page.fig.canvas.draw()
 
 
 def _figure_size(png: Path) -> tuple[float, float]:
