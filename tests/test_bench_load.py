@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+from repbench.benchmarking.harness import CellMeasurement, CellPlan
 from repbench.telemetry.cpu import load_average
-from repbench.telemetry.harness import CellMeasurement, CellPlan
 
 
 def test_cell_fields_carry_the_load_read_before_warmup_and_after_the_last_pass(monkeypatch):
