@@ -1,19 +1,28 @@
-"""`repbench demo` end to end on a shrunken collection (no latency step, no PDF): every stage writes its file."""
+"""`repbench demo` end to end on a shrunken collection (no latency step): every stage writes its file, and it
+ends by printing the path of report.pdf."""
 
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from repbench.cli import main
+
+# ~250 s on 2 cores (a real model twice): CI runs it, a developer's `make test` skips it (Makefile).
+pytestmark = pytest.mark.slow
 
 
 def test_demo_pipeline_small(tmp_path, capsys):
     out, report = tmp_path / "results", tmp_path / "report"
     rc = main(["demo", "--out", str(out), "--report", str(report), "--docs", "12", "--queries", "4",
-               "--doc-len", "8", "--skip-bench", "--no-pdf"])
+               "--doc-len", "8", "--skip-bench"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "top passages from" in printed and "nDCG@10 by cell and mode" in printed
+    # The demo ends with the path of a report.pdf, pdflatex or not (without it, matplotlib lays it out).
+    pdf = report / "report.pdf"
+    assert printed.rstrip().splitlines()[-1] == f"report:  {pdf.resolve()}"
+    assert pdf.read_bytes().startswith(b"%PDF")
     tables = [pd.read_csv(p) for p in sorted((out / "eval").glob("*/per_query.csv"))]
     assert len(tables) == 2
     per_query = pd.concat(tables)

@@ -1,10 +1,13 @@
-"""report.pdf compiles with pdflatex and its first page is not blank (runs for real when CI=true)."""
+"""report.pdf: compiled by pdflatex where it exists (mandatory when CI=true), else laid out by matplotlib;
+either way its pages hold every figure and page 1 is not blank."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -51,10 +54,58 @@ def test_report_pdf_compiles_and_page_one_is_not_blank(need_tools, tmp_path):
     assert "my\\_set\\#1 \\& 50\\% \\{x\\}" in (out / "tables" / "tab_effectiveness.tex").read_text()
 
 
-def test_no_pdflatex_skips_with_message(tmp_path, monkeypatch):
+def _pdf_objects(pdf: bytes) -> dict[int, bytes]:
+    """Object number -> body (dictionary and raw stream) of an uncompressed-xref PDF such as matplotlib's."""
+    return {int(m.group(1)): m.group(2) for m in re.finditer(rb"(\d+) 0 obj\s*(.*?)\s*endobj", pdf, re.S)}
+
+
+def _stream(body: bytes) -> bytes:
+    raw = body[body.index(b"stream") + 6:body.rindex(b"endstream")].strip(b"\r\n")
+    return zlib.decompress(raw) if b"/FlateDecode" in body[:body.index(b"stream")] else raw
+
+
+def _render_page(pdftoppm: str, pdf: Path, page: int, prefix: Path):
+    subprocess.run([pdftoppm, "-png", "-r", "40", "-f", str(page), "-l", str(page), str(pdf), str(prefix)],
+                   check=True, capture_output=True)
+    image = mpimg.imread(next(prefix.parent.glob(f"{prefix.name}*.png")))
+    return image[..., :3].mean(axis=2)
+
+
+def test_without_pdflatex_the_pdf_is_laid_out_by_matplotlib(tmp_path, monkeypatch):
+    pdftoppm = shutil.which("pdftoppm")  # looked up before PATH hides pdflatex (and everything else)
+    results = fx.full_results(tmp_path / "results")
+    out = tmp_path / "report"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    summary = build_report(results, out, compile_pdf=True)
+    assert not summary["failed"] and not summary["skipped"]
+    pdf = out / "report.pdf"
+    assert summary["pdf"] == str(pdf) and summary["pdf_engine"] == "matplotlib"
+    assert "pdflatex not found" in summary["pdf_message"] and (out / "report.tex").is_file()
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and data.rstrip().endswith(b"%%EOF")
+    objects = _pdf_objects(data)
+    pages = [body for body in objects.values() if re.match(rb"<<\s*/Type\s*/Page\b(?!s)", body)]
+    assert len(pages) == summary["pdf_pages"]
+    # Every figure's PNG is embedded once, at its own pixel size (not a downsampled copy).
+    figures = sorted(Path(p) for paths in summary["produced"].values() for p in paths if p.endswith(".png"))
+    assert len(figures) == 7
+    images = sorted((int(w), int(h)) for w, h in re.findall(
+        rb"/Subtype /Image /Width (\d+) /Height (\d+)", data))
+    assert images == sorted(mpimg.imread(f).shape[1::-1] for f in figures)
+    # A title page, one page per section, and no section page without content: at most one page per item.
+    n_tables = sum(p.endswith(".md") for paths in summary["produced"].values() for p in paths)
+    assert 1 + 4 <= len(pages) <= 1 + len(figures) + n_tables
+    first = _stream(objects[int(re.search(rb"/Contents (\d+) 0 R", pages[0]).group(1))])
+    assert first.count(b" Tj") + first.count(b" TJ") >= 10  # title, intro, environment, contents
+    if pdftoppm:
+        for page in (1, 2):
+            gray = _render_page(pdftoppm, pdf, page, tmp_path / f"p{page}")
+            assert gray.std() > 0.05 and (gray < 0.95).mean() > 0.01
+
+
+def test_no_pdf_requested_writes_tex_only(tmp_path):
     results = tmp_path / "results"
     fx.effectiveness(results, n_queries=3)
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    summary = build_report(results, tmp_path / "report", compile_pdf=True)
-    assert summary["pdf"] is None and "pdflatex not found" in summary["pdf_message"]
-    assert (tmp_path / "report" / "report.tex").is_file()
+    summary = build_report(results, tmp_path / "report", compile_pdf=False)
+    assert summary["pdf"] is None and summary["pdf_engine"] is None
+    assert not (tmp_path / "report" / "report.pdf").exists() and (tmp_path / "report" / "report.tex").is_file()

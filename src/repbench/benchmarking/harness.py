@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from repbench.stats import summarize
-from repbench.telemetry.cpu import CpuTime, PeakRSS
+from repbench.telemetry.cpu import CpuTime, PeakRSS, load_average
 from repbench.telemetry.nvml import NvmlDevice, NvmlSampler, measure_energy
 from repbench.telemetry.timers import IterationTimer, step_breakdown, synchronize, time_blocked
 
@@ -95,6 +95,8 @@ class CellMeasurement:
         self._cpu_per_iter: float | None = None
         self._state_before: dict[str, Any] | None = None
         self._state_after: dict[str, Any] | None = None
+        self._load_before: float | None = None
+        self._load_after: float | None = None
 
     def _call(self) -> Any:
         return self.fn(None)
@@ -130,6 +132,7 @@ class CellMeasurement:
 
     def run(self, runner: RoundsRunner = _plain_rounds) -> None:
         """Warm-up, then the timing pass (no sampler running), then memory and energy passes."""
+        self._load_before = load_average()
         est = self.warmup()
         if self.nvml is not None:
             self._state_before = self.nvml.state()
@@ -149,6 +152,7 @@ class CellMeasurement:
             self._state_after = self.nvml.state()
         self._memory = self.memory_pass()
         self._energy = self.energy_pass()
+        self._load_after = load_average()
 
     def memory_pass(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -232,6 +236,7 @@ class CellMeasurement:
         out["nvml_state_before"] = self._state_before
         out["nvml_state_after"] = self._state_after
         out["telemetry_note"] = self.telemetry_note
+        out["load_avg_before"], out["load_avg_after"] = self._load_before, self._load_after
         return out
 
 

@@ -10,7 +10,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, default=Path("results"),
                         help="directory searched (recursively) for latency JSONs and effectiveness/analysis CSVs")
     parser.add_argument("--out", type=Path, default=Path("report"), help="output directory (default: report)")
-    parser.add_argument("--no-pdf", action="store_true", help="write report.tex but do not run pdflatex")
+    parser.add_argument("--no-pdf", action="store_true", help="write report.tex and report.md, no report.pdf")
     parser.add_argument("--recipes", type=Path, default=None, help="recipe directory (default: the recipes shipped in repbench.recipes)")
 
 

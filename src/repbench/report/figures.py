@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from repbench.report import style
+from repbench.report import noise, style
 from repbench.report.inputs import SkipRecipe, base_backbone
+from repbench.report.provenance import load_statement
 from repbench.report.tables import measure_name
 
 PAPER_NAMES = {"qwen2.5-7b-instruct": "Qwen2.5", "llama3-8b-instruct": "LLaMA3", "dream-7b-instruct": "Dream",
@@ -24,7 +25,10 @@ def _backbone_styles(backbones) -> dict[str, tuple[str, str]]:
 
 def _band(ax, frame: pd.DataFrame, x: str, colour, marker: str, ls: str, label: str) -> None:
     frame = frame.sort_values(x)
-    ax.plot(frame[x], frame["median_ms"], color=colour, marker=marker, ls=ls, label=label)
+    bad = noise.flagged(frame).to_numpy()
+    ax.plot(frame[x], frame["median_ms"], color=colour, marker=marker, ls=ls, label=label,
+            markevery=[int(i) for i in np.flatnonzero(~bad)])
+    noise.draw_hollow(ax, frame[bad], x, "median_ms", colour, marker)
     ax.fill_between(frame[x], frame["ci_low_ms"], frame["ci_high_ms"], color=colour, alpha=0.22, lw=0)
 
 
@@ -104,11 +108,15 @@ def latency_vs_k(cells: pd.DataFrame):
             _log_axis(ax, "y")
         else:
             _zero_based(ax)
+    shown = cells[cells["input_tokens"].isin(lengths)]
+    if noise.flagged(shown).any():
+        noise.add_legend_entry(axes.flat[0])
     style.legend_below(fig, axes)
     devices = ", ".join(sorted(cells["device_label"].unique()))
     caption = (f"Encoding latency vs K on {devices}, batch size {batch}: median ms per query with 95% bootstrap "
                "CI bands from the raw samples. Sequential (autoregressive, K decode steps) vs parallel "
-               "(one bidirectional pass over K mask positions); line style and marker identify the backbone.")
+               "(one bidirectional pass over K mask positions); line style and marker identify the backbone."
+               + noise.caption(shown) + " " + load_statement(shown))
     return fig, caption
 
 
@@ -168,13 +176,17 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
         _zero_based(ax)
     for ax in flat[n_panels:]:
         ax.set_visible(False)
+    measured = cells[cells["k"].isin({1} | multi_ks)]
+    if noise.flagged(measured).any():
+        noise.add_legend_entry(flat[0])
     style.legend_below(fig, axes, ncol=4)
     devices = ", ".join(sorted(cells["device_label"].unique()))
     caption = (f"Encoding latency vs input length on {devices}, batch size {batch}: single representation (K=1, "
                f"solid) vs multi (K={', '.join(str(k) for k in sorted(multi_ks)) or '-'}, dashed), median ms per "
                "query with 95% bootstrap CI bands. "
                + ("The last panel and grey open markers are the paper's H100 readings (repbench/recipes/paper, "
-                  "method-spec §8; multi = K=4 for AR, (K_q*, K_p*) for diffusion)." if paper is not None else ""))
+                  "method-spec §8; multi = K=4 for AR, (K_q*, K_p*) for diffusion)." if paper is not None else "")
+               + noise.caption(measured))
     return fig, caption
 
 
@@ -205,11 +217,15 @@ def search_latency(cells: pd.DataFrame, paper: pd.DataFrame | None):
         ax.set_title(f"query batch {int(b)}")
         ax.set_xlabel("index size (documents)")
         ax.set_ylabel("search latency (ms/query)")
+    shown = cells[qb.isin(batches)]
+    if noise.flagged(shown).any():
+        noise.add_legend_entry(axes.flat[0])
     style.legend_below(fig, axes, ncol=2)
     devices = ", ".join(sorted(cells["device_label"].unique()))
     caption = (f"Search latency vs index size (log-log) on {devices}: exact search, median ms per query with 95% "
                "bootstrap CI bands, one line per score mode and K_p (line style)."
-               + (" Grey open markers: the paper's H100 readings (method-spec §8)." if paper is not None else ""))
+               + (" Grey open markers: the paper's H100 readings (method-spec §8)." if paper is not None else "")
+               + noise.caption(shown))
     return fig, caption
 
 
@@ -242,6 +258,7 @@ def teaser_points(means: pd.DataFrame, enc: pd.DataFrame, search: pd.DataFrame |
             cell = enc[(enc["backbone"] == bb) & (enc["encoder"] == e) & (enc["k"] == r["k_q"])
                        & (enc["input_tokens"] == length) & (enc["batch_size"] == batch)]
             enc_ms = float(cell["median_ms"].iloc[0]) if len(cell) else float("nan")
+            flagged = [noise.cell_name(c) for _, c in cell.iloc[:1][noise.flagged(cell.iloc[:1])].iterrows()]
             s_ms = float("nan")
             if index_size is not None:
                 mode = "single_dense" if variant == "single" else "multi_dense"
@@ -249,8 +266,10 @@ def teaser_points(means: pd.DataFrame, enc: pd.DataFrame, search: pd.DataFrame |
                            & ((search["k_p"] == r["k_p"]) | (mode == "single_dense"))]
                 s = s[s["queries_per_call"] == s["queries_per_call"].min()] if len(s) else s
                 s_ms = float(s["median_ms"].iloc[0]) if len(s) else float("nan")
+                flagged += [noise.cell_name(c) for _, c in s.iloc[:1][noise.flagged(s.iloc[:1])].iterrows()]
             rows.append({"backbone": bb, "encoder": e, "variant": variant, "k_q": int(r["k_q"]),
-                         "k_p": int(r["k_p"]), "value": r["mean"], "encode_ms": enc_ms, "search_ms": s_ms})
+                         "k_p": int(r["k_p"]), "value": r["mean"], "encode_ms": enc_ms, "search_ms": s_ms,
+                         "noisy_cells": "; ".join(flagged)})
     points = pd.DataFrame(rows)
     if points.empty or points["encode_ms"].isna().all():
         raise SkipRecipe("no system has both an effectiveness cell and a matching encoding latency cell")
@@ -272,8 +291,10 @@ def teaser(points: pd.DataFrame, how: str, measure: str, device: str, paper: pd.
     for (bb, enc), grp in points.groupby(["backbone", "encoder"]):
         grp = grp.sort_values("variant", ascending=False)  # single, then multi
         marker, _ = styles[bb]
+        bad = (grp["noisy_cells"] != "").to_numpy()
         ax.plot(grp["latency_ms"], grp["value"], color=style.encoder_colour(enc), marker=marker, ls="-",
-                label=f"{bb} / {enc}")
+                label=f"{bb} / {enc}", markevery=[int(i) for i in np.flatnonzero(~bad)])
+        noise.draw_hollow(ax, grp[bad], "latency_ms", "value", style.encoder_colour(enc), marker)
         for _, r in grp[grp["variant"] == "multi"].iterrows():
             ax.annotate(f"({r['k_q']},{r['k_p']})", (r["latency_ms"], r["value"]), textcoords="offset points",
                         xytext=(4, 3), fontsize=6)
@@ -297,12 +318,17 @@ def teaser(points: pd.DataFrame, how: str, measure: str, device: str, paper: pd.
         ax.set_title(f"paper, {setting} (H100, BEIR-7)")
         ax.set_xlabel("encoding + search (ms/query, log)")
         ax.set_ylabel("nDCG@10")
+    noisy = sorted({c for cells in points["noisy_cells"] for c in cells.split("; ") if c})
+    if noisy:
+        noise.add_legend_entry(axes.flat[0])
     style.legend_below(fig, axes, ncol=3)
     caption = (f"Effectiveness vs latency (the paper's teaser). Left: measured, {how}; each system's single "
                "(K=1, single_dense) and multi (largest (K_q,K_p) cell, multi_dense, labelled) points are linked; "
                "colour = encoder. "
                + ("Right: the paper's BEIR-7 readings (method-spec §11.1; latency over a 100K-document sample on "
-                  "an H100; dashed line = BM25)." if paper is not None else ""))
+                  "an H100; dashed line = BM25)." if paper is not None else "")
+               + (f" Hollow markers: the point's latency rests on a cell flagged noisy ({'; '.join(noisy)}); its "
+                  "position along the latency axis is not a finding." if noisy else ""))
     return fig, caption
 
 

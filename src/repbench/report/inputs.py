@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from repbench.errors import InputError, RepbenchError
+from repbench.report.noise import iqr_flag
 from repbench.schema import ENCODERS, FILE_NAMES, MODES, SUMMARY_COLUMNS
 from repbench.schema.bench import is_bench_json, read_bench
 from repbench.schema.tables import read_table, system_names
@@ -110,6 +111,8 @@ def _device_names(header: dict) -> tuple[str | None, str]:
 def _bench_rows(path: Path) -> list[dict]:
     run = read_bench(path)
     gpu_name, cpu_name = _device_names(run.header)
+    cpu = (run.header.get("environment") or {}).get("cpu")
+    cores = cpu.get("logical_cores") if isinstance(cpu, dict) else None  # for the load statement
     rows = []
     for record in run.records:
         encoder = str(record.get("encoder"))
@@ -118,7 +121,7 @@ def _bench_rows(path: Path) -> list[dict]:
         rows.append({**record, "file": str(path),
                      # A CPU run on a GPU host is labelled with the CPU, not the idle GPU.
                      "device_label": gpu_name if str(record.get("device", "")).startswith("cuda") and gpu_name
-                     else cpu_name})
+                     else cpu_name, "logical_cores": cores})
     return rows
 
 
@@ -138,7 +141,7 @@ def _bench_table(fingerprint: tuple) -> pd.DataFrame:
     qb = pd.to_numeric(frame["query_batch"], errors="coerce")
     per_call = np.where(frame["is_search"] & qb.notna(), qb, frame["batch_size"]).astype(float)
     frame["queries_per_call"] = per_call
-    med, low, high, n = [], [], [], []
+    med, low, high, n, iqr_rel, flags = [], [], [], [], [], []
     for samples, q in zip(frame["samples_s"], per_call, strict=True):
         ms = samples * 1000.0 / q
         if ms.size:
@@ -150,7 +153,11 @@ def _bench_table(fingerprint: tuple) -> pd.DataFrame:
         low.append(lo)
         high.append(hi)
         n.append(int(ms.size))
+        ratio, flag = iqr_flag(ms)
+        iqr_rel.append(ratio)
+        flags.append(flag)
     frame["median_ms"], frame["ci_low_ms"], frame["ci_high_ms"], frame["n_samples"] = med, low, high, n
+    frame["iqr_over_median"], frame["noise_flag"] = iqr_rel, flags
     frame["search_mode"] = [search_mode(e, m) if s else None
                             for e, m, s in zip(frame["encoder"], frame["mode"], frame["is_search"], strict=True)]
     return frame

@@ -147,7 +147,8 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
-def document(title: str, intro: list[str], sections: list[Section], skipped: list[str]) -> str:
+def document(title: str, intro: list[str], sections: list[Section], skipped: list[str],
+             environment: list[str] = ()) -> str:
     lines = [PREAMBLE, rf"\title{{{escape(title)}}}", r"\date{}", r"\begin{document}", r"\maketitle"]
     lines += [escape(p) + "\n" for p in intro]
     for sec in sections:
@@ -160,6 +161,10 @@ def document(title: str, intro: list[str], sections: list[Section], skipped: lis
         for rel in sec.tables:
             lines.append(rf"\input{{{rel}}}")
         lines.append(r"\clearpage")
+    if environment:
+        lines += [r"\section*{Environment}", r"\begin{itemize}\small"]
+        lines += [rf"\item {escape(e)}" for e in environment]
+        lines.append(r"\end{itemize}")
     if skipped:
         lines += [r"\section*{Skipped}", r"\begin{itemize}"]
         lines += [rf"\item {escape(s)}" for s in skipped]

@@ -9,12 +9,15 @@ import math
 
 import pandas as pd
 
+from repbench.report import noise
 from repbench.report.inputs import base_backbone, is_encode
 from repbench.report.latex import Cell, Raw, Table
+from repbench.report.provenance import load_statement
 from repbench.schema import MODES
 
 BETTER = Raw(r"$^{\dagger}$", "†")
 WORSE = Raw(r"$^{\ddagger}$", "‡")
+NOISY = Raw(r"$^{\circ}$", "°")
 MEASURE_NAMES = {"ndcg_cut_10": "nDCG@10", "recip_rank_10": "MRR@10", "recall_100": "R@100",
                  "recall_1000": "R@1000"}
 MODE_ORDER = {m: i for i, m in enumerate(MODES)}
@@ -153,22 +156,28 @@ def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Tab
     multi_device = enc["device_label"].nunique() > 1
     columns = (["device"] if multi_device else []) + [
         "backbone", "encoder", "K", "input tokens", "batch", "ms/query median [95% CI]", "peak memory (MiB)",
-        "energy (J/query)", "n"] + (["paper ms (H100)"] if with_paper else [])
+        "energy (J/query)", "n", "IQR/median"] + (["paper ms (H100)"] if with_paper else [])
     rows = []
     for (_, r), paper_v in zip(enc.iterrows(), matched, strict=True):
         lead = [Cell(str(r["device_label"]))] if multi_device else []
         common = [Cell(str(r["backbone"])), Cell(str(r["encoder"])), Cell(str(int(r["_k"]))),
                   Cell("--" if pd.isna(r["_len"]) else str(int(r["_len"]))), Cell(str(int(r["batch_size"])))]
         if r["skipped"]:
-            rest = [Cell(f"skipped: {r.get('reason') or 'no reason given'}"), Cell("--"), Cell("--"), Cell("0")]
+            rest = [Cell(f"skipped: {r.get('reason') or 'no reason given'}"), Cell("--"), Cell("--"), Cell("0"),
+                    Cell("--")]
         else:
             mem = r["peak_memory_bytes"]
             energy = r["energy_j_per_query"]
             d = _digits(r["median_ms"]) if not pd.isna(r["median_ms"]) else 2
-            rest = [Cell(_ci(r["median_ms"], r["ci_low_ms"], r["ci_high_ms"], d)),
+            flag = r.get("noise_flag")
+            bad = flag in noise.FLAGGED
+            ratio = r.get("iqr_over_median")
+            rest = [Cell(_ci(r["median_ms"], r["ci_low_ms"], r["ci_high_ms"], d), marks=(NOISY,) if bad else ()),
                     Cell("--" if mem is None or pd.isna(mem) else f"{float(mem) / 2**20:.1f}"),
                     Cell("--" if energy is None or pd.isna(energy) else f"{float(energy):.3g}"),
-                    Cell(str(int(r["n_samples"])))]
+                    Cell(str(int(r["n_samples"]))),
+                    Cell("--" if ratio is None or pd.isna(ratio) else f"{ratio:.0%}" + (f" {flag}" if bad else ""),
+                         bold=bad)]
         extra = [Cell("--" if paper_v is None else f"{paper_v:.1f}")] if with_paper else []
         rows.append(lead + common + rest + extra)
     devices = ", ".join(sorted(enc["device_label"].astype(str).unique()))
@@ -179,7 +188,12 @@ def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Tab
     if with_paper:
         caption.append(" Paper: the paper's H100 reading for the same backbone, encoder and K at a similar "
                        "input length (method-spec §8).")
-    align = "l" * int(multi_device) + "llrrr" + "rrrr" + ("r" if with_paper else "")
+    measured = enc[~enc["skipped"].astype(bool)]
+    caption += [" ", NOISY, f": flagged noisy, IQR/median of the raw samples > {noise.NOISY_IQR_RATIO:.0%} "
+                f"(invalid > {noise.INVALID_IQR_RATIO:.0%}); drawn hollow in the figures, its differences from other "
+                f"cells are not findings ({int(noise.flagged(measured).sum())} of {len(measured)} cells). "
+                + load_statement(measured)]
+    align = "l" * int(multi_device) + "llrrr" + "rrrrr" + ("r" if with_paper else "")
     return Table(columns=columns, rows=rows, caption=caption, label="tab:latency", align=align)
 
 

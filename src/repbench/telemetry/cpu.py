@@ -19,6 +19,18 @@ _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
+def load_average() -> float | None:
+    """The 1-minute system load average (runnable + uninterruptible tasks), or None where the OS has none.
+
+    Recorded around each benchmark cell: a load above the core count means other processes competed for
+    the CPU, which shows up as run-to-run drift that no within-cell CI covers.
+    """
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return None
+
+
 def current_rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 

@@ -1,0 +1,102 @@
+"""The report's environment paragraph: where and with what each result file was produced, and how
+loaded the machine was while the latency cells ran.
+
+Read from the headers every result file carries (docs/contracts.md, Common header): the bench JSONs'
+`machine_info.repbench` and the sweeps' `metadata.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from repbench.report.inputs import find_bench_files, find_named
+
+
+def _header(path: Path) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    header = (obj.get("machine_info") or {}).get("repbench") if "benchmarks" in obj else obj
+    return header if isinstance(header, dict) else None
+
+
+def _device(env: dict[str, Any]) -> str:
+    gpu = env.get("gpu")
+    devices = gpu if isinstance(gpu, list) else (gpu.get("devices") or [gpu]) if isinstance(gpu, dict) else []
+    names = [str(d.get("name")) for d in devices if isinstance(d, dict) and d.get("name")]
+    cpu = env.get("cpu") if isinstance(env.get("cpu"), dict) else {}
+    cpu_text = f"CPU {cpu.get('model') or 'unknown'}"
+    extras = [f"{cpu['logical_cores']} logical cores" if cpu.get("logical_cores") else "",
+              f"torch {cpu['torch_threads']} threads" if cpu.get("torch_threads") else ""]
+    cpu_text += " (" + ", ".join(e for e in extras if e) + ")" if any(extras) else ""
+    if names:
+        driver = gpu.get("driver_version") if isinstance(gpu, dict) else None
+        return f"GPU {', '.join(names)}" + (f" (driver {driver})" if driver else "") + f"; {cpu_text}"
+    return f"{cpu_text}; no GPU"
+
+
+def describe_header(header: dict[str, Any]) -> str:
+    """One line: device, OS, Python, key packages, repbench version and commit, creation time."""
+    env = header.get("environment") if isinstance(header.get("environment"), dict) else {}
+    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    git = header.get("git") if isinstance(header.get("git"), dict) else {}
+    parts = [_device(env)]
+    if env.get("os"):
+        parts.append(str(env["os"]))
+    if env.get("python"):
+        parts.append(f"Python {env['python']}")
+    libs = [f"{name} {packages[name]}" for name in ("torch", "transformers") if packages.get(name)]
+    if libs:
+        parts.append(", ".join(libs))
+    if header.get("repbench_version"):
+        commit = str(git.get("commit") or "")[:7]
+        parts.append(f"repbench {header['repbench_version']}" + (f" at {commit}" if commit else "")
+                     + (" (uncommitted changes)" if git.get("dirty") else ""))
+    if header.get("created_utc"):
+        parts.append(f"created {header['created_utc']}")
+    return "; ".join(parts)
+
+
+def environment_lines(results: Path) -> list[str]:
+    """`<kind> (<file>): <description>` per distinct environment among the result files under `results`."""
+    results = Path(results)
+    seen: dict[str, list[str]] = {}
+    for path in find_bench_files(results) + find_named(results, "metadata.json"):
+        header = _header(path)
+        if not header:
+            continue
+        line = f"{header.get('kind') or 'result'}: " + describe_header(header)
+        seen.setdefault(line, []).append(str(path.relative_to(results)))
+    return [f"{line} [{', '.join(files[:3])}{f' and {len(files) - 3} more' if len(files) > 3 else ''}]"
+            for line, files in seen.items()]
+
+
+def load_statement(cells: pd.DataFrame) -> str:
+    """How busy the machine was while the latency cells ran (1-min load average before/after each cell).
+
+    Cells from harnesses that did not record the load (`load_avg_before`/`load_avg_after` absent) are
+    said to be unrecorded, never assumed quiet.
+    """
+    before = pd.to_numeric(cells.get("load_avg_before", pd.Series(dtype=float)), errors="coerce")
+    after = pd.to_numeric(cells.get("load_avg_after", pd.Series(dtype=float)), errors="coerce")
+    values = np.concatenate([before.dropna().to_numpy(float), after.dropna().to_numpy(float)])
+    if values.size == 0:
+        return "The machine's load during the run was not recorded (bench JSON from a harness without load_avg_*)."
+    cores = pd.to_numeric(cells.get("logical_cores", pd.Series(dtype=float)), errors="coerce").dropna()
+    n_cores = int(cores.max()) if len(cores) else None
+    measured = int((before.notna() | after.notna()).sum())
+    text = (f"Machine load during the run (1-minute load average before and after each of {measured} cells"
+            + (f", {n_cores} logical cores" if n_cores else "") + f"): median {np.median(values):.2f}, "
+            f"range {values.min():.2f} to {values.max():.2f}.")
+    if n_cores and values.max() > n_cores:
+        text += (" Above the core count, other processes competed for the CPU, so run-to-run contention can "
+                 "exceed the within-cell CIs.")
+    return text
