@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from repbench.errors import InputError, RepbenchError
+from repbench.io import atomic_write_csv
 
 SIGNAL_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "encoder", "side", "k", "id", "slot", "signal", "value")
 # per slot: entropy (nats) and top-1 probability of the softmax of the logits read at the slot, the decoded
@@ -49,6 +50,18 @@ def signals_frame(ids: Sequence[str], arrays: Mapping[str, np.ndarray], *, datas
                                 ("side", side), ("k", int(k))]):
         out.insert(0, col, value)
     return out[list(SIGNAL_COLUMNS)]
+
+
+def write_signals(path: str | os.PathLike, frame: pd.DataFrame) -> os.PathLike:
+    """Write a signals table atomically, in SIGNAL_COLUMNS order (refusing one that lacks a column)."""
+    missing = [c for c in SIGNAL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise RepbenchError(f"a signals table needs columns {', '.join(SIGNAL_COLUMNS)}; missing {', '.join(missing)}")
+    out = frame[list(SIGNAL_COLUMNS)].copy()
+    if np.isinf(out["value"].to_numpy(dtype=np.float64)).any():
+        raise RepbenchError("a signals table holds an infinite value")
+    out["slot"] = out["slot"].astype("Int64")
+    return atomic_write_csv(path, out)
 
 
 def read_signals(path: str | os.PathLike) -> pd.DataFrame:
