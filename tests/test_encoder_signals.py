@@ -136,7 +136,7 @@ def test_sweep_writes_signals_for_every_encoding_and_keeps_them_cached(tmp_path)
     run_sweep(coll, bb, cfg, tmp_path / "a", encode_fn=SignalFake(), progress=False)
     sig = read_signals(tmp_path / "a" / "signals.csv")
     qids, qtexts = coll.judged_queries()
-    assert sorted(set(zip(sig.side, sig.k))) == [("passage", 1), ("query", 1), ("query", 2)]
+    assert sorted(set(zip(sig.side, sig.k, strict=True))) == [("passage", 1), ("query", 1), ("query", 2)]
     assert (sig.dataset == coll.name).all()
     q2 = sig[(sig.side == "query") & (sig.k == 2) & (sig.signal == "entropy")]
     assert len(q2) == 2 * len(qids)
