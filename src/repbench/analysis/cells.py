@@ -45,7 +45,8 @@ def option_sets(
     intersect: bool = False,
 ) -> Iterator[OptionSet]:
     """Every (group, option set) with two or more cells; queries missing from a cell score 0 unless
-    `intersect` (then only queries present in every cell of the group are kept)."""
+    `intersect` (then only queries present in every cell of the group are kept). A grid holding the same
+    cells as a kq or kp set (only one K_p or K_q swept) is left out rather than analysed twice."""
     for scope in scopes:
         if scope not in SCOPES:
             raise RepbenchError(f"unknown oracle scope {scope!r}; expected one of {', '.join(SCOPES)}")
@@ -75,5 +76,9 @@ def option_sets(
         matrix = aligned.matrix.loc[[cell_name(*c) for c in cells]].to_numpy()
         row_of = {c: i for i, c in enumerate(cells)}
         qids = [str(q) for q in aligned.matrix.columns]
+        seen: set[tuple] = set()
         for scope, fixed_k, option in _scope_cell_sets(cells, scopes, fixed_kq, fixed_kp):
+            if scope == "grid" and tuple(option) in seen:
+                continue  # one K_p (or K_q) swept: the grid is the kq (kp) set again
+            seen.add(tuple(option))
             yield OptionSet(ident, scope, fixed_k, list(option), matrix[[row_of[c] for c in option]], qids)
