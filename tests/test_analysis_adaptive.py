@@ -165,3 +165,16 @@ def test_folds_balanced_seeded_and_order_free():
     assert sorted(make_folds(qids[:3], 5).tolist()) == [0, 1, 2]  # leave-one-out when n < folds
     with pytest.raises(RepbenchError):
         make_folds(["only"], 5)
+
+
+def test_holm_families_include_grid_rows_without_fixed_k():
+    rows = [{"dataset": ds, "backbone": "b", "encoder": "e", "mode": "m", "measure": "x", "scope": scope,
+             "fixed_k": fk, "selector": "threshold", "p_value": p}
+            for ds, scope, fk, p in (("d1", "grid", None, 0.01), ("d2", "grid", None, 0.04),
+                                     ("d1", "kq", 1, 0.03), ("d2", "kq", 1, 0.5))]
+    frame = pd.DataFrame(rows)
+    frame["fixed_k"] = frame["fixed_k"].astype("Int64")
+    out = holm_across_datasets(frame)
+    # by hand: grid family {0.01, 0.04} -> {0.02, 0.04}; kq family {0.03, 0.5} -> {0.06, 0.5}
+    assert out["p_adjusted"].tolist() == pytest.approx([0.02, 0.04, 0.06, 0.5])
+    assert out["significant"].tolist() == [True, True, False, False]

@@ -138,8 +138,9 @@ def holm_across_datasets(summary: pd.DataFrame, alpha: float = 0.05) -> pd.DataF
     if out.empty:
         out["significant"] = pd.Series(dtype=bool)
         return out
-    keys = [out[c].astype(str) for c in _FAMILY]
-    for _, idx in out.groupby(keys, sort=False).groups.items():
+    # fixed_k is empty for the grid: group on a text key so missing values form their own family
+    keys = [out[c].astype(object).where(out[c].notna(), "").astype(str) for c in _FAMILY]
+    for _, idx in out.groupby(keys, sort=False, dropna=False).groups.items():
         out.loc[idx, "p_adjusted"] = adjust_pvalues(out.loc[idx, "p_value"].to_numpy(dtype=np.float64), "holm")
     out["significant"] = out["p_adjusted"] < alpha
     return out

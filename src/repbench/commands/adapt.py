@@ -162,10 +162,11 @@ def format_adaptive(table: pd.DataFrame, limit: int = 40) -> str:
         return "no adaptive results"
     lines = ["cross-validated adaptive K (selector never scored on a query it was trained on):"]
     for _, r in table.head(limit).iterrows():
-        fixed = "" if pd.isna(r["fixed_k"]) else f"={int(r['fixed_k'])}"
+        fixed = {"kq": f"K_q varies, K_p={r['fixed_k']}", "kp": f"K_p varies, K_q={r['fixed_k']}"}.get(
+            r["scope"], "grid")
         closed = "n/a" if pd.isna(r["gap_closed"]) else f"{100 * r['gap_closed']:.0f}%"
         lines.append(
-            f"  {r['dataset']} {r['backbone']}/{r['encoder']} {r['mode']} {r['scope']}{fixed} {r['selector']}: "
+            f"  {r['dataset']} {r['backbone']}/{r['encoder']} {r['mode']} ({fixed}) {r['selector']}: "
             f"{r['adaptive_mean']:.3f} [{r['adaptive_ci_low']:.3f}, {r['adaptive_ci_high']:.3f}]  best fixed "
             f"{r['best_cell']} {r['best_mean']:.3f}  oracle {r['oracle_mean']:.3f}  gap closed {closed}  "
             f"p_holm {r['p_adjusted']:.3g}")
