@@ -104,3 +104,29 @@ def test_report_recipes_draw_the_adapt_outputs(tmp_path):
         assert recipe in summary["produced"], (recipe, summary["failed"].get(recipe), summary["skipped"].get(recipe))
     md = (tmp_path / "report" / "tables" / "tab_oracle_k_corr.md").read_text()
     assert "rho(K_q*, length)" in md and "d1" in md
+
+
+def test_baseline_run_sets_the_difficulty(tmp_path):
+    import pytrec_eval
+
+    sweep, truth = _write(tmp_path)
+    qids = truth["d1"][0]
+    rng = np.random.default_rng(1)
+    qrels = {q: {f"doc{j}": 1 for j in rng.choice(20, 2, replace=False)} for q in qids}
+    run = {q: {f"doc{j}": float(s) for j, s in enumerate(rng.random(20))} for q in qids[:-5]}  # 5 queries lack
+    (tmp_path / "qrels.txt").write_text("".join(f"{q} 0 {d} {g}\n" for q, ds in qrels.items() for d, g in ds.items()))
+    lines = []
+    for q, docs in run.items():
+        for rank, (d, s) in enumerate(sorted(docs.items(), key=lambda x: -x[1]), start=1):
+            lines.append(f"{q} Q0 {d} {rank} {s:.6f} bm25\n")
+    (tmp_path / "bm25.trec").write_text("".join(lines))
+    out = tmp_path / "adapt"
+    assert main(["adapt", "--per-query", str(sweep / "per_query.csv"), "--out", str(out), "--bootstrap", "200",
+                 "--selectors", "fixed_cv", "--dataset", "d1", "--baseline-run", str(tmp_path / "bm25.trec"),
+                 "--qrels", str(tmp_path / "qrels.txt")]) == 0
+    rounded = {q: {d: round(s, 6) for d, s in docs.items()} for q, docs in run.items()}
+    ref = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(rounded)
+    optimal = pd.read_csv(out / "oracle_k.csv", dtype={"qid": str}).set_index("qid")
+    assert (optimal["difficulty_source"] == "bm25.trec").all()
+    expected = [ref[q]["ndcg_cut_10"] if q in ref else 0.0 for q in qids]  # a query the run lacks scores 0
+    assert optimal.loc[qids, "difficulty"].to_numpy() == pytest.approx(expected, abs=1e-9)
