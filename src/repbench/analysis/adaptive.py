@@ -17,27 +17,9 @@ import pandas as pd
 from repbench.analysis.cells import OptionSet
 from repbench.analysis.folds import make_folds
 from repbench.analysis.selectors import Selector
-from repbench.analysis.significance import adjust_pvalues, bootstrap_mean_ci, pvalues
 from repbench.errors import RepbenchError
+from repbench.stats import adjust_pvalues, bootstrap_mean_ci, pvalues
 
-ADAPTIVE_COLUMNS: tuple[str, ...] = (
-    "dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k", "selector", "n", "n_folds", "seed",
-    "probe_k", "adaptive_mean", "adaptive_ci_low", "adaptive_ci_high", "oracle_mean", "oracle_ci_low",
-    "oracle_ci_high", "best_cell", "best_mean", "best_ci_low", "best_ci_high", "gain", "gain_ci_low",
-    "gain_ci_high", "gap_closed", "test", "p_value", "p_adjusted", "significant", "rule",
-)
-CHOICE_COLUMNS: tuple[str, ...] = (
-    "dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k", "selector", "qid", "fold",
-    "k_q", "k_p", "value", "oracle_k_q", "oracle_k_p", "oracle_value", "best_value",
-)
-ADAPTIVE_CELL_COLUMNS: tuple[str, ...] = (
-    "dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k", "selector", "k_q", "k_p",
-    "n_queries", "share",
-)
-RULE_COLUMNS: tuple[str, ...] = (
-    "dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k", "selector", "fold", "n_train", "rule",
-)
-FOLD_COLUMNS: tuple[str, ...] = ("dataset", "qid", "fold")
 __all__ = ["cross_validate", "holm_across_datasets", "make_folds", "score_option_set"]
 # The Holm family of one row: the same system, scope and selector across datasets.
 _FAMILY = ("backbone", "encoder", "mode", "measure", "scope", "fixed_k", "selector")

@@ -13,19 +13,11 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from repbench.analysis.cells import OptionSet
 from repbench.errors import RepbenchError
-
-OPTIMAL_K_COLUMNS: tuple[str, ...] = (
-    "dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k", "qid", "k_q", "k_p",
-    "oracle_value", "n_best", "all_tied", "difficulty", "difficulty_source", "length",
-)
-CORRELATION_COLUMNS: tuple[str, ...] = (
-    "dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k", "target", "variable",
-    "difficulty_source", "subset", "n", "rho", "ci_low", "ci_high", "p_value",
-)
+from repbench.schema import ORACLE_K_COLUMNS, ORACLE_K_CORR_COLUMNS
+from repbench.stats import spearman_ci
 
 
 def optimal_k_rows(option: OptionSet, baseline: pd.Series | None = None, baseline_name: str = "",
@@ -55,34 +47,6 @@ def optimal_k_rows(option: OptionSet, baseline: pd.Series | None = None, baselin
                      "all_tied": bool(n_best[j] == V.shape[0]), "difficulty": difficulty[j],
                      "difficulty_source": source, "length": length[j]})
     return rows
-
-
-def spearman_ci(x: np.ndarray, y: np.ndarray, n_bootstrap: int = 10_000, seed: int = 0,
-                level: float = 0.95) -> tuple[float, float, float, float]:
-    """(rho, ci_low, ci_high, p_value): Spearman's rho (scipy, average ranks for ties) with a percentile
-    bootstrap CI over pairs. NaN when either variable is constant (rho undefined); resamples in which
-    one becomes constant are left out of the CI."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    n = x.size
-    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return np.nan, np.nan, np.nan, np.nan
-    res = scipy.stats.spearmanr(x, y)
-    rng = np.random.default_rng(seed)
-    rhos = np.empty(n_bootstrap)
-    chunk = max(1, (1 << 20) // n)
-    for start in range(0, n_bootstrap, chunk):
-        r = min(chunk, n_bootstrap - start)
-        idx = rng.integers(0, n, size=(r, n))
-        rx = scipy.stats.rankdata(x[idx], axis=1)
-        ry = scipy.stats.rankdata(y[idx], axis=1)
-        rx -= rx.mean(axis=1, keepdims=True)
-        ry -= ry.mean(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rhos[start:start + r] = (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
-    alpha = (1 - level) / 2
-    finite = rhos[np.isfinite(rhos)]
-    low, high = (np.quantile(finite, [alpha, 1 - alpha]) if finite.size else (np.nan, np.nan))
-    return float(res.statistic), float(low), float(high), float(res.pvalue)
 
 
 def correlation_rows(optimal: pd.DataFrame, n_bootstrap: int = 10_000, seed: int = 0) -> list[dict]:
@@ -122,9 +86,9 @@ def optimal_k_tables(options: Iterable[OptionSet], baselines: dict[str, pd.Serie
             baseline = baselines[ds]
         length = (lengths or {}).get((ds, option.ident["backbone"], option.ident["encoder"]))
         rows += optimal_k_rows(option, baseline, baseline_name, length)
-    optimal = pd.DataFrame(rows, columns=list(OPTIMAL_K_COLUMNS))
+    optimal = pd.DataFrame(rows, columns=list(ORACLE_K_COLUMNS))
     optimal["fixed_k"] = optimal["fixed_k"].astype("Int64")
     corr = pd.DataFrame(correlation_rows(optimal, n_bootstrap, seed) if len(optimal) else [],
-                        columns=list(CORRELATION_COLUMNS))
+                        columns=list(ORACLE_K_CORR_COLUMNS))
     corr["fixed_k"] = corr["fixed_k"].astype("Int64")
     return optimal, corr

@@ -20,8 +20,8 @@ import numpy as np
 
 from repbench.analysis.folds import make_folds
 from repbench.errors import RepbenchError
+from repbench.schema import SELECTORS
 
-SELECTORS: tuple[str, ...] = ("fixed_cv", "threshold", "logistic", "gbt")
 DEFAULT_SELECTORS: tuple[str, ...] = ("fixed_cv", "threshold", "logistic")
 
 

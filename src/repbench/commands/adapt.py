@@ -15,26 +15,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from repbench.analysis.adaptive import (
-    ADAPTIVE_CELL_COLUMNS,
-    ADAPTIVE_COLUMNS,
-    CHOICE_COLUMNS,
-    FOLD_COLUMNS,
-    RULE_COLUMNS,
-    holm_across_datasets,
-    make_folds,
-    score_option_set,
-)
+from repbench.analysis.adaptive import holm_across_datasets, make_folds, score_option_set
 from repbench.analysis.cells import option_sets
 from repbench.analysis.features import query_features
 from repbench.analysis.oracle import SCOPES
 from repbench.analysis.oracle_k import optimal_k_tables
-from repbench.analysis.perquery import read_per_query
-from repbench.analysis.selectors import DEFAULT_SELECTORS, SELECTORS, make_selectors
-from repbench.analysis.significance import TESTS
+from repbench.analysis.selectors import DEFAULT_SELECTORS, make_selectors
 from repbench.errors import RepbenchError
-from repbench.io import atomic_write_csv, atomic_write_json
+from repbench.io import atomic_write_json
+from repbench.schema import FILE_NAMES, KIND_COLUMNS, SELECTORS
 from repbench.schema.signals import read_signals
+from repbench.schema.tables import read_per_query, write_table
+from repbench.stats import TESTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,23 +118,20 @@ def run(args: argparse.Namespace) -> int:
         choices += c
         cells += d
         rules += r
-    table = holm_across_datasets(pd.DataFrame(summary), alpha=args.alpha)[list(ADAPTIVE_COLUMNS)]
+    table = holm_across_datasets(pd.DataFrame(summary), alpha=args.alpha)
     lengths = {key: f["text_tokens"] for key, (f, _) in features.items() if "text_tokens" in f}
     optimal, corr = optimal_k_tables(options, _baseline(args, datasets),
                                      Path(args.baseline_run).name if args.baseline_run else "", lengths,
                                      n_bootstrap=args.bootstrap, seed=args.seed)
     out = Path(args.out)
-    written = {
-        "adaptive.csv": table, "adaptive_choices.csv": pd.DataFrame(choices, columns=list(CHOICE_COLUMNS)),
-        "adaptive_cells.csv": pd.DataFrame(cells, columns=list(ADAPTIVE_CELL_COLUMNS)),
-        "adaptive_rules.csv": pd.DataFrame(rules, columns=list(RULE_COLUMNS)),
-        "folds.csv": pd.DataFrame(fold_rows, columns=list(FOLD_COLUMNS)), "oracle_k.csv": optimal,
-        "oracle_k_corr.csv": corr,
-    }
-    for name, frame in written.items():
+    tables = {"adaptive": table, "adaptive_choices": choices, "adaptive_cells": cells, "adaptive_rules": rules,
+              "folds": fold_rows, "oracle_k": optimal, "oracle_k_corr": corr}
+    written = []
+    for kind, rows in tables.items():
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=list(KIND_COLUMNS[kind]))
         if "fixed_k" in frame:
             frame["fixed_k"] = frame["fixed_k"].astype("Int64")
-        atomic_write_csv(out / name, frame)
+        written.append(write_table(out / FILE_NAMES[kind], frame, kind))
     from repbench.telemetry.environment import result_header  # imports torch: only once results exist
 
     config = {k: v for k, v in vars(args).items() if not callable(v)}
@@ -152,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                      for k, (f, pk) in features.items()},
     })
     print(format_adaptive(table))
-    print(f"\nwrote {', '.join(str(out / n) for n in written)}")
+    print(f"\nwrote {', '.join(str(p) for p in written)}")
     return 0
 
 

@@ -65,6 +65,12 @@ ORACLE_K_COLUMNS: tuple[str, ...] = _GROUP + (
 ORACLE_K_CORR_COLUMNS: tuple[str, ...] = _GROUP + (
     "target", "variable", "difficulty_source", "subset", "n", "rho", "ci_low", "ci_high", "p_value",
 )
+# repbench adapt's kinds -> their columns (the writer builds empty tables from these)
+KIND_COLUMNS: dict[str, tuple[str, ...]] = {
+    "adaptive": ADAPTIVE_COLUMNS, "adaptive_choices": ADAPTIVE_CHOICE_COLUMNS, "adaptive_cells": ADAPTIVE_CELL_COLUMNS,
+    "adaptive_rules": ADAPTIVE_RULE_COLUMNS, "folds": FOLD_COLUMNS, "oracle_k": ORACLE_K_COLUMNS,
+    "oracle_k_corr": ORACLE_K_CORR_COLUMNS,
+}
 # File kind -> the name the stage that writes it gives the file (the report finds inputs by these names).
 FILE_NAMES: dict[str, str] = {
     "per_query": "per_query.csv",
