@@ -44,7 +44,9 @@ def _mean_cos(h: np.ndarray) -> float:
 
 def _collect(bb, encoder, k, **kw):
     got = []
-    reps = encode(bb, TEXTS, encoder=encoder, k=k, batch_size=2, truncate=False,
+    if encoder in ("parallel", "sequential"):
+        kw["truncate"] = False
+    reps = encode(bb, TEXTS, encoder=encoder, k=k, batch_size=2,
                   on_signals=lambda ids, arrays: got.append((ids, arrays)), **kw)
     assert len(got) == 1 and got[0][0] == [str(i) for i in range(len(TEXTS))]
     return reps, got[0][1]
