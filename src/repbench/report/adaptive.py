@@ -206,5 +206,6 @@ def correlation_table(corr: pd.DataFrame) -> Table:
                f"difficulty ({measure_name(measure)} under {source.replace('best fixed cell', 'the best fixed cell')}"
                ") and with query length (text tokens), 95% percentile bootstrap CIs over queries; -- = undefined "
                "(a constant variable). All queries; oracle_k_corr.csv also has the subset without all-tied "
-               "queries. " + DEMO_NOTE + " (for the demo's synthetic dataset)"]
+               "queries. Difficulty under the best fixed cell is not independent of the optimum (that cell is one "
+               "of the options); a baseline run (e.g. BM25) gives an independent one. " + DEMO_NOTE + " (for the demo's synthetic dataset)"]
     return Table(columns=columns, rows=rows, caption=caption, label="tab:oracle-k-corr", align="llrrrr")
