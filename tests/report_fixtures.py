@@ -130,9 +130,26 @@ def analysis(directory: Path, summary: pd.DataFrame, measure: str = "ndcg_cut_10
     pd.DataFrame(cells).to_csv(directory / "oracle_cells.csv", index=False)
 
 
+def adaptive(effectiveness_dir: Path, out: Path, n_queries: int = 8, seed: int = 2) -> None:
+    """signals.csv next to the fixture's per_query.csv, then `repbench adapt` on both (its real output)."""
+    from repbench.cli import main
+    from repbench.schema.signals import signals_frame, write_signals
+
+    rng = np.random.default_rng(seed)
+    qids = [f"q{q}" for q in range(n_queries)]
+    frames = [signals_frame(qids, {"text_tokens": rng.integers(3, 20, n_queries), "entropy": rng.random((n_queries, 1)),
+                                   "valid": np.ones((n_queries, 1))},
+                            dataset=ds, backbone=bb, encoder=enc, side="query", k=1)
+              for ds in ("adi", "scifact") for bb, _, enc in ENCODE_SYSTEMS]
+    write_signals(effectiveness_dir / "signals.csv", pd.concat(frames, ignore_index=True))
+    assert main(["adapt", "--per-query", str(effectiveness_dir / "per_query.csv"), "--out", str(out),
+                 "--bootstrap", "200", "--permutations", "200", "--selectors", "threshold", "logistic"]) == 0
+
+
 def full_results(root: Path, energy: bool = False) -> Path:
     """A results directory with every input kind, laid out as the demo does (sub-directories)."""
     bench_json(root / "bench" / "out.json", energy=energy)
     summary = effectiveness(root / "effectiveness")
     analysis(root / "analysis", summary)
+    adaptive(root / "effectiveness", root / "analysis" / "adapt")
     return root

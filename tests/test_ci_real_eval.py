@@ -64,9 +64,30 @@ def _random_ndcg(collection, draws=200, seed=0) -> float:
     return float(np.mean(out))
 
 
+def _adapt(sweep):
+    """`repbench adapt` on the finished sweep: it reads per_query.csv and the signals.csv the sweep wrote."""
+    from repbench.cli import main
+
+    sig = pd.read_csv(sweep / "signals.csv")
+    assert {"entropy", "top1_prob", "text_tokens", "sparse_mass"} <= set(sig["signal"])
+    out = sweep / "adapt"
+    assert main(["adapt", "--per-query", str(sweep / "per_query.csv"), "--out", str(out), "--bootstrap", "1000",
+                 "--permutations", "1000"]) == 0
+    table = pd.read_csv(out / "adaptive.csv")
+    n_q = pd.read_csv(sweep / "per_query.csv")["qid"].nunique()
+    assert set(table["selector"]) == {"fixed_cv", "threshold", "logistic"} and (table["n"] == n_q).all()
+    assert (table["adaptive_mean"] <= table["oracle_mean"] + 1e-12).all()
+    folds = pd.read_csv(out / "folds.csv")
+    assert len(folds) == n_q and folds["fold"].nunique() == 5
+    for name in ("adaptive_choices.csv", "adaptive_cells.csv", "adaptive_rules.csv", "oracle_k.csv",
+                 "oracle_k_corr.csv"):
+        assert len(pd.read_csv(out / name)) > 0, name
+    return table
+
+
 def test_real_eval_smollm2(tmp_path):
     collections = _collections()
-    report = []
+    report, adaptive = [], []
     for bb_name, encoder in SYSTEMS:
         bb = _backbone(bb_name)
         for ds, coll in collections.items():
@@ -94,12 +115,19 @@ def test_real_eval_smollm2(tmp_path):
             assert (sparse > chance + 0.1).all(), (bb_name, ds, sparse.to_dict(), chance)
             assert ndcg.max() > chance + 0.15
             report.append((bb_name, ds, chance, ndcg, wall, enc))
+            if ds == "adi":
+                adaptive.append((bb_name, _adapt(out)))
             # a rerun of the finished sweep recomputes nothing and rewrites the same table
             before = (out / "per_query.csv").read_bytes()
             run_sweep(coll, bb, cfg, out, progress=False,
                       encode_fn=lambda *a, **k: pytest.fail("cached encodings should be reused"))
             assert (out / "per_query.csv").read_bytes() == before
 
+    for bb_name, table in adaptive:
+        print(f"\n== adaptive K on adi, {bb_name} (5-fold CV over queries), nDCG@10, grid scope")
+        cols = ["mode", "selector", "adaptive_mean", "adaptive_ci_low", "adaptive_ci_high", "best_cell", "best_mean",
+                "oracle_mean", "gap_closed", "p_adjusted"]
+        print(table[table.scope == "grid"][cols].round(3).to_string(index=False))
     for bb_name, ds, chance, ndcg, wall, enc in report:
         print(f"\n== {bb_name} on {ds}: chance nDCG@10 {chance:.3f}; sweep wall {wall:.1f}s")
         print(enc[["side", "k", "n", "seconds", "items_per_s"]].to_string(index=False))

@@ -29,6 +29,9 @@ def test_demo_pipeline_small(tmp_path, capsys):
     assert set(per_query["encoder"]) == {"sequential", "parallel"}
     assert set(per_query["qid"]) == {f"q{i:03d}" for i in range(4)}
     assert (out / "analysis" / "significance.csv").exists() and (out / "analysis" / "oracle.csv").exists()
+    adaptive = pd.read_csv(out / "analysis" / "adapt" / "adaptive.csv")
+    assert set(adaptive["encoder"]) == {"sequential", "parallel"} and (adaptive["n"] == 4).all()
+    assert "not trained diffusion LMs" in printed
     assert (report / "report.md").exists() and (report / "report.tex").exists()
     # a rerun starts clean by default and gives the same effectiveness numbers
     assert main(["demo", "--out", str(out), "--report", str(report), "--docs", "12", "--queries", "4",

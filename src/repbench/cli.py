@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("repbench.commands.evaluate", "(K_q, K_p) x score-mode effectiveness sweep on a collection"),
     "eval-run": ("repbench.commands.eval_run", "evaluate a TREC run file against qrels (trec_eval layout)"),
     "analyze": ("repbench.commands.analyze", "oracle-K and significance from a per-query table"),
+    "adapt": ("repbench.commands.adapt", "cross-validated adaptive K per query and the optimal-K analyses"),
     "significance": ("repbench.commands.significance", "significance tests straight from TREC run files"),
     "report": ("repbench.commands.report", "regenerate figures, LaTeX tables and report.pdf"),
     "compare": ("repbench.commands.compare", "compare bench JSONs / per-query tables against a baseline"),

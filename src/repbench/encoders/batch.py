@@ -17,6 +17,7 @@ from repbench.encoders.options import EncodeOptions
 from repbench.encoders.parallel import forward_parallel, layout
 from repbench.encoders.prompts import PromptIds, quote_token_id
 from repbench.encoders.sequential import forward_sequential
+from repbench.encoders.signals import batch_signals
 from repbench.encoders.single_pass import forward_lasttoken, forward_meanpool, special_prefix
 from repbench.encoders.sparse import allowed_ids, sparse_from_logits
 from repbench.encoders.types import Representations
@@ -31,6 +32,7 @@ class BatchPrep:
     pad_id: int
     stop: frozenset[int]
     prompt: PromptIds | None  # None for the single-pass encoders
+    signals: list[dict] | None = None  # when a list, each batch appends its encode-time signals (in batch order)
 
 
 def pad_rows(seqs: list[list[int]], pad_id: int, device: torch.device, left: bool = True
@@ -66,23 +68,28 @@ def truncate_sequential(tokens: torch.Tensor, stop: set[int], quote: int | None)
     return valid & (tokens >= 0)
 
 
-def _single(vec: torch.Tensor, seqs: list[list[int]], step_callback: StepCallback) -> Representations:
+def _single(vec: torch.Tensor, seqs: list[list[int]], step_callback: StepCallback, rows: list[list[int]],
+            prep: BatchPrep, max_length: int) -> Representations:
     if step_callback is not None:
         step_callback("forward", 0)
     b = len(seqs)
-    return Representations(
+    rep = Representations(
         ids=[""] * b, dense=vec.unsqueeze(1).cpu(), valid=torch.ones(b, 1, dtype=torch.bool),
         sparse_ids=torch.zeros(b, 0, dtype=torch.long), sparse_weights=torch.zeros(b, 0),
         token_ids=torch.full((b, 1), -1, dtype=torch.long),
         input_tokens=torch.tensor([len(s) for s in seqs], dtype=torch.long),
     )
+    if prep.signals is not None:  # no logits: text-level signals only
+        prep.signals.append(batch_signals(None, rep.token_ids, rep.valid, rep.dense, rep.sparse_weights,
+                                          [min(len(r), max_length) for r in rows], rep.input_tokens.tolist()))
+    return rep
 
 
 def meanpool_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions,
                    prep: BatchPrep, step_callback: StepCallback = None) -> Representations:
     seqs = [(special_prefix(bb.tokenizer) + r)[: opts.max_length] for r in rows]
     ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device, left=False)
-    return _single(forward_meanpool(bb, ids_t, mask), seqs, step_callback)
+    return _single(forward_meanpool(bb, ids_t, mask), seqs, step_callback, rows, prep, opts.max_length)
 
 
 def lasttoken_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions,
@@ -91,7 +98,7 @@ def lasttoken_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None
     head = tok.encode(f"{opts.side}: ", add_special_tokens=False)  # RepLLaMA's "query: " / "passage: "
     seqs = [(special_prefix(tok) + head + r)[: opts.max_length - 1] + [tok.eos_token_id] for r in rows]
     ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device)
-    return _single(forward_lasttoken(bb, ids_t, mask), seqs, step_callback)
+    return _single(forward_lasttoken(bb, ids_t, mask), seqs, step_callback, rows, prep, opts.max_length)
 
 
 def _fit(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions, prep: BatchPrep
@@ -111,7 +118,7 @@ def parallel_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None,
     hidden, logits, tokens = forward_parallel(bb, ids_t, mask, opts.k, opts.readout, opts.denoise_steps,
                                               opts.confidence, step_callback)
     valid = truncate_parallel(tokens, prep.stop) if opts.truncate else torch.ones_like(tokens, dtype=torch.bool)
-    return _prompted(bb, seqs, texts, hidden, logits, tokens, valid, opts)
+    return _prompted(bb, seqs, rows, texts, hidden, logits, tokens, valid, opts, prep)
 
 
 def sequential_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions,
@@ -123,16 +130,20 @@ def sequential_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | Non
     early = prep.stop | quote_ids(tok) if opts.early_stop else prep.stop
     hidden, logits, tokens, _ = forward_sequential(bb, ids_t, mask, opts.k, early, opts.early_stop, step_callback)
     valid = truncate_sequential(tokens, prep.stop, quote_token_id(tok)) if opts.truncate else tokens >= 0
-    return _prompted(bb, seqs, texts, hidden, logits, tokens, valid, opts)
+    return _prompted(bb, seqs, rows, texts, hidden, logits, tokens, valid, opts, prep)
 
 
-def _prompted(bb: Backbone, seqs: list[list[int]], texts: list[str], hidden: torch.Tensor, logits: torch.Tensor,
-              tokens: torch.Tensor, valid: torch.Tensor, opts: EncodeOptions) -> Representations:
+def _prompted(bb: Backbone, seqs: list[list[int]], rows: list[list[int]], texts: list[str], hidden: torch.Tensor,
+              logits: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor, opts: EncodeOptions,
+              prep: BatchPrep) -> Representations:
     hidden = torch.nan_to_num(hidden, nan=0.0, posinf=0.0, neginf=0.0)
     logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
     hidden = hidden * valid.unsqueeze(-1)
     allowed = allowed_ids(bb.tokenizer, texts, bb.mask_token_id)
     sp_ids, sp_w = sparse_from_logits(logits, valid, allowed, top_k=opts.sparse_top_k)
+    if prep.signals is not None:  # read off this batch's logits before they are dropped
+        prep.signals.append(batch_signals(logits, tokens, valid, hidden, sp_w, [len(r) for r in rows],
+                                          [len(s) for s in seqs]))
     return Representations(
         ids=[""] * len(seqs), dense=hidden.cpu(), valid=valid.cpu(), sparse_ids=sp_ids, sparse_weights=sp_w,
         token_ids=tokens.cpu(), input_tokens=torch.tensor([len(s) for s in seqs], dtype=torch.long),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from repbench.backbones.loading import Backbone
@@ -16,6 +17,7 @@ from repbench.encoders.batch import BatchPrep
 from repbench.encoders.options import EncodeOptions
 from repbench.encoders.prompts import build_prompt_ids, default_variant, stop_token_ids
 from repbench.encoders.registry import check, default_encoder
+from repbench.encoders.signals import concat_signals
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 
@@ -29,12 +31,13 @@ def encode(
     *,
     progress: bool = False,
     step_callback: Callable[[str, int], None] | None = None,
+    on_signals: Callable[[list[str], dict[str, np.ndarray]], None] | None = None,
     **fields: Any,
 ) -> Representations:
     """Encode raw texts. `fields` (k=, side=, readout=, ...) override `options`; see `EncodeOptions`."""
     text_ids = bb.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
     return encode_ids(bb, text_ids, ids=ids, encoder=encoder, options=options, progress=progress,
-                      texts=list(texts), step_callback=step_callback, **fields)
+                      texts=list(texts), step_callback=step_callback, on_signals=on_signals, **fields)
 
 
 def encode_ids(
@@ -47,10 +50,13 @@ def encode_ids(
     texts: Sequence[str] | None = None,
     progress: bool = False,
     step_callback: Callable[[str, int], None] | None = None,
+    on_signals: Callable[[list[str], dict[str, np.ndarray]], None] | None = None,
     **fields: Any,
 ) -> Representations:
     """Encode pre-tokenised texts (see `encode`). `texts` drive the sparse content filter; when omitted
-    they are decoded from `text_ids`. `step_callback(phase, step)` marks forward steps for the bench."""
+    they are decoded from `text_ids`. `step_callback(phase, step)` marks forward steps for the bench.
+    `on_signals(ids, arrays)`, when given, receives once, after encoding, the encode-time signals of every
+    text in input order (encoders.signals; read off each batch, no extra forward pass)."""
     opts = EncodeOptions.build(options, **fields)
     encoder = encoder or default_encoder(bb.spec.family)
     spec = check(encoder, opts, bb.mask_token_id, bb.spec.name)
@@ -58,7 +64,7 @@ def encode_ids(
     ids = [str(i) for i in (ids if ids is not None else range(n))]
     if len(ids) != n:
         raise RepbenchError(f"{len(ids)} ids for {n} texts")
-    prep = _prepare(bb, opts, prompted=spec.prompted)
+    prep = _prepare(bb, opts, prompted=spec.prompted, signals=on_signals is not None)
     forward = spec.forward_fn()
     # Longest first: fewer pad tokens per batch; the original order is restored at the end.
     order = sorted(range(n), key=lambda i: -len(text_ids[i]))
@@ -77,6 +83,8 @@ def encode_ids(
             rep.ids = [ids[i] for i in batch]
             parts.append((batch, rep))
     reps = _restore_order(parts, n) if parts else _empty(opts.k, bb.hidden_size)
+    if on_signals is not None:
+        on_signals(list(ids), concat_signals(prep.signals, np.asarray([i for b in batches for i in b], dtype=np.int64)))
     reps.meta = {
         "backbone": bb.spec.name, "family": bb.spec.family, "encoder": encoder, "k": opts.k, "side": opts.side,
         "max_length": opts.max_length, "readout": opts.readout, "denoise_steps": opts.denoise_steps,
@@ -87,7 +95,7 @@ def encode_ids(
     return reps
 
 
-def _prepare(bb: Backbone, opts: EncodeOptions, prompted: bool) -> BatchPrep:
+def _prepare(bb: Backbone, opts: EncodeOptions, prompted: bool, signals: bool = False) -> BatchPrep:
     tok = bb.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     prompt = None
@@ -98,7 +106,8 @@ def _prepare(bb: Backbone, opts: EncodeOptions, prompted: bool) -> BatchPrep:
                 f"max_length {opts.max_length} leaves no room for text after the {len(prompt.prefix)}+"
                 f"{len(prompt.suffix)}-token prompt"
             )
-    return BatchPrep(pad_id=pad_id, stop=stop_token_ids(tok, bb.mask_token_id), prompt=prompt)
+    return BatchPrep(pad_id=pad_id, stop=stop_token_ids(tok, bb.mask_token_id), prompt=prompt,
+                     signals=[] if signals else None)
 
 
 def _restore_order(parts: list[tuple[list[int], Representations]], n: int) -> Representations:

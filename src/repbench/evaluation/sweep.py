@@ -10,11 +10,14 @@ Layout of an output directory:
                            presence marks the cell done and a restarted sweep skips it
   sweep_state.json         the settings a resumed sweep must share with the first one
   encoding_times.json      seconds spent encoding each (side, K), kept across restarts
-  per_query.csv, summary.csv, metadata.json   written when every cell is done
+  reps/<stem>.signals.csv  encode-time signals of one cached encoding (schema.signals), when the encoder
+                           reports them; written before the representations, so a cached encoding has them
+  per_query.csv, summary.csv, signals.csv, metadata.json   written when every cell is done
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -36,6 +39,7 @@ from repbench.evaluation.trec import round_scores, write_run
 from repbench.io import atomic_write_json
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, modes_for, parse_modes, retrieve
 from repbench.schema import system_name
+from repbench.schema.signals import read_signals, signals_frame, write_signals
 from repbench.schema.tables import read_per_query, write_per_query, write_summary
 
 # Settings that change any number in a cell: a resumed sweep must match them.
@@ -119,6 +123,18 @@ class RepCache:
         return reps
 
 
+def signals_path(stem: Path) -> Path:
+    return stem.parent / (stem.name + ".signals.csv")
+
+
+def _reports_signals(encode_fn: EncodeFn) -> bool:
+    """Whether `encode_fn` takes on_signals (repbench.encoders.encode does; test fakes may not)."""
+    try:
+        params = inspect.signature(encode_fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "on_signals" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
 def run_sweep(
     collection: Collection,
     backbone: Any,
@@ -188,12 +204,18 @@ def run_sweep(
         cached = cache.get(stem, ids)
         if cached is not None:
             return cached
+        got: list = []
+        extra = {"on_signals": lambda i, a: got.append((i, a))} if _reports_signals(encode_fn) else {}
         t0 = time.perf_counter()
         reps = encode_fn(backbone, list(texts), ids=list(ids), encoder=config.encoder, k=k, side=side,
-                         batch_size=config.batch_size, max_length=config.max_length, progress=progress)
+                         batch_size=config.batch_size, max_length=config.max_length, progress=progress, **extra)
         seconds = time.perf_counter() - t0
         if list(reps.ids) != list(ids):
             raise RepbenchError(f"the encoder returned {len(reps)} items in another order than the {len(ids)} given")
+        if got:
+            write_signals(signals_path(stem), signals_frame(
+                got[0][0], got[0][1], dataset=collection.name, backbone=config.backbone, encoder=config.encoder,
+                side=side, k=k))
         reps.save(stem)
         times[f"{side}:k{k}"] = {"side": side, "k": k, "n": len(ids), "seconds": seconds,
                                   "items_per_s": len(ids) / seconds if seconds > 0 else None}
@@ -226,8 +248,29 @@ def run_sweep(
     summary = summarize(per_query, by=list(schema.SUMMARY_COLUMNS[:7]))[list(schema.SUMMARY_COLUMNS)]
     write_per_query(out / "per_query.csv", per_query)
     write_summary(out / "summary.csv", summary)
+    _write_signals(out, cache, collection, config, qfp, dfp)
     _write_metadata(out, collection, config, family, times, cells)
     return per_query
+
+
+def _write_signals(out: Path, cache: RepCache, collection: Collection, config: SweepConfig, qfp: str,
+                   dfp: str) -> None:
+    """out/signals.csv from the cached encodings' signal files (query side at every K_q, passage side at
+    every K_p); encodings cached without signals (an older cache, or an encoder that reports none) are
+    left out with a warning."""
+    frames, lacking = [], []
+    for side, ks, fp in (("query", config.kq, qfp), ("passage", config.kp, dfp)):
+        for k in ks:
+            path = signals_path(cache.stem(config.backbone, config.encoder, side, k, config.max_length, fp))
+            if path.is_file():
+                frames.append(read_signals(path).assign(dataset=collection.name))
+            else:
+                lacking.append(f"{side} K={k}")
+    if lacking and frames:
+        warnings.warn(f"no encode-time signals for {', '.join(lacking)} (cached before signals were recorded?); "
+                      "delete those cached encodings to record them", stacklevel=3)
+    if frames:
+        write_signals(out / "signals.csv", pd.concat(frames, ignore_index=True))
 
 
 def _score_cell(collection: Collection, config: SweepConfig, family: str, vocab_size: int,

@@ -45,6 +45,32 @@ ORACLE_COLUMNS: tuple[str, ...] = (
 ORACLE_CELL_COLUMNS: tuple[str, ...] = (
     "dataset", "backbone", "encoder", "mode", "measure", "scope", "k_q", "k_p", "n_queries", "share",
 )
+# repbench adapt (cross-validated adaptive K per query, and the optimal-K analyses)
+SELECTORS: tuple[str, ...] = ("fixed_cv", "threshold", "logistic", "gbt")
+_GROUP = ("dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k")
+ADAPTIVE_COLUMNS: tuple[str, ...] = _GROUP + (
+    "selector", "n", "n_folds", "seed", "probe_k", "adaptive_mean", "adaptive_ci_low", "adaptive_ci_high",
+    "oracle_mean", "oracle_ci_low", "oracle_ci_high", "best_cell", "best_mean", "best_ci_low", "best_ci_high",
+    "gain", "gain_ci_low", "gain_ci_high", "gap_closed", "test", "p_value", "p_adjusted", "significant", "rule",
+)
+ADAPTIVE_CHOICE_COLUMNS: tuple[str, ...] = _GROUP + (
+    "selector", "qid", "fold", "k_q", "k_p", "value", "oracle_k_q", "oracle_k_p", "oracle_value", "best_value",
+)
+ADAPTIVE_CELL_COLUMNS: tuple[str, ...] = _GROUP + ("selector", "k_q", "k_p", "n_queries", "share")
+ADAPTIVE_RULE_COLUMNS: tuple[str, ...] = _GROUP + ("selector", "fold", "n_train", "rule")
+FOLD_COLUMNS: tuple[str, ...] = ("dataset", "qid", "fold")
+ORACLE_K_COLUMNS: tuple[str, ...] = _GROUP + (
+    "qid", "k_q", "k_p", "oracle_value", "n_best", "all_tied", "difficulty", "difficulty_source", "length",
+)
+ORACLE_K_CORR_COLUMNS: tuple[str, ...] = _GROUP + (
+    "target", "variable", "difficulty_source", "subset", "n", "rho", "ci_low", "ci_high", "p_value",
+)
+# repbench adapt's kinds -> their columns (the writer builds empty tables from these)
+KIND_COLUMNS: dict[str, tuple[str, ...]] = {
+    "adaptive": ADAPTIVE_COLUMNS, "adaptive_choices": ADAPTIVE_CHOICE_COLUMNS, "adaptive_cells": ADAPTIVE_CELL_COLUMNS,
+    "adaptive_rules": ADAPTIVE_RULE_COLUMNS, "folds": FOLD_COLUMNS, "oracle_k": ORACLE_K_COLUMNS,
+    "oracle_k_corr": ORACLE_K_CORR_COLUMNS,
+}
 # File kind -> the name the stage that writes it gives the file (the report finds inputs by these names).
 FILE_NAMES: dict[str, str] = {
     "per_query": "per_query.csv",
@@ -52,6 +78,13 @@ FILE_NAMES: dict[str, str] = {
     "significance": "significance.csv",
     "oracle": "oracle.csv",
     "oracle_cells": "oracle_cells.csv",
+    "adaptive": "adaptive.csv",
+    "adaptive_choices": "adaptive_choices.csv",
+    "adaptive_cells": "adaptive_cells.csv",
+    "adaptive_rules": "adaptive_rules.csv",
+    "folds": "folds.csv",
+    "oracle_k": "oracle_k.csv",
+    "oracle_k_corr": "oracle_k_corr.csv",
 }
 
 

@@ -1,5 +1,5 @@
 """The one reader and one writer of each tidy CSV kind (per_query, summary, significance, oracle,
-oracle_cells), with the same strict checks for all of them.
+oracle_cells, and repbench adapt's adaptive*, folds, oracle_k*), with the same strict checks for all.
 
 Reading checks the columns, integer K >= 1, finite numbers, booleans and one row per key; every error
 names the file, the CSV line (header = line 1) and what was expected. Writing refuses a table that the
@@ -19,9 +19,17 @@ import pandas as pd
 from repbench.errors import InputError, RepbenchError
 from repbench.io import atomic_write_csv
 from repbench.schema import (
+    ADAPTIVE_CELL_COLUMNS,
+    ADAPTIVE_CHOICE_COLUMNS,
+    ADAPTIVE_COLUMNS,
+    ADAPTIVE_RULE_COLUMNS,
+    FOLD_COLUMNS,
     ORACLE_CELL_COLUMNS,
     ORACLE_COLUMNS,
+    ORACLE_K_COLUMNS,
+    ORACLE_K_CORR_COLUMNS,
     PER_QUERY_COLUMNS,
+    SELECTORS,
     SIGNIFICANCE_COLUMNS,
     SUMMARY_COLUMNS,
 )
@@ -65,8 +73,18 @@ class Kind:
     counts: tuple[str, ...] = ()  # non-negative integers
     optional_k: tuple[str, ...] = ()  # positive integers or empty
     floats: tuple[str, ...] = ()  # finite numbers
+    optional_floats: tuple[str, ...] = ()  # finite numbers or empty (undefined, e.g. a correlation of a constant)
     bools: tuple[str, ...] = ()
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _adapt_kind(name: str, columns: tuple[str, ...], extra_key: tuple[str, ...], key_text: str, *,
+                choices: dict[str, tuple[str, ...]] | None = None, optional_k: tuple[str, ...] = (), **types
+                ) -> Kind:
+    """A repbench adapt table: keyed by group, option set (scope, fixed_k; fixed_k empty for the grid) and more."""
+    return Kind(name, columns, key=("dataset", "backbone", "encoder", "mode", "measure", "scope", "fixed_k")
+                + extra_key, key_text=key_text, describe=_describe_group, optional_k=("fixed_k",) + optional_k,
+                choices={"scope": ("kq", "kp", "grid"), **(choices or {})}, **types)
 
 
 KINDS: dict[str, Kind] = {
@@ -96,6 +114,33 @@ KINDS: dict[str, Kind] = {
         key=("dataset", "backbone", "encoder", "mode", "measure", "scope", "k_q", "k_p"),
         key_text="(group, scope, cell)", describe=_describe_group, k=("k_q", "k_p"), counts=("n_queries",),
         floats=("share",), choices={"scope": ("kq", "kp", "grid")}),
+    "adaptive": _adapt_kind(
+        "adaptive", ADAPTIVE_COLUMNS, ("selector",), "(group, scope, fixed K, selector)", optional_k=("probe_k",),
+        counts=("n", "n_folds", "seed"),
+        floats=("adaptive_mean", "adaptive_ci_low", "adaptive_ci_high", "oracle_mean", "oracle_ci_low",
+                "oracle_ci_high", "best_mean", "best_ci_low", "best_ci_high", "gain", "gain_ci_low",
+                "gain_ci_high", "p_value"),
+        optional_floats=("gap_closed", "p_adjusted"), bools=("significant",), choices={"selector": SELECTORS}),
+    "adaptive_choices": _adapt_kind(
+        "adaptive_choices", ADAPTIVE_CHOICE_COLUMNS, ("selector", "qid"), "(group, scope, selector, query)",
+        k=("k_q", "k_p", "oracle_k_q", "oracle_k_p"), counts=("fold",),
+        floats=("value", "oracle_value", "best_value")),
+    "adaptive_cells": _adapt_kind(
+        "adaptive_cells", ADAPTIVE_CELL_COLUMNS, ("selector", "k_q", "k_p"), "(group, scope, selector, cell)",
+        k=("k_q", "k_p"), counts=("n_queries",), floats=("share",)),
+    "adaptive_rules": _adapt_kind(
+        "adaptive_rules", ADAPTIVE_RULE_COLUMNS, ("selector", "fold"), "(group, scope, selector, fold)",
+        counts=("fold", "n_train")),
+    "oracle_k": _adapt_kind(
+        "oracle_k", ORACLE_K_COLUMNS, ("qid",), "(group, scope, fixed K, query)", k=("k_q", "k_p"),
+        counts=("n_best",), floats=("oracle_value", "difficulty"), optional_floats=("length",), bools=("all_tied",)),
+    "oracle_k_corr": _adapt_kind(
+        "oracle_k_corr", ORACLE_K_CORR_COLUMNS, ("target", "variable", "subset"),
+        "(group, scope, fixed K, target, variable, subset)", counts=("n",),
+        optional_floats=("rho", "ci_low", "ci_high", "p_value"),
+        choices={"target": ("k_q", "k_p"), "variable": ("difficulty", "length"), "subset": ("all", "informative")}),
+    "folds": Kind("folds", FOLD_COLUMNS, key=("dataset", "qid"), key_text="(dataset, query)",
+                  describe=lambda row: f"{row['dataset']}, query {row['qid']}", counts=("fold",)),
 }
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -152,6 +197,15 @@ def _parse(raw: pd.DataFrame, path, kind: Kind) -> pd.DataFrame:
             what = f"a finite numeric {col}" if _is_number(got) else f"a numeric {col!r}"
             raise InputError(path, int(lines[i]), f"expected {what} for {kind.describe(df.iloc[i])}; got {got!r}")
         df[col] = text.astype(np.float64)  # float() of each string: exact round trip of what was written
+    for col in kind.optional_floats:
+        text = df[col].str.strip()
+        value = pd.to_numeric(text.replace("", np.nan), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = (text != "").to_numpy() & ~np.isfinite(value)
+        if bad.any():
+            i = _first(bad)
+            raise InputError(path, int(lines[i]), f"expected empty or a finite numeric {col} for "
+                                                  f"{kind.describe(df.iloc[i])}; got {df[col].iat[i]!r}")
+        df[col] = value
     for col in kind.bools:
         low = df[col].str.strip().str.lower()
         bad = ~low.isin(_TRUE + _FALSE).to_numpy()
@@ -202,11 +256,12 @@ def _as_text(frame: pd.DataFrame, kind: Kind) -> pd.DataFrame:
     out = frame[list(kind.columns)].reset_index(drop=True)
     # A NaN float reads as "nan" (refused as not finite); None / pd.NA as an empty cell (an optional K).
     def text(v, optional: bool) -> str:
-        if v is None or v is pd.NA or (optional and isinstance(v, float) and np.isnan(v)):
+        if v is None or v is pd.NA or (optional and isinstance(v, float | np.floating) and np.isnan(v)):
             return ""
         return repr(float(v)) if isinstance(v, float) else str(v)
 
-    return pd.DataFrame({c: [text(v, c in kind.optional_k) for v in out[c]] for c in kind.columns}, dtype=str)
+    optional = set(kind.optional_k) | set(kind.optional_floats)
+    return pd.DataFrame({c: [text(v, c in optional) for v in out[c]] for c in kind.columns}, dtype=str)
 
 
 def write_table(path: str | os.PathLike, frame: pd.DataFrame, kind: str) -> Path:

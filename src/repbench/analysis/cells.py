@@ -1,0 +1,84 @@
+"""The oracle's option sets as value matrices: one [cells, queries] matrix per group and option set.
+
+Shared by the adaptive selectors and the optimal-K analyses so that both see exactly the cells, the
+cheapest-first order and the missing-query rule of analysis.oracle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from repbench.analysis.oracle import GROUP_KEYS, SCOPES, _scope_cell_sets, cell_cost, cell_name
+from repbench.analysis.perquery import align
+from repbench.errors import RepbenchError
+
+
+@dataclass
+class OptionSet:
+    ident: dict  # dataset, backbone, encoder, mode, measure
+    scope: str  # kq | kp | grid
+    fixed_k: int | None
+    cells: list[tuple[int, int]]  # cheapest first (oracle.TIE_RULE)
+    values: np.ndarray  # [cells, queries], float64
+    qids: list[str]  # sorted
+
+    @property
+    def best_fixed(self) -> int:
+        """Index of the best fixed cell on all queries (ties -> cheapest), as in oracle.oracle_of."""
+        return int(np.argmax(self.values.mean(axis=1)))
+
+    def cell_label(self, index: int) -> str:
+        return cell_name(*self.cells[index])
+
+
+def option_sets(
+    per_query: pd.DataFrame,
+    measure: str | None = "ndcg_cut_10",
+    scopes: Sequence[str] = SCOPES,
+    fixed_kq: Sequence[int] | None = None,
+    fixed_kp: Sequence[int] | None = None,
+    modes: Sequence[str] | None = None,
+    intersect: bool = False,
+) -> Iterator[OptionSet]:
+    """Every (group, option set) with two or more cells; queries missing from a cell score 0 unless
+    `intersect` (then only queries present in every cell of the group are kept). A grid holding the same
+    cells as a kq or kp set (only one K_p or K_q swept) is left out rather than analysed twice."""
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise RepbenchError(f"unknown oracle scope {scope!r}; expected one of {', '.join(SCOPES)}")
+    df = per_query
+    if measure is not None:
+        if measure not in set(df["measure"]):
+            raise RepbenchError(f"measure {measure!r} not in the per-query table; it has "
+                                f"{', '.join(sorted(set(df['measure'].astype(str))))}")
+        df = df[df["measure"] == measure]
+    if modes is not None:
+        unknown = sorted(set(modes) - set(df["mode"]))
+        if unknown:
+            raise RepbenchError(f"mode(s) {', '.join(unknown)} not in the per-query table")
+        df = df[df["mode"].isin(list(modes))]
+    for key, group in df.groupby(list(GROUP_KEYS), sort=True):
+        ident = dict(zip(GROUP_KEYS, key, strict=True))
+        tidy = pd.DataFrame({
+            "system": [cell_name(q, p) for q, p in zip(group["k_q"], group["k_p"], strict=True)],
+            "qid": group["qid"].astype(str).to_numpy(),
+            "value": group["value"].to_numpy(dtype=np.float64),
+        })
+        try:
+            aligned = align(tidy, intersect=intersect)
+        except RepbenchError as exc:
+            raise RepbenchError(f"{'/'.join(str(v) for v in key)}: {exc}") from None
+        cells = sorted({(int(q), int(p)) for q, p in zip(group["k_q"], group["k_p"], strict=True)}, key=cell_cost)
+        matrix = aligned.matrix.loc[[cell_name(*c) for c in cells]].to_numpy()
+        row_of = {c: i for i, c in enumerate(cells)}
+        qids = [str(q) for q in aligned.matrix.columns]
+        seen: set[tuple] = set()
+        for scope, fixed_k, option in _scope_cell_sets(cells, scopes, fixed_kq, fixed_kp):
+            if scope == "grid" and tuple(option) in seen:
+                continue  # one K_p (or K_q) swept: the grid is the kq (kp) set again
+            seen.add(tuple(option))
+            yield OptionSet(ident, scope, fixed_k, list(option), matrix[[row_of[c] for c in option]], qids)

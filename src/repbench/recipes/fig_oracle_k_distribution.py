@@ -1,0 +1,14 @@
+"""Figure: distribution of the optimal K_q per query (oracle pick, cheapest cell on ties)."""
+
+from pathlib import Path
+
+from repbench.report import adaptive, inputs, style
+
+KIND, SECTION, TITLE = "figure", "Oracle K", "Distribution of the optimal K per query"
+INPUTS = ("oracle_k",)
+
+
+def run(results: Path, out: Path) -> list[Path]:
+    table = inputs.require(inputs.load_csv_kind(results, "oracle_k"), "oracle_k", results)
+    fig, caption = adaptive.optimal_k_distribution(table)
+    return style.save_figure(fig, out, "fig_oracle_k_distribution", caption)
