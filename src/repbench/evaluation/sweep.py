@@ -197,10 +197,14 @@ def run_sweep(
     times_file = out / "encoding_times.json"
     times: dict[str, dict] = json.loads(times_file.read_text()) if times_file.exists() else {}
 
+    def stem_for(side: str, k: int) -> Path:
+        ids, texts = (qids, qtexts) if side == "query" else (collection.corpus_ids, collection.corpus_texts)
+        return cache.stem(config.backbone, config.encoder, side, k, config.max_length, rows_hash(ids, texts),
+                          **encoding_options)
+
     def reps_for(side: str, k: int) -> Representations:
         ids, texts = (qids, qtexts) if side == "query" else (collection.corpus_ids, collection.corpus_texts)
-        stem = cache.stem(config.backbone, config.encoder, side, k, config.max_length, rows_hash(ids, texts),
-                          **encoding_options)
+        stem = stem_for(side, k)
         cached = cache.get(stem, ids)
         if cached is not None:
             return cached
@@ -248,20 +252,20 @@ def run_sweep(
     summary = summarize(per_query, by=list(schema.SUMMARY_COLUMNS[:7]))[list(schema.SUMMARY_COLUMNS)]
     write_per_query(out / "per_query.csv", per_query)
     write_summary(out / "summary.csv", summary)
-    _write_signals(out, cache, collection, config, qfp, dfp)
+    _write_signals(out, collection, config, stem_for)
     _write_metadata(out, collection, config, family, times, cells)
     return per_query
 
 
-def _write_signals(out: Path, cache: RepCache, collection: Collection, config: SweepConfig, qfp: str,
-                   dfp: str) -> None:
+def _write_signals(out: Path, collection: Collection, config: SweepConfig,
+                   stem_for: Callable[[str, int], Path]) -> None:
     """out/signals.csv from the cached encodings' signal files (query side at every K_q, passage side at
     every K_p); encodings cached without signals (an older cache, or an encoder that reports none) are
     left out with a warning."""
     frames, lacking = [], []
-    for side, ks, fp in (("query", config.kq, qfp), ("passage", config.kp, dfp)):
+    for side, ks in (("query", config.kq), ("passage", config.kp)):
         for k in ks:
-            path = signals_path(cache.stem(config.backbone, config.encoder, side, k, config.max_length, fp))
+            path = signals_path(stem_for(side, k))
             if path.is_file():
                 frames.append(read_signals(path).assign(dataset=collection.name))
             else:
