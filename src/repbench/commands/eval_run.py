@@ -1,44 +1,58 @@
-"""`repbench eval-run RUN QRELS`: score any TREC run file, printed in trec_eval's layout or as CSV.
+"""`repbench eval-run RUN QRELS`: score any TREC run file, printed as trec_eval 10 prints it, or as CSV.
 
-Example: repbench eval-run results/adi/runs/x.trec ../shared/data/adi/qrels/test.tsv --per-query
+Options follow trec_eval's: -q, -c, -M N, -l N, and -m repeated, each one measure in trec_eval's syntax
+(P.5,7,3, ndcg_cut.10,20, utility.2,-1,0,0, ndcg.1=3,2=9, all_trec). Note the argument order: run, then
+qrels (trec_eval takes qrels first).
+
+Example: repbench eval-run results/adi/runs/x.trec ../shared/data/adi/qrels/test.tsv -q -m all_trec
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
-from repbench.evaluation.metrics import DEFAULT_MEASURES, MissingQueriesWarning, evaluate, format_trec_eval
-from repbench.evaluation.trec import read_qrels, read_run
+from repbench.evaluation.metrics import DEFAULT_MEASURES, summarize
+from repbench.evaluation.trec import read_qrels, read_run_with_id
+from repbench.evaluation.trec_eval_text import trec_eval
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="TREC run file: qid Q0 docid rank score tag (rank ignored, as trec_eval)")
     parser.add_argument("qrels", help="TREC qrels (qid iter docid grade) or BEIR TSV (with header)")
-    parser.add_argument("--measures", nargs="+", default=list(DEFAULT_MEASURES),
-                        help="trec_eval measure names (comma or space separated); recip_rank_<N> is MRR@N "
-                             f"(default: {' '.join(DEFAULT_MEASURES)})")
-    parser.add_argument("--per-query", action="store_true", help="one line per measure and query, then 'all'")
-    parser.add_argument("--format", choices=("trec", "csv"), default="trec",
-                        help="trec: 'measure<TAB>qid<TAB>value' as trec_eval prints; csv: a qid,measure,value table")
-    parser.add_argument("--relevance-level", type=int, default=1,
+    parser.add_argument("-m", "--measure", action="append", default=[], metavar="MEASURE",
+                        help="one measure per flag, repeatable, in trec_eval's syntax: map, P.5,7,3, ndcg_cut.10,20, "
+                             "utility.2,-1,0,0, ndcg.1=3,2=9,4=4.5, official, all_trec; also ndcg_cut_10 and "
+                             "recip_rank_<N> (MRR@N)")
+    parser.add_argument("--measures", nargs="+", default=[],
+                        help="measure names, comma or space separated (no parametrised measures: use -m); "
+                             f"default without -m: num_q {' '.join(DEFAULT_MEASURES)}")
+    parser.add_argument("-q", "--per-query", action="store_true", help="one line per measure and query, then 'all'")
+    parser.add_argument("-c", "--complete", action="store_true",
+                        help="average over every qrels query, a judged query missing from the run scoring 0 "
+                             "(trec_eval -c; what `repbench evaluate` does); default: over the judged queries "
+                             "the run retrieved for, as trec_eval")
+    parser.add_argument("-M", "--max-docs", type=int, default=None, metavar="N",
+                        help="evaluate only each query's top N documents in trec_eval order (trec_eval -M)")
+    parser.add_argument("-l", "--relevance-level", type=int, default=1,
                         help="minimum grade counted relevant by binary measures (default 1; 2 for TREC DL MRR)")
+    parser.add_argument("--format", choices=("trec", "csv"), default="trec",
+                        help="trec: 'measure<TAB>qid<TAB>value' as trec_eval prints; csv: qid,measure,value "
+                             "(with -q) or measure,mean,n where mean is trec_eval's 'all' value")
 
 
 def run(args: argparse.Namespace) -> int:
-    measures = [m for item in args.measures for m in item.split(",") if m]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MissingQueriesWarning)
-        table = evaluate(read_run(args.run), read_qrels(args.qrels), measures, relevance_level=args.relevance_level)
-    for w in caught:
-        print(f"repbench eval-run: warning: {w.message}", file=sys.stderr)
+    measures = [*args.measure, *(m for item in args.measures for m in item.split(",") if m)]
+    if not measures:
+        measures = ["num_q", *DEFAULT_MEASURES]
+    run_, run_id = read_run_with_id(args.run)
+    text, table, notes = trec_eval(run_, read_qrels(args.qrels), measures, run_id=run_id, per_query=args.per_query,
+                                   complete=args.complete, max_docs=args.max_docs,
+                                   relevance_level=args.relevance_level)
+    for note in notes:
+        print(f"repbench eval-run: warning: {note}", file=sys.stderr)
     if args.format == "csv":
-        if args.per_query:
-            sys.stdout.write(table.to_csv(index=False))
-        else:
-            means = table.groupby("measure", sort=False)["value"].agg(mean="mean", n="count").reset_index()
-            sys.stdout.write(means.to_csv(index=False))
+        sys.stdout.write(table.to_csv(index=False) if args.per_query else summarize(table).to_csv(index=False))
     else:
-        sys.stdout.write(format_trec_eval(table, per_query_rows=args.per_query))
+        sys.stdout.write(text)
     return 0

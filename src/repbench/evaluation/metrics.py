@@ -1,47 +1,97 @@
-"""Per-query effectiveness with pytrec_eval (the terrier fork), over the complete qrels query set.
+"""Per-query effectiveness with pytrec_eval (the terrier fork), and trec_eval's rule for the "all" value.
 
-Measure names are trec_eval's output names (``ndcg_cut_10``, ``recall_1000``, ``P_10``, ``map``,
-``recip_rank``). ``recip_rank_<N>`` is the one addition: reciprocal rank on the run cut to its top N in
-trec_eval order, i.e. MRR@N as the paper computes it (method-spec §6.5).
+Measure names and syntax are trec_eval's (repbench.evaluation.measures): ``ndcg_cut_10`` or
+``ndcg_cut.10,20``, ``P.5,7,3``, ``map``, ``utility.2,-1,0,0``, ``all_trec``; ``recip_rank_<N>`` is
+reciprocal rank on the run cut to its top N in trec_eval order, i.e. MRR@N (method-spec §6.5).
 
-Every qrels query gets a value for every measure. A judged query with no retrieved documents scores 0
-(trec_eval ``-c``, the MS MARCO convention) and is counted in a warning; run queries without judgements
-are ignored, as trec_eval ignores them.
+Which queries get rows: with `complete` (the default, trec_eval ``-c``, the MS MARCO convention) every
+qrels query, a judged query with no retrieved documents scoring 0 on every measure but ``num_rel`` (its
+true count, as trec_eval prints it); without, only the judged queries the run retrieved for (trec_eval's
+default). Either way judged queries missing from the run are counted in a warning, and run queries
+without judgements are ignored, as trec_eval ignores them.
 """
 
 from __future__ import annotations
 
-import re
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
-import pytrec_eval
+
+# The C extension itself: pytrec_eval's Python wrapper rewrites measure strings with a regex that cuts
+# "utility.2,-1,0,0" to "utility.2" and "ndcg.1=3,2=9" to "ndcg.1" (which crashes the interpreter).
+from pytrec_eval_ext import RelevanceEvaluator
 
 from repbench.errors import RepbenchError
+from repbench.evaluation.measures import COUNTS, GEOMETRIC, MIN_GEO_MEAN, Measure, resolve
 from repbench.evaluation.trec import trec_order
 
 DEFAULT_MEASURES: tuple[str, ...] = ("ndcg_cut_10", "recip_rank_10", "recall_100", "recall_1000")
 
-_CUTOFF_RR = re.compile(r"^recip_rank_(\d+)$")
-
 
 class MissingQueriesWarning(UserWarning):
-    """Judged queries absent from a run; they were scored 0."""
+    """Judged queries absent from a run (scored 0 with `complete`, left out without)."""
 
 
-def _pytrec_measure(name: str) -> str:
-    """trec_eval output name -> pytrec_eval request ("ndcg_cut_10" -> "ndcg_cut.10", "map" -> "map")."""
-    if name in pytrec_eval.supported_measures:
-        return name
-    # The longest supported base wins ("map_cut_10" is map_cut + 10, not map + cut_10).
-    for base in sorted(pytrec_eval.supported_measures, key=len, reverse=True):
-        if name.startswith(base + "_") and len(name) > len(base) + 1:
-            return f"{base}.{name[len(base) + 1:]}"
-    raise RepbenchError(
-        f"unknown measure {name!r}; use trec_eval names such as ndcg_cut_10, recall_1000, P_10, map, "
-        "recip_rank, or recip_rank_<N> for MRR@N"
-    )
+def _plain_qrels(qrels: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    # pytrec_eval drops queries with no judgements; so does this, so both agree on the query set.
+    plain = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items() if docs}
+    if not plain:
+        raise RepbenchError("the qrels hold no judgements")
+    return plain
+
+
+def _judged_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, object]) -> dict:
+    """The run's judged, non-empty queries, handed to pytrec_eval without copying each query's docs.
+
+    Copying 7 million (doc, score) pairs into fresh dicts cost as much as the evaluation itself; a query's
+    docs are copied only when they are not a plain dict.
+    """
+    out = {}
+    for q, docs in run.items():
+        q = q if type(q) is str else str(q)
+        if q in qrels and docs:
+            out[q] = docs if type(docs) is dict else dict(docs)
+    return out
+
+
+def _plain_run(run: Mapping[str, Mapping[object, object]]) -> dict[str, dict[str, float]]:
+    try:
+        return {q: {str(d): float(s) for d, s in docs.items()} for q, docs in run.items()}
+    except (TypeError, ValueError) as exc:
+        raise RepbenchError(f"run scores must be numbers: {exc}") from None
+
+
+def _pytrec(qrels: dict, requests: set[str], run: dict, relevance_level: int) -> dict[str, dict[str, float]]:
+    if not run:
+        return {}
+    evaluator = RelevanceEvaluator(query_relevance=qrels, measures=requests, relevance_level=relevance_level,
+                                   judged_docs_only_flag=False)
+    try:
+        return evaluator.evaluate(run)
+    except TypeError:  # ids that are not str or scores that are not float/int: convert and retry
+        return evaluator.evaluate(_plain_run(run))
+
+
+def _passes(measures: Sequence[Measure]) -> list[list[Measure]]:
+    """Split the requests so that no pytrec_eval call gets one base twice (ndcg and ndcg.1=3)."""
+    passes: list[list[Measure]] = []
+    for m in measures:
+        for p in passes:
+            if all(o.request == m.request or o.base != m.base for o in p):
+                p.append(m)
+                break
+        else:
+            passes.append([m])
+    return passes
+
+
+def _as_measures(measures: Sequence[str | Measure]) -> list[Measure]:
+    if measures and all(isinstance(m, Measure) for m in measures):
+        return list(measures)  # type: ignore[arg-type]
+    return resolve([str(m) for m in measures], text=False)
 
 
 def _truncate(run: Mapping[str, Mapping[str, float]], depth: int) -> dict[str, dict[str, float]]:
@@ -51,84 +101,102 @@ def _truncate(run: Mapping[str, Mapping[str, float]], depth: int) -> dict[str, d
 def evaluate(
     run: Mapping[str, Mapping[str, float]],
     qrels: Mapping[str, Mapping[str, int]],
-    measures: Sequence[str] = DEFAULT_MEASURES,
+    measures: Sequence[str | Measure] = DEFAULT_MEASURES,
     relevance_level: int = 1,
+    *,
+    complete: bool = True,
+    max_docs: int | None = None,
 ) -> pd.DataFrame:
     """Per-query values: a tidy frame with columns qid, measure, value.
 
-    Rows come in qrels query order, then the order of `measures`. `relevance_level` is the minimum grade
-    counted as relevant by binary measures (recall, recip_rank, P); nDCG uses the graded gains as they are.
+    Rows come in qrels query order, then measure order (as requested, nicknames expanded). Measures are
+    trec_eval specs or resolved `Measure`s; the text measures (runid, relstring) and num_q are printed by
+    repbench.evaluation.trec_eval_text, not computed here. `relevance_level` is the minimum grade counted
+    relevant by binary measures (trec_eval ``-l``); nDCG uses the graded gains. `max_docs` keeps each
+    query's top N in trec_eval order (trec_eval ``-M``). ``gm_map``/``gm_bpref`` per query are the AP/bpref
+    floored at 1e-5 (trec_eval's MIN_GEO_MEAN); `aggregate` turns them into the geometric mean.
     """
-    measures = list(dict.fromkeys(measures))
-    if not measures:
+    resolved = _as_measures(measures)
+    if not resolved:
         raise RepbenchError("no measures requested")
-    qrels_plain = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items()}
-    if not qrels_plain:
-        raise RepbenchError("the qrels hold no judgements")
-    # Only judged queries matter, and pytrec_eval skips queries with no documents anyway.
-    run_plain = {
-        str(q): {str(d): float(s) for d, s in docs.items()}
-        for q, docs in run.items()
-        if str(q) in qrels_plain and docs
-    }
-    missing = [q for q in qrels_plain if q not in run_plain]
+    if max_docs is not None and max_docs < 1:
+        raise RepbenchError(f"max docs per query must be a positive integer, got {max_docs}")
+    qrels_plain = _plain_qrels(qrels)
+    judged = _judged_run(run, qrels_plain)
+    if max_docs is not None:
+        judged = _truncate(judged, max_docs)
+    missing = [q for q in qrels_plain if q not in judged]
     if missing:
+        fate = "score 0" if complete else "are left out of the average (complete=True / -c scores them 0)"
         warnings.warn(
-            f"{len(missing)} of {len(qrels_plain)} judged queries have no retrieved documents and score 0 "
+            f"{len(missing)} of {len(qrels_plain)} judged queries have no retrieved documents and {fate} "
             f"(e.g. {', '.join(missing[:5])})",
             MissingQueriesWarning,
             stacklevel=2,
         )
 
-    # One evaluator per run variant: the full run, and one truncated copy per MRR@N cutoff.
-    groups: dict[int | None, list[str]] = {}
-    for name in measures:
-        m = _CUTOFF_RR.match(name)
-        groups.setdefault(int(m.group(1)) if m else None, []).append(name)
-    values: dict[str, dict[str, float]] = {}
-    for cutoff, names in groups.items():
-        variant = run_plain if cutoff is None else _truncate(run_plain, cutoff)
-        requests = ["recip_rank"] if cutoff is not None else [_pytrec_measure(n) for n in names]
-        evaluator = pytrec_eval.RelevanceEvaluator(qrels_plain, set(requests), relevance_level=relevance_level)
-        result = evaluator.evaluate(variant)
-        for qid, per in result.items():
-            row = values.setdefault(qid, {})
-            if cutoff is not None:
-                for n in names:
-                    row[n] = per["recip_rank"]
-            else:
-                for n in names:
-                    if n not in per:
-                        raise RepbenchError(f"pytrec_eval returned no value for measure {n!r}")
-                    row[n] = per[n]
-    rows = [
-        (qid, name, float(values.get(qid, {}).get(name, 0.0)))
-        for qid in qrels_plain
-        for name in measures
-    ]
-    return pd.DataFrame(rows, columns=["qid", "measure", "value"])
+    columns: dict[str, dict[str, float]] = {}
+    for group in _passes(resolved):
+        result = _pytrec(qrels_plain, {m.request for m in group if m.request}, judged, relevance_level)
+        for m in group:
+            try:
+                col = {q: per[m.key] for q, per in result.items()}
+            except KeyError:
+                raise RepbenchError(f"pytrec_eval returned no value for measure {m.name!r}") from None
+            if m.cutoff is not None:
+                # MRR@N from the full ranking: the first relevant doc is within the top N iff 1/rank >= 1/N,
+                # exactly the recip_rank of the run cut to N in trec_eval order.
+                floor = 1.0 / m.cutoff
+                col = {q: (v if v >= floor else 0.0) for q, v in col.items()}
+            elif m.name in GEOMETRIC:
+                col = {q: math.exp(v) for q, v in col.items()}  # pytrec_eval holds log(max(x, 1e-5))
+            columns[m.name] = col
+    if complete and missing and "num_rel" in columns:
+        columns["num_rel"].update(_num_rel(qrels_plain, missing, relevance_level))
+
+    qids = list(qrels_plain) if complete else [q for q in qrels_plain if q in judged]
+    names = [m.name for m in resolved]
+    values = [columns[n].get(q, 0.0) for q in qids for n in names]
+    return pd.DataFrame({"qid": np.repeat(np.array(qids, dtype=object), len(names)),
+                         "measure": names * len(qids), "value": np.asarray(values, dtype=float)})
+
+
+def _num_rel(qrels: dict[str, dict[str, int]], qids: list[str], relevance_level: int) -> dict[str, float]:
+    """num_rel of judged queries the run lacks, as trec_eval -c prints it: from pytrec_eval, on a
+    one-document placeholder ranking (num_rel does not depend on the ranking)."""
+    placeholder = "\x00repbench-placeholder"
+    sub = {q: qrels[q] for q in qids}
+    result = _pytrec(sub, {"num_rel"}, {q: {placeholder: 0.0} for q in qids}, relevance_level)
+    return {q: per["num_rel"] for q, per in result.items()}
+
+
+def aggregate(values: Sequence[float] | np.ndarray, measure: str) -> float:
+    """trec_eval's "all" value of one measure over the given queries.
+
+    Counts (num_ret, num_rel, num_rel_ret, num_nonrel_judged_ret) are summed; gm_map and gm_bpref are the
+    geometric mean of the per-query values floored at 1e-5, exp(mean(log(max(v, 1e-5)))), trec_eval's
+    formula (meas_avg.c), so a query scoring 0 counts as 1e-5; everything else is the arithmetic mean.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        raise RepbenchError(f"no queries to average {measure!r} over")
+    if measure in COUNTS:
+        return float(v.sum())
+    if measure in GEOMETRIC:
+        return float(np.exp(np.mean(np.log(np.maximum(v, MIN_GEO_MEAN)))))
+    return float(v.mean())
 
 
 def summarize(per_query: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
-    """Mean and query count per measure (and per the `by` columns), in first-seen order."""
+    """trec_eval's "all" value (`aggregate`: mean; geometric mean for gm_*; sum for counts) as column
+    `mean`, and the query count `n`, per measure (and per the `by` columns), in first-seen order."""
     keys = [*by, "measure"]
-    out = per_query.groupby(keys, sort=False)["value"].agg(mean="mean", n="count").reset_index()
-    return out
-
-
-def format_trec_eval(per_query: pd.DataFrame, per_query_rows: bool = False, decimals: int = 4) -> str:
-    """trec_eval's text layout: ``measure<TAB>qid<TAB>value``, measure padded to 22 characters.
-
-    With `per_query_rows`, each query's rows come first (as ``trec_eval -q``), then the ``all`` rows,
-    whose value is the mean over every qrels query (missing ones counted as 0, as ``trec_eval -c``).
-    """
-    lines: list[str] = []
-    measures = list(dict.fromkeys(per_query["measure"]))
-    if per_query_rows:
-        for row in per_query.itertuples(index=False):
-            lines.append(f"{row.measure:<22}\t{row.qid}\t{row.value:.{decimals}f}")
-    lines.append(f"{'num_q':<22}\tall\t{per_query['qid'].nunique()}")
-    means = per_query.groupby("measure", sort=False)["value"].mean()
-    for name in measures:
-        lines.append(f"{name:<22}\tall\t{means[name]:.{decimals}f}")
-    return "\n".join(lines) + "\n"
+    geo = per_query["measure"].isin(GEOMETRIC)
+    work = per_query
+    if geo.any():
+        logs = np.log(np.maximum(per_query["value"].to_numpy(dtype=float), MIN_GEO_MEAN))
+        work = per_query.assign(value=np.where(geo, logs, per_query["value"]))
+    out = work.groupby(keys, sort=False)["value"].agg(mean="mean", total="sum", n="count").reset_index()
+    is_geo, is_count = out["measure"].isin(GEOMETRIC), out["measure"].isin(COUNTS)
+    out["mean"] = np.where(is_geo, np.exp(out["mean"]), np.where(is_count, out["total"], out["mean"]))
+    return out.drop(columns="total")

@@ -44,7 +44,13 @@ def read_run(path: str | os.PathLike) -> Run:
     Refuses (InputError naming file and line): a line with fewer than six fields, a score that is not a
     finite number, and a doc id repeated within one query.
     """
+    return read_run_with_id(path)[0]
+
+
+def read_run_with_id(path: str | os.PathLike) -> tuple[Run, str]:
+    """`read_run`, and the run id trec_eval prints as ``runid``: the tag of the file's last line."""
     run: Run = {}
+    run_id = ""
     first_seen: dict[tuple[str, str], int] = {}
     for lineno, fields in _lines(path):
         if len(fields) < 6:
@@ -67,7 +73,8 @@ def read_run(path: str | os.PathLike) -> Run:
             )
         first_seen[key] = lineno
         run.setdefault(qid, {})[docid] = score
-    return run
+        run_id = fields[5]
+    return run, run_id
 
 
 def _parse_grade(path: str | os.PathLike, lineno: int, text: str, column: int) -> int:
