@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from shared_data import DATA, require_data
 
 from repbench.cli import main
@@ -20,24 +21,35 @@ def test_eval_run_prints_trec_eval_layout(capsys):
                "--per-query"])
     assert rc == 0
     ours = capsys.readouterr().out.splitlines()
-    ref = [ln for ln in (TE / "out.test.aq").read_text().splitlines()
-           if ln.split("\t")[0].strip() in {*measures, "num_q"}]
-    assert sorted(ours) == sorted(ref)
+    # trec_eval's order (map, recip_rank, P_10, ndcg_cut_10 per query), and no num_q unless asked for
+    ref = [ln for ln in (TE / "out.test.aq").read_text().splitlines() if ln.split("\t")[0].strip() in measures]
+    assert ours == ref
+    assert main(["eval-run", str(TE / "results.test"), str(TE / "qrels.test")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "num_q                 \tall\t3"  # the default set has it
 
 
 def test_eval_run_csv_and_missing_query_warning(capsys):
     need_te()
-    rc = main(["eval-run", str(TE / "results.trunc"), str(TE / "qrels.test"), "--measures", "recall_1000",
-               "--format", "csv", "--per-query"])
-    assert rc == 0
+    argv = ["eval-run", str(TE / "results.trunc"), str(TE / "qrels.test"), "-m", "recall_1000", "-m", "num_rel",
+            "--format", "csv", "-q"]
+    assert main([*argv, "-c"]) == 0
     captured = capsys.readouterr()
-    # out.test.aqc (trec_eval -c): 301 0.1498, 302 0 (absent from the run), 303 0.6000
+    # out.test.aqc (trec_eval -c): 301 0.1498, 302 0 (absent from the run) with its 77 relevant, 303 0.6000
     lines = captured.out.splitlines()
     assert lines[0] == "qid,measure,value"
-    values = {ln.split(",")[0]: float(ln.split(",")[2]) for ln in lines[1:]}
-    assert values["302"] == 0.0
-    assert round(values["301"], 4) == 0.1498 and round(values["303"], 4) == 0.6
-    assert "1 of 3 judged queries have no retrieved documents" in captured.err
+    values = {tuple(ln.split(",")[:2]): float(ln.split(",")[2]) for ln in lines[1:]}
+    assert values[("302", "recall_1000")] == 0.0 and values[("302", "num_rel")] == 77
+    assert round(values[("301", "recall_1000")], 4) == 0.1498 and round(values[("303", "recall_1000")], 4) == 0.6
+    assert "1 of 3 judged queries have no retrieved documents and score 0" in captured.err
+    # trec_eval's default: 302 is left out, of the rows and of the average (recall (0.1498 + 0.6) / 2)
+    assert main(argv[:-1]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == "measure,mean,n"
+    summary = {ln.split(",")[0]: (float(ln.split(",")[1]), int(ln.split(",")[2])) for ln in lines[1:]}
+    assert summary["num_rel"] == (474 + 10, 2)  # a count: summed, as trec_eval's "all"
+    assert summary["recall_1000"][0] == pytest.approx((0.1498 + 0.6) / 2, abs=1e-4)
+    assert "are left out of the average" in captured.err
 
 
 def test_eval_run_bad_file_exits_2_with_location(tmp_path, capsys):

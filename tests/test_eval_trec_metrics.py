@@ -13,10 +13,10 @@ from repbench.evaluation.metrics import (
     DEFAULT_MEASURES,
     MissingQueriesWarning,
     evaluate,
-    format_trec_eval,
     summarize,
 )
 from repbench.evaluation.trec import read_qrels, read_run, round_scores, trec_order, write_run
+from repbench.evaluation.trec_eval_text import format_trec_eval
 
 TREC_EVAL = DATA / "trec_eval_test"
 
