@@ -89,9 +89,12 @@ def _passes(measures: Sequence[Measure]) -> list[list[Measure]]:
 
 
 def _as_measures(measures: Sequence[str | Measure]) -> list[Measure]:
-    if measures and all(isinstance(m, Measure) for m in measures):
-        return list(measures)  # type: ignore[arg-type]
-    return resolve([str(m) for m in measures], text=False)
+    resolved = [m for m in measures if isinstance(m, Measure)]
+    if not resolved:
+        return resolve([str(m) for m in measures], text=False)
+    if len(resolved) != len(measures):
+        raise RepbenchError("measures must be all trec_eval specs or all resolved Measure objects")
+    return resolved
 
 
 def _truncate(run: Mapping[str, Mapping[str, float]], depth: int) -> dict[str, dict[str, float]]:

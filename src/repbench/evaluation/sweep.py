@@ -286,7 +286,7 @@ def _score_cell(collection: Collection, config: SweepConfig, family: str, vocab_
     frames = []
     for mode in modes:
         system = system_name(config.backbone, config.encoder, kq, kp, mode)
-        # Evaluate exactly what is written, so `repbench eval-run` on the file reproduces these numbers.
+        # Evaluate exactly what is written, so `repbench eval-run -c` on the file reproduces these numbers.
         run = round_scores(runs[mode])
         write_run(out / "runs" / run_file_name(system), run, tag=mode)
         with warnings.catch_warnings():
