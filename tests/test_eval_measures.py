@@ -121,6 +121,13 @@ def test_runs_that_are_not_plain_dicts_give_the_same_values():
         assert got.equals(expect)
     with pytest.raises(RepbenchError, match="run scores must be numbers"):
         evaluate({"q1": {"d1": "high"}}, qrels, ["map"])
+    # qrels likewise: numpy grades, int doc ids and a non-dict mapping are converted, not refused
+    import numpy as np
+
+    odd_qrels = {"q1": _Frozen({"d2": np.int64(1), "d3": 2}), "q2": {"d4": np.int32(1)}}
+    assert evaluate(run, odd_qrels, ["map", "P_5"]).equals(plain)
+    with pytest.raises(RepbenchError, match="qrels grades must be integers"):
+        evaluate(run, {"q1": {"d2": "yes"}}, ["map"])
 
 
 def test_without_complete_only_the_runs_judged_queries_count():

@@ -36,8 +36,14 @@ class MissingQueriesWarning(UserWarning):
 
 
 def _plain_qrels(qrels: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
-    # pytrec_eval drops queries with no judgements; so does this, so both agree on the query set.
-    plain = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items() if docs}
+    """{str: {str: int}}, always copied: pytrec_eval must never refuse qrels, because its constructor's
+    error path frees the qrels dict one reference early (RelevanceEvaluator_init decrefs it, then
+    dealloc decrefs it again), corrupting memory. The copy is ~1% of an evaluation."""
+    try:
+        # pytrec_eval drops queries with no judgements; so does this, so both agree on the query set.
+        plain = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items() if docs}
+    except (TypeError, ValueError) as exc:
+        raise RepbenchError(f"qrels grades must be integers: {exc}") from None
     if not plain:
         raise RepbenchError("the qrels hold no judgements")
     return plain
@@ -71,7 +77,9 @@ def _pytrec(qrels: dict, requests: set[str], run: dict, relevance_level: int) ->
                                    judged_docs_only_flag=False)
     try:
         return evaluator.evaluate(run)
-    except TypeError:  # ids that are not str or scores that are not float/int: convert and retry
+    except TypeError:
+        # Doc ids that are not str or scores that are not float/int: convert and retry. (evaluate's
+        # error path, unlike the constructor's, only leaks the part of the run it had copied.)
         return evaluator.evaluate(_plain_run(run))
 
 
@@ -159,9 +167,13 @@ def evaluate(
 
     qids = list(qrels_plain) if complete else [q for q in qrels_plain if q in judged]
     names = [m.name for m in resolved]
-    values = [columns[n].get(q, 0.0) for q in qids for n in names]
+    # One array per measure, then interleaved: rows go query by query, measures within each.
+    values = np.empty((len(qids), len(names)), dtype=float)
+    for j, n in enumerate(names):
+        col = columns[n]
+        values[:, j] = [col.get(q, 0.0) for q in qids]
     return pd.DataFrame({"qid": np.repeat(np.array(qids, dtype=object), len(names)),
-                         "measure": names * len(qids), "value": np.asarray(values, dtype=float)})
+                         "measure": names * len(qids), "value": values.ravel()})
 
 
 def _num_rel(qrels: dict[str, dict[str, int]], qids: list[str], relevance_level: int) -> dict[str, float]:
