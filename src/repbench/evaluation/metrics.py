@@ -26,7 +26,7 @@ from pytrec_eval_ext import RelevanceEvaluator
 
 from repbench.errors import RepbenchError
 from repbench.evaluation.measures import COUNTS, GEOMETRIC, MIN_GEO_MEAN, Measure, resolve
-from repbench.evaluation.trec import trec_order
+from repbench.retrieval.ranking import trec_order
 
 DEFAULT_MEASURES: tuple[str, ...] = ("ndcg_cut_10", "recip_rank_10", "recall_100", "recall_1000")
 

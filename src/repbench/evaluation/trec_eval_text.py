@@ -15,7 +15,8 @@ import pandas as pd
 from repbench.errors import RepbenchError
 from repbench.evaluation.measures import COUNTS, GEOMETRIC, ORDER, base_of, resolve
 from repbench.evaluation.metrics import MissingQueriesWarning, aggregate, evaluate
-from repbench.evaluation.trec import Qrels, Run, trec_order
+from repbench.evaluation.trec import Qrels, Run
+from repbench.retrieval.ranking import trec_order
 
 
 def relstring(docs: Mapping[str, float], judged: Mapping[str, int], depth: int) -> str:
