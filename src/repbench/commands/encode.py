@@ -7,6 +7,7 @@ import time
 
 from repbench.encoders.options import READOUTS
 from repbench.encoders.registry import ENCODERS, check
+from repbench.engines import add_engine_arguments
 
 
 def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,20 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readout", choices=READOUTS, default="paper")
     parser.add_argument("--denoise-steps", type=int, default=1)
     parser.add_argument("--early-stop", action="store_true", help="sequential: stop when every row closed")
+    add_engine_arguments(parser)
 
 
-def load_from_args(args: argparse.Namespace):
-    from repbench.backbones import load_backbone
-    from repbench.backbones.loading import resolve_device
+def backbone_request(args: argparse.Namespace):
+    from repbench.engines import BackboneRequest
 
-    device = str(resolve_device(args.device))
-    dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
-    return load_backbone(args.backbone, device=device, dtype=dtype, attn=args.attn, path=args.model_path)
+    return BackboneRequest(args.backbone, device=args.device, dtype=args.dtype, attn=args.attn, path=args.model_path)
 
 
 def run(args: argparse.Namespace) -> int:
-    from repbench.encoders import EncodeOptions, default_encoder, encode
+    from repbench.backbones import get_spec
+    from repbench.encoders import EncodeOptions, default_encoder
     from repbench.encoders.store import encode_sharded
+    from repbench.engines import worker_pool
     from repbench.errors import RepbenchError
     from repbench.io import read_texts_jsonl
     from repbench.telemetry.environment import result_header
@@ -62,29 +63,33 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.shard_index < args.num_shards:
         raise RepbenchError(f"--shard-index must be in [0, {args.num_shards}), got {args.shard_index}")
     ids, texts = read_texts_jsonl(args.input)  # validates every line before anything is written
-    bb = load_from_args(args)
-    encoder = args.encoder or default_encoder(bb.spec.family)
-    config = {
-        "input": str(args.input), "backbone": bb.spec.name, "encoder": encoder, "k": args.k, "side": args.side,
-        "max_length": args.max_length, "readout": args.readout, "denoise_steps": args.denoise_steps,
-        "early_stop": args.early_stop, "dtype": str(bb.dtype).removeprefix("torch."), "attn": bb.attn,
-        # Padding and kernels differ with the batch and the device: both can change the stored bits.
-        "batch_size": args.batch_size, "device_type": str(bb.device).split(":")[0],
-    }
-
+    spec = get_spec(args.backbone)
+    encoder = args.encoder or default_encoder(spec.family)
     opts = EncodeOptions(k=args.k, side=args.side, batch_size=args.batch_size, max_length=args.max_length,
                          readout=args.readout, denoise_steps=args.denoise_steps, early_stop=args.early_stop)
-    check(encoder, opts, bb.mask_token_id, bb.spec.name)  # refuse before the output directory is made
-
-    def encode_fn(chunk_ids: list[str], chunk_texts: list[str]):
-        return encode(bb, chunk_texts, ids=chunk_ids, encoder=encoder, options=opts)
-
+    check(encoder, opts, spec.mask_token_id, spec.name)  # refuse before any worker starts or directory is made
     t0 = time.perf_counter()
-    out = encode_sharded(args.out, ids, texts, config, encode_fn, shard_size=args.shard_size,
-                         header=result_header(config, "representations"), store_dtype=args.store_dtype,
-                         shard_index=args.shard_index, worker_count=args.num_shards)
+    with worker_pool(args, backbone_request(args)) as pool:
+        info = pool.info  # the loaded backbone, on this process or on the Ray workers (all agree)
+        config = {
+            "input": str(args.input), "backbone": info.spec.name, "encoder": encoder, "k": args.k,
+            "side": args.side, "max_length": args.max_length, "readout": args.readout,
+            "denoise_steps": args.denoise_steps, "early_stop": args.early_stop, "dtype": info.dtype,
+            "attn": info.attn,
+            # Padding and kernels differ with the batch and the device: both can change the stored bits.
+            "batch_size": args.batch_size, "device_type": info.device,
+        }
+        out = encode_sharded(args.out, ids, texts, config, pool.rows_encoder(encoder, opts),
+                             shard_size=args.shard_size, header=result_header(config, "representations"),
+                             store_dtype=args.store_dtype, shard_index=args.shard_index,
+                             worker_count=args.num_shards,
+                             run_shards=pool.shard_runner(args.out, ids, texts, args.shard_size, encoder, opts))
+        stats = dict(getattr(pool, "stats", {}))
     dt = time.perf_counter() - t0
+    if stats:
+        print(f"ray: {stats.get('written', 0)} shards written, {stats.get('already_done', 0)} found done by a "
+              f"retry, {stats.get('lost', 0)} jobs re-queued after a lost worker")
     part = "" if args.num_shards == 1 else f" (worker {args.shard_index} of {args.num_shards})"
-    print(f"encoded{part} {len(ids)} items with {bb.spec.name} ({encoder}, K={args.k}) in {dt:.1f}s "
-          f"({len(ids) / dt:.1f} items/s incl. skipped shards) -> {out}")
+    print(f"encoded{part} {len(ids)} items with {info.spec.name} ({encoder}, K={args.k}) on the {args.engine} "
+          f"engine in {dt:.1f}s ({len(ids) / dt:.1f} items/s incl. skipped shards) -> {out}")
     return 0

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from repbench.encoders.registry import ENCODERS
+from repbench.engines import add_engine_arguments
 from repbench.evaluation.collections import load_beir, subsample
 from repbench.evaluation.metrics import DEFAULT_MEASURES
 from repbench.evaluation.sweep import SweepConfig, parse_ks, run_sweep
@@ -40,12 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of --subsample (default 0)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--shard-size", type=int, default=None,
+                        help="encode each side in shards of this many items, concatenated (default: one "
+                             "shard per side); with --engine ray the shards are spread over the workers")
     parser.add_argument("--no-progress", action="store_true")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from repbench.backbones import load_backbone
     from repbench.encoders import default_encoder
+    from repbench.engines import BackboneRequest, worker_pool
     from repbench.errors import RepbenchError
 
     collection = load_beir(args.dataset, split=args.split)
@@ -57,15 +62,18 @@ def run(args: argparse.Namespace) -> int:
         collection = subsample(collection, nq, nd, seed=args.seed)
     modes = parse_modes(args.modes)
     kq, kp = parse_ks(args.kq), parse_ks(args.kp)
+    if args.shard_size is not None and args.shard_size < 1:
+        raise RepbenchError(f"--shard-size must be a positive integer, got {args.shard_size}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    bb = load_backbone(args.backbone, device=args.device, dtype=args.dtype)
-    config = SweepConfig(
-        backbone=args.backbone, encoder=args.encoder or default_encoder(bb.spec.family), kq=kq, kp=kp,
-        modes=modes, depth=args.depth, max_length=args.max_length, batch_size=args.batch_size,
-        remove_self=not args.keep_self_hits, measures=[m for m in args.measures.split(",") if m],
-    )
-    per_query = run_sweep(collection, bb, config, Path(args.out), cache_dir=args.cache,
-                          progress=not args.no_progress)
+    with worker_pool(args, BackboneRequest(args.backbone, device=args.device, dtype=args.dtype)) as pool:
+        config = SweepConfig(
+            backbone=args.backbone, encoder=args.encoder or default_encoder(pool.info.spec.family), kq=kq, kp=kp,
+            modes=modes, depth=args.depth, max_length=args.max_length, batch_size=args.batch_size,
+            remove_self=not args.keep_self_hits, measures=[m for m in args.measures.split(",") if m],
+        )
+        per_query = run_sweep(collection, pool.backbone, config, Path(args.out), cache_dir=args.cache,
+                              progress=not args.no_progress, encode_fn=pool.sweep_encode_fn(args.shard_size),
+                              run_cells=pool.cell_runner())
     means = per_query.groupby(["k_q", "k_p", "mode", "measure"], sort=False)["value"].mean().unstack("measure")
     print(f"{collection.name}: {len(collection.corpus_ids)} docs, {per_query['qid'].nunique()} queries; "
           f"{args.backbone} / {config.encoder}")

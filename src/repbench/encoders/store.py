@@ -136,15 +136,19 @@ def encode_sharded(
     ids: Sequence[str],
     texts: Sequence[str],
     config: dict[str, Any],
-    encode_fn: EncodeFn,
+    encode_fn: EncodeFn | None,
     shard_size: int = 1000,
     header: dict[str, Any] | None = None,
     progress: bool = True,
     store_dtype: str = DEFAULT_STORE_DTYPE,
     shard_index: int = 0,
     worker_count: int = 1,
+    run_shards: Callable[[list[int], str, str], None] | None = None,
 ) -> Path:
     """Encode the shards this worker owns, skipping those already complete and verified.
+
+    `run_shards(todo, options_hash, store_dtype)`, when given, encodes those shards elsewhere instead
+    of `encode_fn` here (an engine: every shard through `encode_shard`, as below).
 
     Each shard is written atomically; a failure leaves earlier shards intact and a rerun resumes. A
     shard that fails verification (damaged, truncated, other input rows) is reported and re-encoded.
@@ -166,7 +170,11 @@ def encode_sharded(
             print(f"repbench: {exc}; re-encoding shard {i}", file=sys.stderr)
             todo.append(i)
     iterator: Any = todo
-    if progress and todo:
+    if run_shards is not None:
+        iterator = []
+        if todo:
+            run_shards(todo, cfg["options_hash"], store_dtype)
+    elif progress and todo:
         from tqdm.auto import tqdm
 
         iterator = tqdm(todo, desc=f"shards -> {out}", unit="shard")

@@ -22,7 +22,7 @@ import json
 import re
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,7 @@ def run_sweep(
     cache_dir: str | Path | None = None,
     after_cell: Callable[[int, int], None] | None = None,
     progress: bool = True,
+    run_cells: Callable[..., Iterator[tuple[int, Any]]] | None = None,
 ) -> pd.DataFrame:
     """Score every (K_q, K_p) cell and mode on `collection`; returns the per-query table.
 
@@ -152,6 +153,8 @@ def run_sweep(
     `encode_fn` defaults to ``repbench.encoders.encode``. Queries are the judged ones, encoded with
     side="query"; documents with side="passage". `after_cell(k_q, k_p)` runs after each newly finished
     cell (a test hook, and a place to stop a sweep). Re-running on the same `out_dir` skips finished cells.
+    `run_cells(score_cell, jobs)`, when given (an engine), scores the cells elsewhere, yielding
+    (job index, result) as they finish; the files are still written here, once per cell.
     """
     from tqdm.auto import tqdm
 
@@ -232,6 +235,15 @@ def run_sweep(
     query_reps: dict[int, Representations] = {}
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"{collection.name} cells",
                disable=not progress, unit="cell")
+    qrels = collection.qrels
+
+    def finish(kq: int, kp: int, result: tuple[dict, pd.DataFrame]) -> None:
+        _write_cell(out, config, kq, kp, cell_path[(kq, kp)], *result)
+        bar.update(1)
+        if after_cell is not None:
+            after_cell(kq, kp)
+
+    jobs: list[tuple] = []
     # Corpus outer, queries inner: each corpus encoding (the expensive side) is held once.
     for kp in config.kp:
         pending = [kq for kq in config.kq if (kq, kp) in todo]
@@ -241,11 +253,14 @@ def run_sweep(
         for kq in pending:
             if kq not in query_reps:
                 query_reps[kq] = reps_for("query", kq)
-            _score_cell(collection, config, family, vocab_size, query_reps[kq], docs, kq, kp, out,
-                        cell_path[(kq, kp)])
-            bar.update(1)
-            if after_cell is not None:
-                after_cell(kq, kp)
+            args = (qrels, collection.name, config, family, vocab_size, query_reps[kq], docs, kq, kp)
+            if run_cells is None:
+                finish(kq, kp, score_cell(*args))
+            else:
+                jobs.append(args)
+    if jobs:
+        for j, result in run_cells(score_cell, jobs):
+            finish(jobs[j][7], jobs[j][8], result)
     bar.close()
 
     per_query = pd.concat([read_per_query(cell_path[c]) for c in cells], ignore_index=True)[list(schema.PER_QUERY_COLUMNS)]
@@ -277,27 +292,35 @@ def _write_signals(out: Path, collection: Collection, config: SweepConfig,
         write_signals(out / "signals.csv", pd.concat(frames, ignore_index=True))
 
 
-def _score_cell(collection: Collection, config: SweepConfig, family: str, vocab_size: int,
-                queries: Representations, docs: Representations, kq: int, kp: int, out: Path,
-                cell_file: Path) -> None:
+def score_cell(qrels: Any, dataset: str, config: SweepConfig, family: str, vocab_size: int,
+               queries: Representations, docs: Representations, kq: int, kp: int
+               ) -> tuple[dict[str, dict], pd.DataFrame]:
+    """One cell's rounded runs per mode and its per-query rows (pure: an engine may run it anywhere)."""
     modes = modes_for(kq, kp, config.modes)
     runs = retrieve(queries, docs, modes, depth=config.depth, vocab_size=vocab_size,
                     remove_self=config.remove_self)
-    frames = []
+    rounded, frames = {}, []
     for mode in modes:
-        system = system_name(config.backbone, config.encoder, kq, kp, mode)
         # Evaluate exactly what is written, so `repbench eval-run -c` on the file reproduces these numbers.
-        run = round_scores(runs[mode])
-        write_run(out / "runs" / run_file_name(system), run, tag=mode)
+        rounded[mode] = round_scores(runs[mode])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # missing queries are reported once by run_sweep
-            df = evaluate(run, collection.qrels, config.measures)
+            df = evaluate(rounded[mode], qrels, config.measures)
         df.insert(0, "mode", mode)
         frames.append(df)
     table = pd.concat(frames, ignore_index=True)
-    for col, value in reversed(list({"dataset": collection.name, "backbone": config.backbone, "family": family,
+    for col, value in reversed(list({"dataset": dataset, "backbone": config.backbone, "family": family,
                                      "encoder": config.encoder, "k_q": kq, "k_p": kp}.items())):
         table.insert(0, col, value)
+    return rounded, table
+
+
+def _write_cell(out: Path, config: SweepConfig, kq: int, kp: int, cell_file: Path, runs: dict[str, dict],
+                table: pd.DataFrame) -> None:
+    # The runs first, the cell file last: its presence marks the cell done.
+    for mode, run in runs.items():
+        system = system_name(config.backbone, config.encoder, kq, kp, mode)
+        write_run(out / "runs" / run_file_name(system), run, tag=mode)
     write_per_query(cell_file, table)
 
 

@@ -1,0 +1,60 @@
+"""The local engine: one backbone worker in this process; exactly today's single-process path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from repbench.encoders.types import Representations
+from repbench.engines.worker import BackboneInfo, BackboneRequest, EncodeOptions, ShardWorker
+
+
+def shard_bounds(n_items: int, shard_size: int | None) -> list[tuple[int, int]]:
+    """[lo, hi) of each shard; one shard of everything when `shard_size` is None."""
+    if not shard_size or shard_size >= n_items:
+        return [(0, n_items)]
+    return [(lo, min(n_items, lo + shard_size)) for lo in range(0, n_items, shard_size)]
+
+
+def concat_shards(parts: list[Representations]) -> Representations:
+    return parts[0] if len(parts) == 1 else Representations.concat(parts)
+
+
+class LocalPool:
+    def __init__(self, request: BackboneRequest):
+        self.worker = ShardWorker(request)
+        self.backbone = self.worker.backbone  # the real one: the sweep encodes with it in-process
+        self.info: BackboneInfo = self.worker.info()
+
+    def rows_encoder(self, options: EncodeOptions) -> Callable[[list[str], list[str]], Representations]:
+        return lambda ids, texts: self.worker.encode_rows(ids, texts, options)
+
+    def shard_runner(self, *_: Any, **__: Any) -> None:
+        return None  # encode_sharded's own loop is the local engine
+
+    def sweep_encode_fn(self, shard_size: int | None) -> Callable[..., Representations] | None:
+        """The sweep's encode_fn: None (today's whole-side encode) or the same rows in shards, concatenated."""
+        if not shard_size:
+            return None
+
+        def encode_fn(bb: Any, texts: Sequence[str], ids: Sequence[str], progress: bool = False,
+                      **options: Any) -> Representations:
+            opts = EncodeOptions(**options)
+            return concat_shards([self.worker.encode_rows(list(ids[lo:hi]), list(texts[lo:hi]), opts)
+                                  for lo, hi in shard_bounds(len(ids), shard_size)])
+
+        return encode_fn
+
+    def cell_runner(self) -> None:
+        return None  # the sweep scores its cells in-process
+
+    def close(self) -> None:
+        pass
+
+
+class LocalEngine:
+    name = "local"
+
+    def workers(self, request: BackboneRequest) -> LocalPool:
+        return LocalPool(request)
+

@@ -1,0 +1,113 @@
+"""One backbone worker: loads the backbone once, then encodes rows or whole shards, and scores cells.
+
+The local engine runs one in this process; the Ray engine runs one per actor (this class wrapped by
+`ray.remote`), so both engines execute the same code on the same inputs: that is what makes their
+outputs byte-identical.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from repbench.encoders.types import Representations
+
+
+@dataclass(frozen=True)
+class BackboneRequest:
+    """What to load, as given on the command line; resolved ("auto" device, default dtype) on the worker."""
+
+    name: str
+    device: str = "auto"
+    dtype: str | None = None
+    attn: str = "sdpa"
+    path: str | None = None
+
+    def load(self):
+        from repbench.backbones import load_backbone
+        from repbench.backbones.loading import resolve_device
+
+        device = str(resolve_device(self.device))
+        dtype = self.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+        return load_backbone(self.name, device=device, dtype=dtype, attn=self.attn, path=self.path)
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What the driver needs of a loaded backbone without loading it (the sweep reads these attributes)."""
+
+    spec: Any  # repbench.backbones.BackboneSpec
+    vocab_size: int
+    hidden_size: int
+    dtype: str
+    device: str
+    attn: str
+
+    @classmethod
+    def of(cls, bb: Any) -> BackboneInfo:
+        return cls(spec=bb.spec, vocab_size=int(bb.vocab_size), hidden_size=int(bb.hidden_size),
+                   dtype=str(bb.dtype).removeprefix("torch."), device=str(bb.device).split(":")[0], attn=bb.attn)
+
+    def identity(self) -> tuple:
+        """Everything that changes the encoded bits; workers of one run must agree on it."""
+        return self.spec.name, self.dtype, self.device, self.attn
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Keyword arguments of `repbench.encoders.encode` other than the backbone, texts and ids."""
+
+    encoder: str
+    k: int = 1
+    side: str = "passage"
+    batch_size: int = 8
+    max_length: int = 512
+    readout: str = "paper"
+    denoise_steps: int = 1
+    early_stop: bool = False
+
+    def kwargs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ShardWorker:
+    """A loaded backbone plus the three units of work an engine hands out."""
+
+    def __init__(self, request: BackboneRequest, threads: int | None = None):
+        # A Ray worker does not inherit the driver's environment: no download may start on it either.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if threads is not None:
+            import torch
+
+            # The thread count can change float reductions: fix it so every worker computes the same bits.
+            torch.set_num_threads(threads)
+        self.backbone = request.load()
+
+    def info(self) -> BackboneInfo:
+        return BackboneInfo.of(self.backbone)
+
+    def encode_rows(self, ids: list[str], texts: list[str], options: EncodeOptions) -> Representations:
+        from repbench.encoders import encode
+
+        return encode(self.backbone, texts, ids=ids, **options.kwargs())
+
+    def encode_shard(self, out: str, index: int, ids: list[str], texts: list[str], options: EncodeOptions) -> bool:
+        """Encode and write shard `index` unless it is already complete and verified; True if written.
+
+        The check makes a retried task idempotent: a worker lost after writing its shard but before
+        reporting back does not cause a second write.
+        """
+        from repbench.encoders.store import encode_shard, verify_shard
+
+        if verify_shard(Path(out), index, ids):
+            return False
+        encode_shard(Path(out), index, ids, texts, lambda i, t: self.encode_rows(i, t, options))
+        return True
+
+    def score_cell(self, fn: Any, args: tuple) -> Any:
+        return fn(*args)
+
+    def ready(self) -> bool:
+        return True
