@@ -131,7 +131,7 @@ def local_cluster(n_nodes: int = 2, cpus_per_node: int = 1, object_store_bytes: 
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def stop_cluster(cluster: LocalCluster, grace_s: float = 10.0) -> None:
+def stop_cluster(cluster: LocalCluster, grace_s: float = 3.0) -> None:
     """SIGTERM every node's session (workers first), then SIGKILL whatever is left of them."""
     for node in reversed(cluster.nodes):
         _kill_session(node, signal.SIGTERM)

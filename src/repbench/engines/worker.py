@@ -106,7 +106,8 @@ class ShardWorker:
         encode_shard(Path(out), index, ids, texts, lambda i, t: self.encode_rows(i, t, options))
         return True
 
-    def score_cell(self, fn: Any, args: tuple) -> Any:
+    def score_cell(self, fn: Any, *args: Any) -> Any:
+        # *args, not a tuple: Ray resolves object refs only when they are top-level arguments.
         return fn(*args)
 
     def ready(self) -> bool:
