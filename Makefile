@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+RAY_STAMP := $(VENV)/.installed-ray
+
 .PHONY: demo test test-all bench gpu-check lint install clean
 
 $(STAMP): requirements.lock pyproject.toml
@@ -17,15 +19,20 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# The optional Ray engine: only the test target needs it (its two-node cluster test).
+$(RAY_STAMP): $(STAMP) requirements-ray.lock
+	$(BIN)/pip install -q -r requirements-ray.lock
+	touch $(RAY_STAMP)
+
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/repbench demo --out results/demo --report report
 
 # On a developer machine `make test` skips the slow real-model tests (< 5 min); CI=true (and test-all) runs all.
-test: $(STAMP)
+test: $(STAMP) $(RAY_STAMP)
 	$(BIN)/ruff check src tests bench
 	HF_HUB_OFFLINE=1 $(BIN)/pytest tests -q $(if $(filter true,$(CI)),,-m "not slow")
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(RAY_STAMP)
 	$(BIN)/ruff check src tests bench
 	HF_HUB_OFFLINE=1 $(BIN)/pytest tests -q
 

@@ -1,0 +1,54 @@
+"""The engine seam without a cluster: Ray stays optional (never imported unless chosen, a clear error
+when missing); the real two-node tests are in test_engine_ray.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repbench.cli import main
+from repbench.engines import make_engine
+from repbench.engines.worker import BackboneRequest
+from repbench.errors import RepbenchError
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def test_importing_repbench_and_its_commands_does_not_import_ray(tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "a", "text": "one two"}\n{"_id": "b", "text": "three"}\n')
+    code = ("import sys, repbench, repbench.cli, repbench.engines, repbench.commands.encode, "
+            "repbench.commands.evaluate\n"
+            f"rc = repbench.cli.main(['encode', {str(corpus)!r}, '--backbone', 'tiny-ar', '--out', "
+            f"{str(tmp_path / 'o')!r}, '--device', 'cpu'])\n"
+            "assert rc == 0, rc\n"
+            "assert 'ray' not in sys.modules, 'ray was imported'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+                               "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_ray_engine_without_ray_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(RepbenchError, match=r"pip install 'repbench\[ray\]'"):
+        make_engine("ray").workers(BackboneRequest("tiny-ar", device="cpu"))
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "a", "text": "one"}\n')
+    rc = main(["encode", str(corpus), "--backbone", "tiny-ar", "--out", str(tmp_path / "o"), "--engine", "ray"])
+    assert rc == 2
+    assert "needs Ray" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written before the engine is up
+
+
+@pytest.mark.parametrize("bad", [["--ray-workers", "0"], ["--ray-cpus-per-worker", "0"]])
+def test_engine_options_are_checked(bad, tmp_path, capsys):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "a", "text": "one"}\n')
+    rc = main(["encode", str(corpus), "--backbone", "tiny-ar", "--out", str(tmp_path / "o"), "--engine", "ray", *bad])
+    assert rc == 2
+    assert "must be a positive integer" in capsys.readouterr().err
