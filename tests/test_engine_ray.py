@@ -1,7 +1,8 @@
 """`--engine ray` on a real two-node Ray cluster (head + worker node on 127.0.0.1, started with
 `ray start`): encode and evaluate ADI with the tiny pair, byte for byte against `--engine local`; then
 again with a Ray worker process SIGKILLed mid-shard (Ray restarts it, the job is redone elsewhere, every
-shard and cell file is written exactly once). Mandatory with CI=true; skipped without Ray otherwise.
+shard and cell file is written exactly once); last, a resume of a damaged store during which the worker
+node is lost. Mandatory with CI=true; skipped without Ray otherwise.
 """
 
 from __future__ import annotations
@@ -180,8 +181,10 @@ def test_ray_engine_survives_a_killed_worker(cluster, adi, local_run, tmp_path, 
     assert err.count("a Ray worker died") >= 2, err[-2000:]
 
 
-def test_ray_engine_resumes_from_verified_shards(cluster, adi, local_run, tmp_path):
-    """A lost run (here: half its shards gone, one damaged) restarts and redoes only what is not verified."""
+def test_ray_engine_loses_a_node_then_resumes_from_verified_shards(cluster, adi, local_run, tmp_path, capsys):
+    """A store left by a lost run (shards missing, one truncated) is resumed: only what is not verified is
+    encoded, and the worker node is killed (raylet and all) during that run: its job finishes on the head.
+    Runs last: the cluster has one node afterwards."""
     enc = tmp_path / "enc"
     enc.mkdir()
     for p in (local_run / "enc").glob("shard_0000[0-3].*"):
@@ -190,8 +193,42 @@ def test_ray_engine_resumes_from_verified_shards(cluster, adi, local_run, tmp_pa
     damaged = enc / "shard_00001.safetensors"
     damaged.write_bytes(damaged.read_bytes()[:100])  # truncated by the lost node
     kept = {p.name: p.stat().st_ino for p in enc.glob("shard_0000[023].*")}
-    ray_args = ["--engine", "ray", "--ray-address", cluster.address]
-    assert main(["encode", str(adi / "corpus.jsonl"), *ENCODE, "--out", str(enc), *ray_args]) == 0
+    lost = _NodeKiller(cluster, node=1)
+    lost.start()
+    try:
+        ray_args = ["--engine", "ray", "--ray-address", cluster.address]
+        assert main(["encode", str(adi / "corpus.jsonl"), *ENCODE, "--out", str(enc), *ray_args]) == 0
+    finally:
+        lost.stop()
+    assert lost.killed, "the worker node never ran a shard"
     assert {n: (enc / n).stat().st_ino for n in kept} == kept  # verified shards were not rewritten
     for p in (local_run / "enc").glob("shard_*"):
         assert (enc / p.name).read_bytes() == p.read_bytes(), p.name
+    assert "a Ray worker died" in capsys.readouterr().err
+
+
+class _NodeKiller(threading.Thread):
+    """SIGKILLs a whole worker node (its raylet, agents and workers) once the shards are being encoded."""
+
+    def __init__(self, cluster, node: int):
+        super().__init__(daemon=True)
+        self.cluster, self.node, self.killed = cluster, node, False
+        self._done = threading.Event()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=10)
+
+    def run(self) -> None:
+        # The first shard seen running anywhere: the driver hands every actor a job at once, so the node's
+        # own actor holds one now (watching only that actor can miss its 0.2 s shards).
+        while not self._done.is_set() and not self.killed:
+            for proc in self.cluster.processes():
+                try:
+                    if "ShardWorker.encode_shard" in " ".join(proc.cmdline()):
+                        self.cluster.kill_node(self.node)
+                        self.killed = True
+                        break
+                except Exception:
+                    continue
+            time.sleep(0.02)

@@ -24,10 +24,18 @@ from pathlib import Path
 from repbench.errors import RepbenchError
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports (all held open while picking, so none is handed out twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _ray_cli() -> str:
@@ -45,12 +53,17 @@ class LocalCluster:
     def kill_node(self, index: int) -> None:
         """SIGKILL node `index` (0 = head) with every process of its session: a lost node."""
         _kill_session(self.nodes[index], signal.SIGKILL)
+        for proc in self.processes(sessions={self.nodes[index].pid}):
+            try:
+                proc.kill()  # Ray's daemons may sit in process groups of their own
+            except Exception:
+                pass
 
-    def processes(self) -> list:
+    def processes(self, sessions: set[int] | None = None) -> list:
         """Live processes started by this cluster (psutil objects), found by session id."""
         import psutil
 
-        sessions = {p.pid for p in self.nodes}
+        sessions = sessions if sessions is not None else {p.pid for p in self.nodes}
         found = []
         for proc in psutil.process_iter(["pid"]):
             try:
@@ -68,11 +81,14 @@ def _kill_session(node: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def _node_ports() -> list[str]:
-    # Two nodes on one host must not share the fixed default agent ports.
-    return ["--node-manager-port", str(free_port()), "--object-manager-port", str(free_port()),
-            "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
-            "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port())]
+_PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+               "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port",
+               "--min-worker-port")
+
+
+def _node_ports(ports: list[int]) -> list[str]:
+    # Two nodes on one host must not share the fixed default agent ports; workers take ports from min up.
+    return [f"{flag}={port}" for flag, port in zip(_PORT_FLAGS, ports, strict=True)] + ["--max-worker-port=0"]
 
 
 def _wait_for_nodes(address: str, n: int, deadline: float, nodes: list[subprocess.Popen]) -> None:
@@ -101,25 +117,25 @@ def _wait_for_nodes(address: str, n: int, deadline: float, nodes: list[subproces
 def local_cluster(n_nodes: int = 2, cpus_per_node: int = 1, object_store_bytes: int = 80 * 2**20,
                   timeout_s: float = 90.0, env: dict[str, str] | None = None) -> Iterator[LocalCluster]:
     """Start a head and `n_nodes - 1` worker nodes on 127.0.0.1; yield; stop them whatever happens."""
-    port = free_port()
+    ports = free_ports(1 + n_nodes * len(_PORT_FLAGS))
+    port, node_ports = ports[0], [ports[1 + i * len(_PORT_FLAGS):1 + (i + 1) * len(_PORT_FLAGS)] for i in range(n_nodes)]
     address = f"127.0.0.1:{port}"
     # Short path: Ray's unix sockets live under it and must stay below 108 characters.
     temp_dir = Path(tempfile.mkdtemp(prefix="rb-ray-", dir="/tmp"))
     node_env = {**os.environ, **(env or {}), "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--block", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus_per_node}", "--num-gpus=0",
-              f"--object-store-memory={object_store_bytes}", "--disable-usage-stats",
-              f"--min-worker-port={free_port()}", "--max-worker-port=0"]
+              f"--object-store-memory={object_store_bytes}", "--disable-usage-stats"]
     cluster = LocalCluster(address=address, temp_dir=temp_dir)
     deadline = time.monotonic() + timeout_s
     log = open(temp_dir / "nodes.log", "ab")
     try:
         head = [_ray_cli(), "start", "--head", f"--port={port}", "--include-dashboard=false",
-                f"--temp-dir={temp_dir}", *common, *_node_ports()]
+                f"--temp-dir={temp_dir}", *common, *_node_ports(node_ports[0])]
         cluster.nodes.append(subprocess.Popen(head, env=node_env, stdout=log, stderr=subprocess.STDOUT,
                                               start_new_session=True))
         _wait_for_nodes(address, 1, deadline, cluster.nodes)
-        for _ in range(n_nodes - 1):
-            worker = [_ray_cli(), "start", f"--address={address}", *common, *_node_ports()]
+        for i in range(1, n_nodes):
+            worker = [_ray_cli(), "start", f"--address={address}", *common, *_node_ports(node_ports[i])]
             cluster.nodes.append(subprocess.Popen(worker, env=node_env, stdout=log, stderr=subprocess.STDOUT,
                                                   start_new_session=True))
         _wait_for_nodes(address, n_nodes, deadline, cluster.nodes)
