@@ -13,12 +13,12 @@ import argparse
 from contextlib import contextmanager
 from typing import Any
 
-from repbench.engines.worker import BackboneInfo, BackboneRequest, EncodeOptions
+from repbench.engines.worker import BackboneInfo, BackboneRequest
 from repbench.errors import RepbenchError
 
 ENGINES = ("local", "ray")
 
-__all__ = ["ENGINES", "BackboneInfo", "BackboneRequest", "EncodeOptions", "add_engine_arguments",
+__all__ = ["ENGINES", "BackboneInfo", "BackboneRequest", "add_engine_arguments",
            "make_engine", "worker_pool"]
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from repbench.encoders.options import EncodeOptions
 from repbench.encoders.types import Representations
-from repbench.engines.worker import BackboneInfo, BackboneRequest, EncodeOptions, ShardWorker
+from repbench.engines.worker import BackboneInfo, BackboneRequest, ShardWorker
 
 
 def shard_bounds(n_items: int, shard_size: int | None) -> list[tuple[int, int]]:
@@ -26,8 +27,8 @@ class LocalPool:
         self.backbone = self.worker.backbone  # the real one: the sweep encodes with it in-process
         self.info: BackboneInfo = self.worker.info()
 
-    def rows_encoder(self, options: EncodeOptions) -> Callable[[list[str], list[str]], Representations]:
-        return lambda ids, texts: self.worker.encode_rows(ids, texts, options)
+    def rows_encoder(self, encoder: str, options: EncodeOptions) -> Callable[[list[str], list[str]], Representations]:
+        return lambda ids, texts: self.worker.encode_rows(ids, texts, encoder, options)
 
     def shard_runner(self, *_: Any, **__: Any) -> None:
         return None  # encode_sharded's own loop is the local engine
@@ -37,10 +38,10 @@ class LocalPool:
         if not shard_size:
             return None
 
-        def encode_fn(bb: Any, texts: Sequence[str], ids: Sequence[str], progress: bool = False,
-                      **options: Any) -> Representations:
-            opts = EncodeOptions(**options)
-            return concat_shards([self.worker.encode_rows(list(ids[lo:hi]), list(texts[lo:hi]), opts)
+        def encode_fn(bb: Any, texts: Sequence[str], ids: Sequence[str], encoder: str, progress: bool = False,
+                      **fields: Any) -> Representations:
+            opts = EncodeOptions.build(**fields)
+            return concat_shards([self.worker.encode_rows(list(ids[lo:hi]), list(texts[lo:hi]), encoder, opts)
                                   for lo, hi in shard_bounds(len(ids), shard_size)])
 
         return encode_fn

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from repbench.engines.worker import BackboneRequest, EncodeOptions
+from repbench.encoders.options import EncodeOptions
+from repbench.engines.worker import BackboneRequest
 
 
 def synthetic_texts(n: int, seed: int = 0, words: int = 60) -> tuple[list[str], list[str]]:
@@ -34,12 +35,14 @@ def synthetic_texts(n: int, seed: int = 0, words: int = 60) -> tuple[list[str], 
     return [f"d{i}" for i in range(n)], texts
 
 
-def _encode(pool: Any, out: Path, ids: list[str], texts: list[str], shard_size: int, options: EncodeOptions) -> float:
+def _encode(pool: Any, out: Path, ids: list[str], texts: list[str], shard_size: int, encoder: str,
+            options: EncodeOptions) -> float:
     from repbench.encoders.store import encode_sharded
 
     t0 = time.perf_counter()
-    encode_sharded(out, ids, texts, {"bench": "ray_overhead"}, pool.rows_encoder(options), shard_size=shard_size,
-                   progress=False, run_shards=pool.shard_runner(out, ids, texts, shard_size, options, progress=False))
+    encode_sharded(out, ids, texts, {"bench": "ray_overhead"}, pool.rows_encoder(encoder, options),
+                   shard_size=shard_size, progress=False,
+                   run_shards=pool.shard_runner(out, ids, texts, shard_size, encoder, options, progress=False))
     return time.perf_counter() - t0
 
 
@@ -81,14 +84,15 @@ def measure_overhead(address: str, n_items: int = 1200, shard_size: int = 100, r
                 t0 = time.perf_counter()
                 local = LocalPool(request)
                 local_start = time.perf_counter() - t0
-                options = EncodeOptions(encoder=default_encoder(local.info.spec.family), k=k, max_length=max_length)
-                local_encode = _encode(local, Path(tmp) / f"local{r}", ids, texts, shard_size, options)
+                encoder = default_encoder(local.info.spec.family)
+                options = EncodeOptions(k=k, side="passage", max_length=max_length)
+                local_encode = _encode(local, Path(tmp) / f"local{r}", ids, texts, shard_size, encoder, options)
                 local.close()
                 t0 = time.perf_counter()
                 ray_pool = RayPool(address, request, n_workers=1, cpus_per_worker=1)
                 ray_start = time.perf_counter() - t0
                 try:
-                    ray_encode = _encode(ray_pool, Path(tmp) / f"ray{r}", ids, texts, shard_size, options)
+                    ray_encode = _encode(ray_pool, Path(tmp) / f"ray{r}", ids, texts, shard_size, encoder, options)
                 finally:
                     ray_pool.close()
                 if not _same_store(Path(tmp) / f"local{r}", Path(tmp) / f"ray{r}"):

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from repbench.encoders.options import EncodeOptions
 from repbench.encoders.types import Representations
 from repbench.engines.local import concat_shards, shard_bounds
-from repbench.engines.worker import BackboneInfo, BackboneRequest, EncodeOptions, ShardWorker
+from repbench.engines.worker import BackboneInfo, BackboneRequest, ShardWorker
 from repbench.errors import RepbenchError
 
 MAX_ATTEMPTS = 4  # per job: the first run plus three after a lost worker
@@ -128,27 +129,27 @@ class RayPool:
                 bar.close()
 
     # ---- what the commands use ------------------------------------------------------------------
-    def rows_encoder(self, options: EncodeOptions) -> None:
+    def rows_encoder(self, encoder: str, options: EncodeOptions) -> None:
         return None  # rows are encoded on the actors, through shard_runner
 
     def shard_runner(self, out: str | Path, ids: Sequence[str], texts: Sequence[str], shard_size: int,
-                     options: EncodeOptions, progress: bool = True) -> Callable[[list[int]], None]:
+                     encoder: str, options: EncodeOptions, progress: bool = True) -> Callable[[list[int]], None]:
         def run(todo: list[int]) -> None:
             jobs = []
             for i in todo:
                 lo, hi = i * shard_size, min(len(ids), (i + 1) * shard_size)
-                jobs.append(("encode_shard", (str(out), i, list(ids[lo:hi]), list(texts[lo:hi]), options)))
+                jobs.append(("encode_shard", (str(out), i, list(ids[lo:hi]), list(texts[lo:hi]), encoder, options)))
             for _, written in self.run(jobs, desc=f"shards -> {out}", progress=progress):
                 self.stats["written" if written else "already_done"] += 1
 
         return run
 
     def sweep_encode_fn(self, shard_size: int | None) -> Callable[..., Representations]:
-        def encode_fn(bb: Any, texts: Sequence[str], ids: Sequence[str], progress: bool = False,
-                      **options: Any) -> Representations:
-            opts = EncodeOptions(**options)
+        def encode_fn(bb: Any, texts: Sequence[str], ids: Sequence[str], encoder: str, progress: bool = False,
+                      **fields: Any) -> Representations:
+            opts = EncodeOptions.build(**fields)
             bounds = shard_bounds(len(ids), shard_size)
-            jobs = [("encode_rows", (list(ids[lo:hi]), list(texts[lo:hi]), opts)) for lo, hi in bounds]
+            jobs = [("encode_rows", (list(ids[lo:hi]), list(texts[lo:hi]), encoder, opts)) for lo, hi in bounds]
             parts: list[Representations | None] = [None] * len(jobs)
             for j, reps in self.run(jobs, desc=f"{opts.side} K={opts.k}", progress=progress):
                 parts[j] = reps

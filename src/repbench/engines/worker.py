@@ -8,10 +8,11 @@ outputs byte-identical.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repbench.encoders.options import EncodeOptions
 from repbench.encoders.types import Representations
 
 
@@ -55,23 +56,6 @@ class BackboneInfo:
         return self.spec.name, self.dtype, self.device, self.attn
 
 
-@dataclass(frozen=True)
-class EncodeOptions:
-    """Keyword arguments of `repbench.encoders.encode` other than the backbone, texts and ids."""
-
-    encoder: str
-    k: int = 1
-    side: str = "passage"
-    batch_size: int = 8
-    max_length: int = 512
-    readout: str = "paper"
-    denoise_steps: int = 1
-    early_stop: bool = False
-
-    def kwargs(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class ShardWorker:
     """A loaded backbone plus the three units of work an engine hands out."""
 
@@ -88,12 +72,13 @@ class ShardWorker:
     def info(self) -> BackboneInfo:
         return BackboneInfo.of(self.backbone)
 
-    def encode_rows(self, ids: list[str], texts: list[str], options: EncodeOptions) -> Representations:
+    def encode_rows(self, ids: list[str], texts: list[str], encoder: str, options: EncodeOptions) -> Representations:
         from repbench.encoders import encode
 
-        return encode(self.backbone, texts, ids=ids, **options.kwargs())
+        return encode(self.backbone, texts, ids=ids, encoder=encoder, options=options)
 
-    def encode_shard(self, out: str, index: int, ids: list[str], texts: list[str], options: EncodeOptions) -> bool:
+    def encode_shard(self, out: str, index: int, ids: list[str], texts: list[str], encoder: str,
+                     options: EncodeOptions) -> bool:
         """Encode and write shard `index` unless it is already complete and verified; True if written.
 
         The check makes a retried task idempotent: a worker lost after writing its shard but before
@@ -103,7 +88,7 @@ class ShardWorker:
 
         if verify_shard(Path(out), index, ids):
             return False
-        encode_shard(Path(out), index, ids, texts, lambda i, t: self.encode_rows(i, t, options))
+        encode_shard(Path(out), index, ids, texts, lambda i, t: self.encode_rows(i, t, encoder, options))
         return True
 
     def score_cell(self, fn: Any, *args: Any) -> Any:
