@@ -3,7 +3,8 @@
 Every node is a real `ray start --block` process (head first, then workers joining it), each in its own
 session with its own ports and one temp dir, so "a node" can be lost by killing its session, and
 stopping the cluster kills exactly what it started: `ray stop --force` would also kill any other Ray on
-the machine (another user's), so it is not used.
+the machine (another user's), so it is not used. REPBENCH_KEEP_RAY_TMP=1 keeps the temp dir (the
+nodes' logs) after the cluster stops, for debugging a node that would not start.
 """
 
 from __future__ import annotations
