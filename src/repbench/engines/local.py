@@ -17,8 +17,18 @@ def shard_bounds(n_items: int, shard_size: int | None) -> list[tuple[int, int]]:
     return [(lo, min(n_items, lo + shard_size)) for lo in range(0, n_items, shard_size)]
 
 
-def concat_shards(parts: list[Representations]) -> Representations:
-    return parts[0] if len(parts) == 1 else Representations.concat(parts)
+def join_parts(parts: list[Any], ids: Sequence[str], on_signals: Callable | None) -> Representations:
+    """Shards' results in order -> one Representations; with `on_signals`, parts are (reps, signal arrays)
+    and the arrays (one row per item) are joined and handed on once, as `encode` does."""
+    if on_signals is None:
+        return parts[0] if len(parts) == 1 else Representations.concat(parts)
+    import numpy as np
+
+    reps = [p[0] for p in parts]
+    arrays = [p[1] for p in parts]
+    if all(arrays):
+        on_signals(list(ids), {name: np.concatenate([a[name] for a in arrays]) for name in arrays[0]})
+    return reps[0] if len(reps) == 1 else Representations.concat(reps)
 
 
 class LocalPool:
@@ -39,10 +49,11 @@ class LocalPool:
             return None
 
         def encode_fn(bb: Any, texts: Sequence[str], ids: Sequence[str], encoder: str, progress: bool = False,
-                      **fields: Any) -> Representations:
+                      on_signals: Callable | None = None, **fields: Any) -> Representations:
             opts = EncodeOptions.build(**fields)
-            return concat_shards([self.worker.encode_rows(list(ids[lo:hi]), list(texts[lo:hi]), encoder, opts)
-                                  for lo, hi in shard_bounds(len(ids), shard_size)])
+            return join_parts([self.worker.encode_rows(list(ids[lo:hi]), list(texts[lo:hi]), encoder, opts,
+                                                       signals=on_signals is not None)
+                               for lo, hi in shard_bounds(len(ids), shard_size)], ids, on_signals)
 
         return encode_fn
 

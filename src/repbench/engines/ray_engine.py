@@ -20,7 +20,7 @@ from typing import Any
 
 from repbench.encoders.options import EncodeOptions
 from repbench.encoders.types import Representations
-from repbench.engines.local import concat_shards, shard_bounds
+from repbench.engines.local import join_parts, shard_bounds
 from repbench.engines.worker import BackboneInfo, BackboneRequest, ShardWorker
 from repbench.errors import RepbenchError
 
@@ -133,12 +133,14 @@ class RayPool:
         return None  # rows are encoded on the actors, through shard_runner
 
     def shard_runner(self, out: str | Path, ids: Sequence[str], texts: Sequence[str], shard_size: int,
-                     encoder: str, options: EncodeOptions, progress: bool = True) -> Callable[[list[int]], None]:
-        def run(todo: list[int]) -> None:
+                     encoder: str, options: EncodeOptions, progress: bool = True
+                     ) -> Callable[[list[int], str, str], None]:
+        def run(todo: list[int], options_digest: str, store_dtype: str) -> None:
             jobs = []
             for i in todo:
                 lo, hi = i * shard_size, min(len(ids), (i + 1) * shard_size)
-                jobs.append(("encode_shard", (str(out), i, list(ids[lo:hi]), list(texts[lo:hi]), encoder, options)))
+                jobs.append(("encode_shard", (str(out), i, list(ids[lo:hi]), list(texts[lo:hi]), encoder, options,
+                                              options_digest, store_dtype)))
             for _, written in self.run(jobs, desc=f"shards -> {out}", progress=progress):
                 self.stats["written" if written else "already_done"] += 1
 
@@ -146,14 +148,15 @@ class RayPool:
 
     def sweep_encode_fn(self, shard_size: int | None) -> Callable[..., Representations]:
         def encode_fn(bb: Any, texts: Sequence[str], ids: Sequence[str], encoder: str, progress: bool = False,
-                      **fields: Any) -> Representations:
+                      on_signals: Callable | None = None, **fields: Any) -> Representations:
             opts = EncodeOptions.build(**fields)
-            bounds = shard_bounds(len(ids), shard_size)
-            jobs = [("encode_rows", (list(ids[lo:hi]), list(texts[lo:hi]), encoder, opts)) for lo, hi in bounds]
-            parts: list[Representations | None] = [None] * len(jobs)
-            for j, reps in self.run(jobs, desc=f"{opts.side} K={opts.k}", progress=progress):
-                parts[j] = reps
-            return concat_shards(parts)  # type: ignore[arg-type]
+            signals = on_signals is not None
+            jobs = [("encode_rows", (list(ids[lo:hi]), list(texts[lo:hi]), encoder, opts, signals))
+                    for lo, hi in shard_bounds(len(ids), shard_size)]
+            parts: list[Any] = [None] * len(jobs)
+            for j, result in self.run(jobs, desc=f"{opts.side} K={opts.k}", progress=progress):
+                parts[j] = result
+            return join_parts(parts, ids, on_signals)
 
         return encode_fn
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from repbench.encoders.options import EncodeOptions
-from repbench.encoders.types import Representations
 
 
 @dataclass(frozen=True)
@@ -72,23 +71,34 @@ class ShardWorker:
     def info(self) -> BackboneInfo:
         return BackboneInfo.of(self.backbone)
 
-    def encode_rows(self, ids: list[str], texts: list[str], encoder: str, options: EncodeOptions) -> Representations:
+    def encode_rows(self, ids: list[str], texts: list[str], encoder: str, options: EncodeOptions,
+                    signals: bool = False) -> Any:
+        """The rows' Representations; with `signals`, (Representations, the encode-time signal arrays)."""
         from repbench.encoders import encode
 
-        return encode(self.backbone, texts, ids=ids, encoder=encoder, options=options)
+        got: list = []
+        reps = encode(self.backbone, texts, ids=ids, encoder=encoder, options=options,
+                      on_signals=(lambda _, arrays: got.append(arrays)) if signals else None)
+        return (reps, got[0] if got else {}) if signals else reps
 
     def encode_shard(self, out: str, index: int, ids: list[str], texts: list[str], encoder: str,
-                     options: EncodeOptions) -> bool:
-        """Encode and write shard `index` unless it is already complete and verified; True if written.
+                     options: EncodeOptions, options_digest: str, store_dtype: str) -> bool:
+        """Encode and write shard `index` through the store's per-shard seam, unless it is already
+        complete and verified; True if written.
 
-        The check makes a retried task idempotent: a worker lost after writing its shard but before
+        The check makes a retried job idempotent: a worker lost after writing its shard but before
         reporting back does not cause a second write.
         """
         from repbench.encoders.store import encode_shard, verify_shard
+        from repbench.encoders.types import StoreError
 
-        if verify_shard(Path(out), index, ids):
+        try:
+            verify_shard(Path(out), index, ids, texts, options_digest)
             return False
-        encode_shard(Path(out), index, ids, texts, lambda i, t: self.encode_rows(i, t, encoder, options))
+        except StoreError:
+            pass
+        encode_shard(Path(out), index, ids, texts, lambda i, t: self.encode_rows(i, t, encoder, options),
+                     options_digest, store_dtype)
         return True
 
     def score_cell(self, fn: Any, *args: Any) -> Any:
