@@ -157,8 +157,9 @@ def _assert_identical(local: Path, other: Path) -> None:
     assert sorted(p.name for p in (other / "enc").glob("shard_*")) == shards
     for name in [*shards, "config.json"]:
         assert (other / "enc" / name).read_bytes() == (local / "enc" / name).read_bytes(), name
-    for rel in ["per_query.csv", "summary.csv", *(f"runs/{p.name}" for p in (local / "ev" / "runs").iterdir()),
-                *(f"cells/{p.name}" for p in (local / "ev" / "cells").iterdir())]:
+    assert (local / "ev" / "signals.csv").exists()
+    for rel in ["per_query.csv", "summary.csv", "signals.csv",
+                *(f"{d}/{p.name}" for d in ("runs", "cells", "reps") for p in (local / "ev" / d).iterdir())]:
         assert (other / "ev" / rel).read_bytes() == (local / "ev" / rel).read_bytes(), rel
 
 
