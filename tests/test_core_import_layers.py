@@ -20,6 +20,7 @@ STAGES: list[tuple[str, ...]] = [
     ("encoders",),
     ("retrieval",),
     ("evaluation",),
+    ("engines",),  # where encoding and sweep cells run (local / Ray), driven by commands
     ("benchmarking",),
     ("analysis",),
     ("report", "recipes"),  # recipes draw with the report's readers and styles
