@@ -52,3 +52,19 @@ def test_engine_options_are_checked(bad, tmp_path, capsys):
     rc = main(["encode", str(corpus), "--backbone", "tiny-ar", "--out", str(tmp_path / "o"), "--engine", "ray", *bad])
     assert rc == 2
     assert "must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("address,message", [("127.0.0.1:{port}", "no Ray cluster answers at 127.0.0.1:"),
+                                             ("nonsense", "must be auto or HOST:PORT")])
+def test_a_wrong_ray_address_fails_fast_with_a_clear_error(address, message, tmp_path, capsys):
+    pytest.importorskip("ray", reason="the Ray engine is optional")
+    from repbench.engines.cluster import free_ports
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "a", "text": "one"}\n')
+    addr = address.format(port=free_ports(1)[0])  # nothing listens there
+    rc = main(["encode", str(corpus), "--backbone", "tiny-ar", "--out", str(tmp_path / "o"), "--engine", "ray",
+               "--ray-address", addr])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -36,11 +36,29 @@ def _ray():
     return ray
 
 
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not after Ray's minute of retries, when nothing listens at HOST:PORT."""
+    import socket
+
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except ValueError:
+        raise RepbenchError(f"--ray-address must be auto or HOST:PORT, got {address!r}") from None
+    except OSError as exc:
+        raise RepbenchError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+                            f"`ray start --head --port=PORT` or pass its address") from None
+
+
 class RayPool:
     def __init__(self, address: str, request: BackboneRequest, n_workers: int | None, cpus_per_worker: int):
         ray = _ray()
         self._owns_init = not ray.is_initialized()
         if self._owns_init:
+            _check_reachable(address)
             try:
                 ray.init(address=address, namespace="repbench", logging_level="WARNING", log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as exc:
