@@ -126,7 +126,7 @@ def test_stop_token_truncation_sequential():
 
     quote = 18
     tokens = torch.tensor([[5, 18, 7, 8], [5, 6, 2, 7], [5, 6, 7, 8]])
-    valid = _truncate_sequential(tokens, {2}, quote)
+    valid = _truncate_sequential(tokens, {2, quote})
     # slot k >= 1 is dropped when the token fed at it (generated at slot k-1) is `"` or special
     assert valid.tolist() == [[True, True, False, False], [True, True, True, False], [True] * 4]
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 
 from repbench.backbones.loading import Backbone
 from repbench.encoders.options import EncodeOptions
 from repbench.encoders.parallel import forward_parallel, layout
-from repbench.encoders.prompts import PromptIds, quote_token_id
+from repbench.encoders.prompts import PromptIds
 from repbench.encoders.sequential import forward_sequential
 from repbench.encoders.signals import batch_signals
 from repbench.encoders.single_pass import forward_lasttoken, forward_meanpool, special_prefix
@@ -30,9 +29,10 @@ class BatchPrep:
     """What every batch of one `encode_ids` call shares (built once per call)."""
 
     pad_id: int
-    stop: frozenset[int]
+    stop: frozenset[int]  # the parallel truncation's stop set (§3.6)
     prompt: PromptIds | None  # None for the single-pass encoders
     signals: list[dict] | None = None  # when a list, each batch appends its encode-time signals (in batch order)
+    answer_end: frozenset[int] = frozenset()  # sequential: ids that close a row (prompts.answer_end_ids)
 
 
 def pad_rows(seqs: list[list[int]], pad_id: int, device: torch.device, left: bool = True
@@ -57,12 +57,11 @@ def truncate_parallel(tokens: torch.Tensor, stop: set[int]) -> torch.Tensor:
     return torch.arange(k, device=tokens.device).unsqueeze(0) < first.unsqueeze(1)
 
 
-def truncate_sequential(tokens: torch.Tensor, stop: set[int], quote: int | None) -> torch.Tensor:
-    """valid from slot 0 up to (excluding) the first slot k >= 1 whose input token is special or `"` (§4.1)."""
-    ends = set(stop) | ({quote} if quote is not None else set())
+def truncate_sequential(tokens: torch.Tensor, ends: set[int] | frozenset[int]) -> torch.Tensor:
+    """valid from slot 0 up to (excluding) the first slot k >= 1 whose input token (generated at slot
+    k-1) is in `ends`, the answer-end set the early-stop test also uses (§4.1); unrun slots (-1) are invalid."""
     is_end = torch.isin(tokens, torch.tensor(sorted(ends), dtype=torch.long, device=tokens.device))
     k = tokens.shape[1]
-    # slot j+1 is invalid when the token fed at it (generated at slot j) ends the answer
     first_end = torch.where(is_end.any(1), is_end.float().argmax(1) + 1, torch.full_like(tokens[:, 0], k))
     valid = torch.arange(k, device=tokens.device).unsqueeze(0) < first_end.unsqueeze(1)
     return valid & (tokens >= 0)
@@ -95,8 +94,12 @@ def meanpool_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None,
 def lasttoken_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions,
                     prep: BatchPrep, step_callback: StepCallback = None) -> Representations:
     tok = bb.tokenizer
-    head = tok.encode(f"{opts.side}: ", add_special_tokens=False)  # RepLLaMA's "query: " / "passage: "
-    seqs = [(special_prefix(tok) + head + r)[: opts.max_length - 1] + [tok.eos_token_id] for r in rows]
+    if texts is None:
+        texts = tok.batch_decode(rows, skip_special_tokens=True)
+    # RepLLaMA tokenises "query: " + text as one string (special tokens on), so the text's first word
+    # keeps its leading-space piece; tokenising the head alone would leave a stray space token.
+    joined = tok([f"{opts.side}: {t}" for t in texts], add_special_tokens=True)["input_ids"]
+    seqs = [list(j)[: opts.max_length - 1] + [tok.eos_token_id] for j in joined]
     ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device)
     return _single(forward_lasttoken(bb, ids_t, mask), seqs, step_callback, rows, prep, opts.max_length)
 
@@ -126,10 +129,9 @@ def sequential_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | Non
     rows, texts = _fit(bb, rows, texts, opts, prep)
     seqs = [prep.prompt.prefix + r + prep.prompt.suffix for r in rows]
     ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device)
-    tok = bb.tokenizer
-    early = prep.stop | quote_ids(tok) if opts.early_stop else prep.stop
-    hidden, logits, tokens, _ = forward_sequential(bb, ids_t, mask, opts.k, early, opts.early_stop, step_callback)
-    valid = truncate_sequential(tokens, prep.stop, quote_token_id(tok)) if opts.truncate else tokens >= 0
+    hidden, logits, tokens, _ = forward_sequential(bb, ids_t, mask, opts.k, prep.answer_end, opts.early_stop,
+                                                   step_callback)
+    valid = truncate_sequential(tokens, prep.answer_end) if opts.truncate else tokens >= 0
     return _prompted(bb, seqs, rows, texts, hidden, logits, tokens, valid, opts, prep)
 
 
@@ -149,8 +151,3 @@ def _prompted(bb: Backbone, seqs: list[list[int]], rows: list[list[int]], texts:
         token_ids=tokens.cpu(), input_tokens=torch.tensor([len(s) for s in seqs], dtype=torch.long),
     )
 
-
-@lru_cache(maxsize=32)
-def quote_ids(tok) -> frozenset[int]:
-    """Ids whose text contains a double quote (PromptReps' early-exit test; catches merged `".`)."""
-    return frozenset(i for t, i in tok.get_vocab().items() if '"' in tok.convert_tokens_to_string([t]))

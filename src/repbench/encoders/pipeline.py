@@ -15,7 +15,7 @@ import torch
 from repbench.backbones.loading import Backbone
 from repbench.encoders.batch import BatchPrep
 from repbench.encoders.options import EncodeOptions
-from repbench.encoders.prompts import build_prompt_ids, default_variant, stop_token_ids
+from repbench.encoders.prompts import answer_end_ids, build_prompt_ids, default_variant, stop_token_ids
 from repbench.encoders.registry import check, default_encoder
 from repbench.encoders.signals import concat_signals
 from repbench.encoders.types import Representations
@@ -106,8 +106,9 @@ def _prepare(bb: Backbone, opts: EncodeOptions, prompted: bool, signals: bool = 
                 f"max_length {opts.max_length} leaves no room for text after the {len(prompt.prefix)}+"
                 f"{len(prompt.suffix)}-token prompt"
             )
+    answer_end = answer_end_ids(tok, bb.mask_token_id, opts.early_stop) if prompted else frozenset()
     return BatchPrep(pad_id=pad_id, stop=stop_token_ids(tok, bb.mask_token_id), prompt=prompt,
-                     signals=[] if signals else None)
+                     signals=[] if signals else None, answer_end=answer_end)
 
 
 def _restore_order(parts: list[tuple[list[int], Representations]], n: int) -> Representations:

@@ -107,12 +107,27 @@ def quote_token_id(tokenizer: Any) -> int | None:
 
 @lru_cache(maxsize=32)
 def stop_token_ids(tokenizer: Any, mask_token_id: int | None) -> frozenset[int]:
-    """All special ids except the mask (method-spec §3.6); the closing quote is deliberately not in it."""
-    ids = set(tokenizer.all_special_ids)
-    vocab = _vocab(tokenizer)
-    for tok in _END_OF_TURN:
-        tid = vocab.get(tok)
-        if tid is not None:
-            ids.add(tid)
-    ids.discard(mask_token_id)
-    return frozenset(ids)
+    """`tokenizer.all_special_ids` minus the mask id, nothing added by hand (method-spec §3.6, corrected):
+    an end-of-turn token the tokenizer does not list as special (Dream's `<|im_end|>`) is not in it."""
+    return frozenset(set(tokenizer.all_special_ids) - {mask_token_id})
+
+
+@lru_cache(maxsize=32)
+def quote_piece_ids(tokenizer: Any) -> frozenset[int]:
+    """Ids whose text contains a double quote: PromptReps' early-exit test, which catches merged `",`/`".`."""
+    return frozenset(i for t, i in _vocab(tokenizer).items() if '"' in tokenizer.convert_tokens_to_string([t]))
+
+
+@lru_cache(maxsize=64)
+def answer_end_ids(tokenizer: Any, mask_token_id: int | None, early_stop: bool) -> frozenset[int]:
+    """The one definition of "this row has closed its answer" on the sequential path, read by both the
+    early-stop test and the slot truncation, so they can never disagree about a row.
+
+    Fixed-N decoding (the paper's baseline, method-spec §4.1 step 5): a special id or exactly the `"` id.
+    With early stop (upstream PromptReps' early exit): a special id or any id whose text holds a `"`.
+    """
+    stop = stop_token_ids(tokenizer, mask_token_id)
+    if early_stop:
+        return stop | quote_piece_ids(tokenizer)
+    quote = quote_token_id(tokenizer)
+    return stop | ({quote} if quote is not None else frozenset())

@@ -26,8 +26,10 @@ def forward_sequential(
     """Hidden [B,K,H], logits [B,K,V] (float32), generated ids [B,K] and the number of steps run.
 
     Without `early_stop` exactly K-1 decode steps run for the whole batch (the paper's fixed-N
-    baseline). With it, decoding stops once every row has emitted a stop token (`stop_ids`, which
-    should include the ids whose text contains a quote); unrun slots are zero and ids are -1.
+    baseline). With it, a row is closed by the first generated id in `stop_ids` (the encoder's one
+    answer-end set, `prompts.answer_end_ids`): its later slots are zero with id -1 whether or not other
+    rows keep the batch decoding, so a row's output never depends on its batch; decoding stops once
+    every row is closed.
     """
     b = ids.shape[0]
     hidden = torch.zeros(b, k, bb.hidden_size, dtype=torch.float32, device=ids.device)
@@ -43,9 +45,14 @@ def forward_sequential(
     done = torch.zeros(b, dtype=torch.bool, device=ids.device)
     steps = 1
     for j in range(k):
-        hidden[:, j], logits[:, j] = h.float(), lg.float()
         nxt = lg.argmax(-1)
-        tokens[:, j] = nxt
+        if early_stop and bool(done.any()):
+            live = (~done).unsqueeze(1)
+            hidden[:, j], logits[:, j] = h.float() * live, lg.float() * live
+            tokens[:, j] = torch.where(done, tokens[:, j], nxt)
+        else:
+            hidden[:, j], logits[:, j] = h.float(), lg.float()
+            tokens[:, j] = nxt
         if j == k - 1:
             break
         if early_stop:
