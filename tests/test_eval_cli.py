@@ -84,3 +84,30 @@ def test_evaluate_command_end_to_end_on_tiny_backbone(tmp_path, capsys):
     assert main(["evaluate", "--backbone", "tiny-ar", "--dataset", str(data), "--kq", "1,0", "--out",
                  str(tmp_path / "o2")]) == 2
     assert "K values must be distinct positive integers, got '1,0'" in capsys.readouterr().err
+
+
+def test_evaluate_exposes_and_records_the_method_options(tmp_path, capsys):
+    import json
+
+    from repbench.evaluation.collections import synthetic_collection
+
+    data = synthetic_collection(12, 3, seed=6).save_beir(tmp_path / "syn")
+    common = ["--dataset", str(data), "--kq", "1", "--kp", "2", "--depth", "5", "--max-length", "96",
+              "--no-progress", "--modes", "single_dense"]
+    out = tmp_path / "out"
+    argv = ["evaluate", "--backbone", "tiny-diffusion", *common, "--out", str(out), "--readout", "aligned",
+            "--prompt-variant", "three", "--denoise-steps", "2", "--confidence", "maskgit_plus", "--no-truncate",
+            "--sparse-top-k", "16", "--relevance-level", "2"]
+    assert main(argv) == 0
+    state = json.loads((out / "sweep_state.json").read_text())
+    assert {k: state[k] for k in ("readout", "prompt_variant", "denoise_steps", "confidence", "truncate",
+                                  "sparse_top_k", "relevance_level", "early_stop")} == {
+        "readout": "aligned", "prompt_variant": "three", "denoise_steps": 2, "confidence": "maskgit_plus",
+        "truncate": False, "sparse_top_k": 16, "relevance_level": 2, "early_stop": False}
+    reps = sorted(p.name for p in (out / "reps").glob("*.json"))
+    assert len(reps) == 2 and all("__o" in name for name in reps)  # the option hash is in each cache name
+    capsys.readouterr()
+    bad = ["evaluate", "--backbone", "tiny-ar", *common, "--out", str(tmp_path / "o2"), "--readout", "aligned"]
+    assert main(bad) == 2
+    assert "the sequential encoder does not use readout" in capsys.readouterr().err
+    assert not (tmp_path / "o2" / "sweep_state.json").exists()

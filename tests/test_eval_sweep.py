@@ -28,10 +28,12 @@ class FakeEncoder:
 
     def __init__(self):
         self.calls: list[tuple[str, int]] = []
+        self.options: list[dict] = []  # the method options each call was given beyond the common ones
 
     def __call__(self, bb, texts, ids=None, encoder="sequential", k=1, side="query", batch_size=8,
-                 max_length=256, progress=False):
+                 max_length=256, progress=False, **options):
         self.calls.append((side, k))
+        self.options.append(options)
         n = len(texts)
         dense = torch.zeros(n, k, H)
         valid = torch.ones(n, k, dtype=torch.bool)
@@ -161,3 +163,68 @@ def test_coinciding_query_and_doc_ids_are_warned_about(tmp_path):
     run = read_run(tmp_path / "runs" / "fake__sequential__q1p1__single_dense.trec")
     assert coll.corpus_ids[5] not in run[coll.corpus_ids[5]] and len(run[coll.corpus_ids[5]]) == 29
     assert set(table["qid"]) == set(coll.query_ids)
+
+
+# ---- every option that changes a representation keys the cache and the sweep's identity -------------
+# One non-default value per EncodeOptions field the sweep passes on (batch size is keyed too, as padding
+# changes float sums); each is read by the encoder named with it.
+CHANGED = [("parallel", "readout", "aligned"), ("parallel", "denoise_steps", 2),
+           ("parallel", "confidence", "topk_margin"), ("sequential", "early_stop", True),
+           ("sequential", "prompt_variant", "three"), ("sequential", "truncate", False),
+           ("parallel", "sparse_top_k", 7), ("sequential", "batch_size", 3)]
+DIFF_BACKBONE = SimpleNamespace(spec=SimpleNamespace(name="fake", family="diffusion"), vocab_size=V, mask_token_id=5)
+
+
+@pytest.mark.parametrize(("encoder", "name", "value"), CHANGED, ids=[c[1] for c in CHANGED])
+def test_changing_any_encode_option_re_encodes(tmp_path, encoder, name, value):
+    bb = DIFF_BACKBONE if encoder == "parallel" else BACKBONE
+    cache = tmp_path / "cache"
+    base = dict(encoder=encoder, kq=[2], kp=[3])
+    first = FakeEncoder()
+    run_sweep(COLL, bb, config(**base), tmp_path / "a", encode_fn=first, cache_dir=cache, progress=False)
+    assert sorted(first.calls) == [("passage", 3), ("query", 2)] and first.options == [{}, {}]
+    again = FakeEncoder()  # same options, other output directory: everything comes from the cache
+    run_sweep(COLL, bb, config(**base), tmp_path / "b", encode_fn=again, cache_dir=cache, progress=False)
+    assert again.calls == []
+    changed = FakeEncoder()
+    run_sweep(COLL, bb, config(**base, **{name: value}), tmp_path / "c", encode_fn=changed, cache_dir=cache,
+              progress=False)
+    assert sorted(changed.calls) == [("passage", 3), ("query", 2)]
+    if name != "batch_size":
+        assert changed.options == [{name: value}] * 2  # and the option reaches the encoder
+    state = json.loads((tmp_path / "c" / "sweep_state.json").read_text())
+    if name != "batch_size":
+        assert state[name] == value
+        with pytest.raises(RepbenchError, match=rf"other settings \({name}\)"):
+            run_sweep(COLL, bb, config(**base), tmp_path / "c", encode_fn=FakeEncoder(), cache_dir=cache,
+                      progress=False)
+
+
+def test_prompt_variant_named_or_by_default_share_a_cache_entry(tmp_path):
+    first, second = FakeEncoder(), FakeEncoder()
+    run_sweep(COLL, BACKBONE, config(kq=[2], kp=[3]), tmp_path / "a", encode_fn=first, cache_dir=tmp_path / "c",
+              progress=False)
+    run_sweep(COLL, BACKBONE, config(kq=[2], kp=[3], prompt_variant="few"), tmp_path / "b", encode_fn=second,
+              cache_dir=tmp_path / "c", progress=False)
+    assert len(first.calls) == 2 and second.calls == []  # "few" is what K>1 uses by default
+
+
+def test_an_option_the_encoder_does_not_read_is_refused_before_encoding(tmp_path):
+    enc = FakeEncoder()
+    with pytest.raises(RepbenchError, match="the sequential encoder does not use readout"):
+        run_sweep(COLL, BACKBONE, config(readout="aligned"), tmp_path, encode_fn=enc, progress=False)
+    assert enc.calls == [] and not (tmp_path / "sweep_state.json").exists()
+    with pytest.raises(RepbenchError, match="prompt_variant must be one of few, one, three"):
+        config(prompt_variant="two")
+
+
+def test_relevance_level_reaches_the_binary_measures(tmp_path):
+    table = run_sweep(COLL, BACKBONE, config(kq=[1], kp=[1], modes=["sparse_max"], relevance_level=2),
+                      tmp_path, encode_fn=FakeEncoder(), progress=False)
+    run = read_run(tmp_path / "runs" / "fake__sequential__q1p1__sparse_max.trec")
+    for level in (1, 2):
+        direct = pytrec_eval.RelevanceEvaluator(COLL.qrels, {"recall.100"}, relevance_level=level).evaluate(run)
+        ref = {q: v["recall_100"] for q, v in direct.items()}
+        mine = table[table["measure"] == "recall_100"]
+        got = dict(zip(mine["qid"], mine["value"], strict=True))
+        assert (got == pytest.approx(ref, abs=1e-12)) == (level == 2)

@@ -12,6 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
+from repbench.commands.encode_options import add_method_arguments, method_fields
 from repbench.encoders.registry import ENCODERS
 from repbench.engines import add_engine_arguments
 from repbench.evaluation.collections import load_beir, subsample
@@ -34,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=256, help="max text tokens per item (default 256)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--measures", default=",".join(DEFAULT_MEASURES), help="trec_eval measure names")
+    parser.add_argument("--relevance-level", type=int, default=1,
+                        help="minimum grade binary measures (recall, recip_rank, P) count as relevant (default 1)")
     parser.add_argument("--keep-self-hits", action="store_true",
                         help="keep a retrieved doc whose id equals the query id (the paper keeps them)")
     parser.add_argument("--subsample", default=None, metavar="QUERIES,DISTRACTORS",
@@ -46,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "shard per side); with --engine ray the shards are spread over the workers")
     parser.add_argument("--no-progress", action="store_true")
     add_engine_arguments(parser)
+    add_method_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             backbone=args.backbone, encoder=args.encoder or default_encoder(pool.info.spec.family), kq=kq, kp=kp,
             modes=modes, depth=args.depth, max_length=args.max_length, batch_size=args.batch_size,
             remove_self=not args.keep_self_hits, measures=[m for m in args.measures.split(",") if m],
+            relevance_level=args.relevance_level, **method_fields(args),
         )
         per_query = run_sweep(collection, pool.backbone, config, Path(args.out), cache_dir=args.cache,
                               progress=not args.no_progress, encode_fn=pool.sweep_encode_fn(args.shard_size),

@@ -7,6 +7,8 @@ Which encoder reads which option is in `repbench.encoders.registry`.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from repbench.errors import RepbenchError
@@ -70,6 +72,9 @@ class EncodeOptions:
             raise RepbenchError(f"denoise_steps must be >= 1, got {self.denoise_steps}")
         if self.confidence not in CONFIDENCE:
             raise RepbenchError(f"confidence must be one of {CONFIDENCE}, got {self.confidence!r}")
+        if self.prompt_variant is not None and self.prompt_variant not in prompt_variants():
+            raise RepbenchError(f"prompt_variant must be one of {', '.join(prompt_variants())} "
+                                f"(files encoders/prompts/<side>_prompt_<variant>.yaml), got {self.prompt_variant!r}")
         for name in ("batch_size", "max_length", "sparse_top_k"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -78,3 +83,12 @@ class EncodeOptions:
 
 def option_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(EncodeOptions))
+
+
+@cache
+def prompt_variants() -> tuple[str, ...]:
+    """Variants shipped for both sides ("one", "few", "three")."""
+    names = [p.name for p in resources.files("repbench.encoders").joinpath("prompts").iterdir()]
+    per_side = [{n.removeprefix(f"{side}_prompt_").removesuffix(".yaml") for n in names
+                 if n.startswith(f"{side}_prompt_") and n.endswith(".yaml")} for side in SIDES]
+    return tuple(sorted(set.intersection(*per_side)))

@@ -2,7 +2,9 @@
 
 Layout of an output directory:
   reps/                    cached Representations, one stem per (backbone, encoder, side, K, max_length,
-                           + a hash of the input rows and of every option that changes them), each
+                           + a hash of the input rows and of every option that changes them: every
+                           EncodeOptions field (readout, prompt variant, denoise steps, confidence, early
+                           stop, truncate, sparse top-k, batch size), dtype and device type), each
                            verified against the sha256 in its sidecar; reused by any later sweep
   runs/<system>.trec       one TREC run per cell and mode; system = backbone/encoder/q{K_q}p{K_p}/mode
                            with "/" written as "__"
@@ -31,6 +33,7 @@ import pandas as pd
 
 from repbench import schema
 from repbench.encoders.digest import options_hash, rows_hash
+from repbench.encoders.options import SPARSE_TOP_K, EncodeOptions
 from repbench.encoders.types import Representations, StoreError
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
@@ -43,8 +46,12 @@ from repbench.schema.signals import read_signals, signals_frame, write_signals
 from repbench.schema.tables import read_per_query, write_per_query, write_summary
 
 # Settings that change any number in a cell: a resumed sweep must match them.
+# The encode options (ENCODE_FIELDS) are among them; a state file written before they were recorded
+# holds none of them and is read as having their defaults.
+ENCODE_FIELDS = ("readout", "denoise_steps", "confidence", "early_stop", "prompt_variant", "truncate",
+                 "sparse_top_k")
 _IDENTITY = ("backbone", "encoder", "dataset", "modes", "depth", "max_length", "remove_self", "measures",
-             "corpus_fingerprint", "queries_fingerprint")
+             "corpus_fingerprint", "queries_fingerprint", *ENCODE_FIELDS, "relevance_level")
 
 EncodeFn = Callable[..., Representations]
 
@@ -61,6 +68,15 @@ class SweepConfig:
     batch_size: int = 8
     remove_self: bool = True
     measures: list[str] = field(default_factory=lambda: list(DEFAULT_MEASURES))
+    # How both sides are encoded (see EncodeOptions); each one keys the representation cache.
+    readout: str = "paper"
+    denoise_steps: int = 1
+    confidence: str = "entropy"
+    early_stop: bool = False
+    prompt_variant: str | None = None
+    truncate: bool = True
+    sparse_top_k: int = SPARSE_TOP_K
+    relevance_level: int = 1  # minimum grade binary measures count as relevant (pytrec_eval)
 
     def __post_init__(self) -> None:
         self.modes = parse_modes(self.modes)
@@ -71,6 +87,12 @@ class SweepConfig:
             setattr(self, name, [int(k) for k in ks])
         if self.depth < 1:
             raise RepbenchError(f"depth must be positive, got {self.depth}")
+        self.encode_options("query", 1).validate()
+
+    def encode_options(self, side: str, k: int) -> EncodeOptions:
+        """The EncodeOptions one side is encoded with at this K."""
+        return EncodeOptions(k=k, side=side, batch_size=self.batch_size, max_length=self.max_length,
+                             **{name: getattr(self, name) for name in ENCODE_FIELDS})
 
 
 def parse_ks(text: str) -> list[int]:
@@ -135,6 +157,26 @@ def _reports_signals(encode_fn: EncodeFn) -> bool:
         return False
     return any(p.name == "on_signals" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
+
+def cache_options(opts: EncodeOptions) -> dict[str, Any]:
+    """Every EncodeOptions field outside the stem's own (k, side, max_length), with the prompt variant
+    resolved, so `None` and the variant it stands for at this K share a file."""
+    from repbench.encoders.prompts import default_variant
+
+    key = {name: value for name, value in asdict(opts).items() if name not in ("k", "side", "max_length")}
+    key["prompt_variant"] = opts.prompt_variant or default_variant(opts.k)
+    return key
+
+
+def _check_encoder(config: SweepConfig, backbone: Any) -> None:
+    """Refuse before any encoding: an option the encoder would ignore, K out of its range, no mask token."""
+    from repbench.encoders.registry import check
+
+    for side, ks in (("query", config.kq), ("passage", config.kp)):
+        for k in ks:
+            check(config.encoder, config.encode_options(side, k), getattr(backbone, "mask_token_id", None),
+                  config.backbone)
+
 def run_sweep(
     collection: Collection,
     backbone: Any,
@@ -164,6 +206,7 @@ def run_sweep(
     cache = RepCache(Path(cache_dir) if cache_dir is not None else out / "reps")
     family = str(backbone.spec.family)
     vocab_size = int(backbone.vocab_size)
+    _check_encoder(config, backbone)
     qids, qtexts = collection.judged_queries()
     if not qids:
         raise RepbenchError(f"{collection.name}: no judged query has a text")
@@ -187,7 +230,8 @@ def run_sweep(
     state_file = out / "sweep_state.json"
     if state_file.exists():
         old = json.loads(state_file.read_text())
-        differ = [k for k in _IDENTITY if old.get(k) != state.get(k)]
+        defaults = asdict(SweepConfig(backbone="", encoder="", kq=[1], kp=[1]))
+        differ = [k for k in _IDENTITY if old.get(k, defaults.get(k)) != state.get(k)]
         if differ:
             raise RepbenchError(
                 f"{out} holds a sweep with other settings ({', '.join(differ)}); use another --out directory"
@@ -203,7 +247,7 @@ def run_sweep(
     def stem_for(side: str, k: int) -> Path:
         ids, texts = (qids, qtexts) if side == "query" else (collection.corpus_ids, collection.corpus_texts)
         return cache.stem(config.backbone, config.encoder, side, k, config.max_length, rows_hash(ids, texts),
-                          **encoding_options)
+                          **{**encoding_options, **cache_options(config.encode_options(side, k))})
 
     def reps_for(side: str, k: int) -> Representations:
         ids, texts = (qids, qtexts) if side == "query" else (collection.corpus_ids, collection.corpus_texts)
@@ -213,6 +257,10 @@ def run_sweep(
             return cached
         got: list = []
         extra = {"on_signals": lambda i, a: got.append((i, a))} if _reports_signals(encode_fn) else {}
+        # Only the method options set away from their defaults are passed, so an encode_fn that knows just
+        # the common ones (k, side, batch_size, max_length) still serves a default sweep.
+        opts = config.encode_options(side, k)
+        extra.update({name: getattr(opts, name) for name in opts.non_default() if name in ENCODE_FIELDS})
         t0 = time.perf_counter()
         reps = encode_fn(backbone, list(texts), ids=list(ids), encoder=config.encoder, k=k, side=side,
                          batch_size=config.batch_size, max_length=config.max_length, progress=progress, **extra)
@@ -305,7 +353,7 @@ def score_cell(qrels: Any, dataset: str, config: SweepConfig, family: str, vocab
         rounded[mode] = round_scores(runs[mode])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # missing queries are reported once by run_sweep
-            df = evaluate(rounded[mode], qrels, config.measures)
+            df = evaluate(rounded[mode], qrels, config.measures, relevance_level=config.relevance_level)
         df.insert(0, "mode", mode)
         frames.append(df)
     table = pd.concat(frames, ignore_index=True)
