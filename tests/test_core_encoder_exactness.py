@@ -45,7 +45,8 @@ def _assert_rows_equal(batched, i, alone):
     assert batched.valid[i].tolist() == alone.valid[0].tolist()
     assert batched.token_ids[i].tolist() == alone.token_ids[0].tolist()
     assert batched.input_tokens[i] == alone.input_tokens[0]
-    assert _sparse(batched, i) == _sparse(alone, 0)
+    got, ref = _sparse(batched, i), _sparse(alone, 0)
+    assert got.keys() == ref.keys() and got == pytest.approx(ref, abs=2e-3)  # float weights: padding noise
 
 
 CASES = [
@@ -165,3 +166,28 @@ def test_stop_set_of_a_dream_format_tokenizer_leaves_out_an_unlisted_end_of_turn
     assert stop_token_ids(tok, None) == set(tok.all_special_ids)
     assert im_end not in stop_token_ids(tok, None)
     assert stop_token_ids(smollm2.tokenizer, 0) == set(smollm2.tokenizer.all_special_ids) - {0}
+
+
+# ---- sparse weights on the sequential path (method-spec §4.1 step 6) ----------------------------------
+def test_float_sparse_weights_reference():
+    import math
+
+    from repbench.encoders.sparse import sparse_from_logits
+
+    logits = torch.tensor([[[1.0, 3.0, -2.0, 0.5], [2.0, 0.1, 5.0, 0.2]]])
+    ids, w = sparse_from_logits(logits, torch.tensor([[True, True]]), [torch.tensor([0, 1, 3])], top_k=2,
+                                quantise=False)
+    expected = {1: math.log1p(3.0) * 100, 0: math.log1p(2.0) * 100, 3: math.log1p(0.2) * 100}
+    got = {int(i): float(x) for i, x in zip(ids[0], w[0], strict=True) if i >= 0}
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_sequential_keeps_float_weights_at_k_above_1_only(ar, diff):
+    def integral(reps):
+        w = reps.sparse_weights[reps.sparse_ids >= 0]
+        assert w.numel() > 0
+        return bool(torch.equal(w, torch.trunc(w)))
+
+    assert integral(encode(ar, TEXTS, encoder="sequential", k=1))
+    assert not integral(encode(ar, TEXTS, encoder="sequential", k=3))
+    assert integral(encode(diff, TEXTS, encoder="parallel", k=3))

@@ -132,17 +132,18 @@ def sequential_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | Non
     hidden, logits, tokens, _ = forward_sequential(bb, ids_t, mask, opts.k, prep.answer_end, opts.early_stop,
                                                    step_callback)
     valid = truncate_sequential(tokens, prep.answer_end) if opts.truncate else tokens >= 0
-    return _prompted(bb, seqs, rows, texts, hidden, logits, tokens, valid, opts, prep)
+    # Upstream's AR path quantises its K=1 sparse vector but keeps K>1 weights as floats (§4.1 step 6).
+    return _prompted(bb, seqs, rows, texts, hidden, logits, tokens, valid, opts, prep, quantise=opts.k == 1)
 
 
 def _prompted(bb: Backbone, seqs: list[list[int]], rows: list[list[int]], texts: list[str], hidden: torch.Tensor,
               logits: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor, opts: EncodeOptions,
-              prep: BatchPrep) -> Representations:
+              prep: BatchPrep, quantise: bool = True) -> Representations:
     hidden = torch.nan_to_num(hidden, nan=0.0, posinf=0.0, neginf=0.0)
     logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
     hidden = hidden * valid.unsqueeze(-1)
     allowed = allowed_ids(bb.tokenizer, texts, bb.mask_token_id)
-    sp_ids, sp_w = sparse_from_logits(logits, valid, allowed, top_k=opts.sparse_top_k)
+    sp_ids, sp_w = sparse_from_logits(logits, valid, allowed, top_k=opts.sparse_top_k, quantise=quantise)
     if prep.signals is not None:  # read off this batch's logits before they are dropped
         prep.signals.append(batch_signals(logits, tokens, valid, hidden, sp_w, [len(r) for r in rows],
                                           [len(s) for s in seqs]))

@@ -54,14 +54,17 @@ def allowed_ids(tokenizer: Any, texts: list[str], mask_token_id: int | None) -> 
 
 
 def sparse_from_logits(
-    logits: torch.Tensor, valid: torch.Tensor, allowed: list[torch.Tensor], top_k: int = TOP_K
+    logits: torch.Tensor, valid: torch.Tensor, allowed: list[torch.Tensor], top_k: int = TOP_K,
+    quantise: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Max-pooled sparse vectors from slot logits.
 
     logits [B, K, V] float32, valid [B, K] bool, allowed: per item the vocabulary ids it may activate.
-    Per slot: weights log1p(relu(logit)) on allowed ids only, top-`top_k`, x100 truncated to an integer;
-    then max over the valid slots. Returns (ids [B, M] with -1 padding, weights [B, M]) sorted by
-    weight descending, then id ascending; zero weights are dropped.
+    Per slot: weights log1p(relu(logit)) on allowed ids only, top-`top_k`, x100, truncated to an integer
+    when `quantise` (the diffusion path and AR K=1 upstream) or kept as floats (upstream's AR K>1 path,
+    method-spec §4.1 step 6; x100 only rescales, which no ranking or min-max fusion sees); then max over
+    the valid slots. Returns (ids [B, M] with -1 padding, weights [B, M]) sorted by weight descending,
+    then id ascending; zero weights are dropped.
     """
     rows_ids: list[torch.Tensor] = []
     rows_w: list[torch.Tensor] = []
@@ -71,7 +74,9 @@ def sparse_from_logits(
             rows_ids.append(torch.empty(0, dtype=torch.long))
             rows_w.append(torch.empty(0))
             continue
-        w = torch.trunc(torch.log1p(torch.relu(logits[b][:, ids].float())) * SCALE)  # [K, A]
+        w = torch.log1p(torch.relu(logits[b][:, ids].float())) * SCALE  # [K, A]
+        if quantise:
+            w = torch.trunc(w)
         if ids.numel() > top_k:  # keep each slot's top-k, zero the rest
             keep = torch.zeros_like(w, dtype=torch.bool)
             keep.scatter_(1, w.topk(top_k, dim=1).indices, True)

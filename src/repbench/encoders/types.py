@@ -24,7 +24,8 @@ class Representations:
                                       invalid slots are all-zero
     valid          bool    [N, K]     slot validity (stop-token truncation, method-spec §3.6)
     sparse_ids     int64   [N, M]     vocabulary ids of the max-pooled sparse vector, -1 = padding
-    sparse_weights float32 [N, M]     their weights (log1p(relu(logit)), top-128 per slot, x100 truncated)
+    sparse_weights float32 [N, M]     their weights (log1p(relu(logit)) x100, top-`sparse_top_k` per slot;
+                                      truncated to integers except on the sequential path at K > 1)
     token_ids      int64   [N, K]     the decoded (argmax / generated) token at each slot
     input_tokens   int64   [N]        tokens fed to the model per item (prompt + text + masks + tail)
     """
