@@ -139,12 +139,13 @@ def sequential_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | Non
 def _prompted(bb: Backbone, seqs: list[list[int]], rows: list[list[int]], texts: list[str], hidden: torch.Tensor,
               logits: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor, opts: EncodeOptions,
               prep: BatchPrep, quantise: bool = True) -> Representations:
-    hidden = torch.nan_to_num(hidden, nan=0.0, posinf=0.0, neginf=0.0)
-    logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
-    hidden = hidden * valid.unsqueeze(-1)
+    # Non-finite values count as 0 (§3.6); the logits are cleaned inside sparse_from_logits, on the few
+    # columns it reads, instead of over the whole [B, K, V] block (and for the signals only when asked).
+    hidden = torch.nan_to_num(hidden, nan=0.0, posinf=0.0, neginf=0.0) * valid.unsqueeze(-1)
     allowed = allowed_ids(bb.tokenizer, texts, bb.mask_token_id)
     sp_ids, sp_w = sparse_from_logits(logits, valid, allowed, top_k=opts.sparse_top_k, quantise=quantise)
     if prep.signals is not None:  # read off this batch's logits before they are dropped
+        logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
         prep.signals.append(batch_signals(logits, tokens, valid, hidden, sp_w, [len(r) for r in rows],
                                           [len(s) for s in seqs]))
     return Representations(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import string
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -39,12 +39,26 @@ def content_words(text: str) -> list[str]:
     return list(seen)
 
 
+@lru_cache(maxsize=32)
+def _pieces(tokenizer: Any) -> dict[str, tuple[int, ...]]:
+    """word -> its ids, per tokenizer, filled as words are met: a corpus repeats its words, and the
+    tokenizer call per batch was a visible share of a batch-1 encoding (issue 15)."""
+    return {}
+
+
+_MAX_CACHED_WORDS = 1 << 20
+
+
 def allowed_ids(tokenizer: Any, texts: list[str], mask_token_id: int | None) -> list[torch.Tensor]:
     """Per text, the union of ids of its content words, each tokenised alone with no leading space."""
     per_text = [content_words(t) for t in texts]
-    vocab_words = sorted({w for words in per_text for w in words})
-    pieces = tokenizer(vocab_words, add_special_tokens=False)["input_ids"] if vocab_words else []
-    lookup = dict(zip(vocab_words, pieces, strict=True))
+    lookup = _pieces(tokenizer)
+    new = sorted({w for words in per_text for w in words if w not in lookup})
+    if new:
+        if len(lookup) + len(new) > _MAX_CACHED_WORDS:
+            lookup.clear()  # bounded memory on very large corpora
+        pieces = tokenizer(new, add_special_tokens=False)["input_ids"]
+        lookup.update(zip(new, map(tuple, pieces), strict=True))
     out = []
     for words in per_text:
         ids = {i for w in words for i in lookup[w]}
@@ -74,7 +88,9 @@ def sparse_from_logits(
             rows_ids.append(torch.empty(0, dtype=torch.long))
             rows_w.append(torch.empty(0))
             continue
-        w = torch.log1p(torch.relu(logits[b][:, ids].float())) * SCALE  # [K, A]
+        # Non-finite logits count as 0 (§3.6); cleaned here, on the allowed columns only.
+        w = torch.nan_to_num(logits[b][:, ids].float(), nan=0.0, posinf=0.0, neginf=0.0)
+        w = torch.log1p(torch.relu(w)) * SCALE  # [K, A]
         if quantise:
             w = torch.trunc(w)
         if ids.numel() > top_k:  # keep each slot's top-k, zero the rest
@@ -85,7 +101,8 @@ def sparse_from_logits(
         pooled = w.max(dim=0).values
         nz = pooled > 0
         ids_nz, w_nz = ids[nz].cpu(), pooled[nz].cpu()
-        order = sorted(range(len(ids_nz)), key=lambda i: (-float(w_nz[i]), int(ids_nz[i])))
+        # `ids` ascend, so a stable sort by weight leaves equal weights in id order
+        order = torch.sort(w_nz, descending=True, stable=True).indices
         rows_ids.append(ids_nz[order])
         rows_w.append(w_nz[order])
     width = max((len(r) for r in rows_ids), default=0)
