@@ -104,8 +104,11 @@ def test_evaluate_exposes_and_records_the_method_options(tmp_path, capsys):
                                   "sparse_top_k", "relevance_level", "early_stop")} == {
         "readout": "aligned", "prompt_variant": "three", "denoise_steps": 2, "confidence": "maskgit_plus",
         "truncate": False, "sparse_top_k": 16, "relevance_level": 2, "early_stop": False}
-    reps = sorted(p.name for p in (out / "reps").glob("*.json"))
-    assert len(reps) == 2 and all("__o" in name for name in reps)  # the option hash is in each cache name
+    assert len(list((out / "reps").glob("*.safetensors"))) == 2
+    # the same cells with the default options, sharing the cache: encoded anew, next to the first two
+    assert main(["evaluate", "--backbone", "tiny-diffusion", *common, "--out", str(tmp_path / "o3"),
+                 "--cache", str(out / "reps")]) == 0
+    assert len(list((out / "reps").glob("*.safetensors"))) == 4
     capsys.readouterr()
     bad = ["evaluate", "--backbone", "tiny-ar", *common, "--out", str(tmp_path / "o2"), "--readout", "aligned"]
     assert main(bad) == 2
