@@ -17,8 +17,9 @@ by about +-8% from run to run; use 0 on a quiet machine.
 
 Backbone and grid: REPBENCH_OVERHEAD_BACKBONES (default smollm2-135m-instruct, the real packaged model,
 and its ':bidirectional' ablation for the parallel encoder), REPBENCH_OVERHEAD_CELLS (default
-"1x1,4x1,16x1,16x2" as KxBATCH; about 90 s on 2 cores), REPBENCH_OVERHEAD_TOKENS (default 32),
-REPBENCH_OVERHEAD_ROUNDS (default 4).
+"1x1,4x1,16x1,16x2" as KxBATCH; 80-90 s on the 2-core machine at load 2, longer under more load),
+REPBENCH_OVERHEAD_TOKENS (default 32), REPBENCH_OVERHEAD_ROUNDS (default 3: each contender once in each
+position of the rotation).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from repbench.encoders.prompts import build_prompt_ids
 
 PARALLEL_GOAL, SEQUENTIAL_GOAL = 1.05, 1.0
 SLACK = float(os.environ.get("REPBENCH_OVERHEAD_SLACK", "0.10"))
-ROUNDS = int(os.environ.get("REPBENCH_OVERHEAD_ROUNDS", "4"))
+ROUNDS = int(os.environ.get("REPBENCH_OVERHEAD_ROUNDS", "3"))
 TOKENS = int(os.environ.get("REPBENCH_OVERHEAD_TOKENS", "32"))
 AR = os.environ.get("REPBENCH_OVERHEAD_BACKBONES", "smollm2-135m-instruct")
 _CLOCK = "wall_min" if torch.cuda.is_available() else "cpu_min"  # CPU time does not see GPU work
