@@ -5,12 +5,12 @@ The table CASES is the record of what was tried (issue 12's closing note counts 
 real CLI entry point `repbench.cli.main` in-process (the same top-level error rule as the console
 script); tests/test_cli_failures.py runs a few through a subprocess as well.
 
-Tally (issue 12), 114 cases: CASES (109) and PASSES plus the BOM run test (5). Of the first 113, run
+Tally (issue 12), 119 cases: CASES (114) and PASSES plus the BOM run test (5). Of the first 113, run
 against main before this change (d5b7cf7): 63 ended well; 31 raised a Python exception (a traceback for
 the user), 15 exited 0 on input that should have been refused (empty corpus/run, all-zero qrels, 0 matched
 gate cells, an ignored --fail-above, a non-string title...), and 4 valid files gave wrong numbers (BOM
-before a query id, gzip without the .gz suffix). Now all 114 end in a clear message or the right numbers
-(the damaged store config.json was fixed by issue 13's store).
+before a query id, gzip without the .gz suffix); 6 were added later. Now all 119 end in a clear message
+or the right numbers (the damaged store config.json was fixed by issue 13's store).
 Beyond the table: tests/test_parsers_properties.py (fuzzed readers), test_crash_resume.py (SIGKILL),
 test_disk_full.py (ENOSPC), test_cli_failures.py (exit codes, traceback file, --debug).
 """
@@ -352,6 +352,22 @@ CASES += [
     Case("report --results missing", lambda t: ["report", "--results", str(t / "nope"), "--out", str(t / "rep")],
          "nope does not exist"),
     Case("baselines --root missing", lambda t: ["baselines", "--root", str(t / "nope")], "nope: no baselines directory"),
+    Case("search on directories that are no stores",
+         lambda t: ((t / "q").mkdir(), (t / "d").mkdir(),
+                    ["search", "--queries", str(t / "q"), "--docs", str(t / "d"), "--out", str(t / "o")])[-1],
+         "q is not a complete representations directory", no_write="o"),
+    Case("search --max-memory lots", lambda t: ["search", "--queries", str(t / "q"), "--docs", str(t / "d"), "--out",
+                                                str(t / "o"), "--max-memory", "lots"], "--max-memory expects a size"),
+    Case("merge a directory that is no store", lambda t: ((t / "x").mkdir(), ["merge", str(t / "x")])[-1],
+         "x: no config.json; not a representations directory"),
+    Case("adapt on a per_query.csv with a NaN", lambda t: (
+        (t / "per_query.csv").write_text(per_query(["0.5", "nan"])),
+        ["adapt", "--per-query", str(t / "per_query.csv"), "--out", str(t / "a")])[-1], "per_query.csv:3:",
+        no_write="a"),
+    Case("adapt signals.csv invalid UTF-8", lambda t: (
+        (t / "per_query.csv").write_text(per_query(["0.5", "0.1"])), (t / "s.csv").write_bytes(b"k_q\n\xff\n"),
+        ["adapt", "--per-query", str(t / "per_query.csv"), "--signals", str(t / "s.csv"), "--out", str(t / "a")])[-1],
+        "s.csv:2:1: invalid UTF-8", no_write="a"),
     Case("encode config.json damaged by hand",
          lambda t: (enc(t), (t / "enc").mkdir(), (t / "enc" / "config.json").write_text('{"a": '), enc(t))[-1],
          "enc/config.json: damaged"),
