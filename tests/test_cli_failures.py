@@ -44,7 +44,7 @@ def test_bad_measure_is_refused_before_anything_is_written(tmp_path):
     proc = repbench("evaluate", "--backbone", "tiny-ar", "--dataset", str(data), "--out", str(out),
                     "--measures", "ndcg_cut_10,ndcg_cut_x", "--no-progress")
     assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and "unknown measure 'ndcg_cut_x'" in proc.stderr
+    assert "Traceback" not in proc.stderr and "bad measure 'ndcg_cut.x'" in proc.stderr
     assert not out.exists()  # so the corrected command is not refused as "another sweep"
 
 
@@ -54,7 +54,7 @@ def test_measure_that_would_abort_pytrec_eval_is_refused(tmp_path):
     (tmp_path / "q.txt").write_text("q1 0 d1 1\n")
     proc = repbench("eval-run", str(tmp_path / "r.trec"), str(tmp_path / "q.txt"), "--measures", "recall_0")
     assert proc.returncode == 2, proc.stderr
-    assert "the cutoff after recall_ must be a positive integer" in proc.stderr
+    assert "bad measure 'recall.0': cutoffs must be positive integers" in proc.stderr
 
 
 def test_bug_exits_3_with_one_line_and_the_traceback_file(tmp_path):

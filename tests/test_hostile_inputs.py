@@ -182,7 +182,7 @@ CASES: list[Case] = [
     Case("unknown split", lambda t: ev(t, "--split", "dev"), "unknown split 'dev'; available splits: test",
          no_write="out"),
     # ---- evaluate: options (all checked before the first write) ------------------------------------------
-    Case("--measures ndcg_cut_x", lambda t: ev(t, "--measures", "ndcg_cut_x"), "unknown measure 'ndcg_cut_x'",
+    Case("--measures ndcg_cut_x", lambda t: ev(t, "--measures", "ndcg_cut_x"), "bad measure 'ndcg_cut.x'",
          no_write="out"),
     Case("--measures ndcg@10", lambda t: ev(t, "--measures", "ndcg@10"), "unknown measure 'ndcg@10'",
          no_write="out"),
@@ -250,7 +250,7 @@ CASES: list[Case] = [
     Case("--relevance-level above every grade", lambda t: evrun(t, RUN.encode(), None, "--relevance-level", "3"),
          "q.txt: no judgement has a grade >= 3"),
     Case("eval-run --measures ndcg_cut_x", lambda t: evrun(t, RUN.encode(), None, "--measures", "ndcg_cut_x"),
-         "unknown measure 'ndcg_cut_x'"),
+         "bad measure 'ndcg_cut.x'"),
     Case("qrels grade 1.5", lambda t: evrun(t, RUN.encode(), b"q1 0 d1 1.5\n"), "q.txt:1: expected an integer relevance"),
     Case("qrels 2 fields", lambda t: evrun(t, RUN.encode(), b"q1 d1\n"), "q.txt:1: expected 4 fields"),
     Case("run is a directory", lambda t: ((t / "rd").mkdir(), evrun(t, None, None, run_name="rd"))[-1],
