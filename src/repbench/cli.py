@@ -2,13 +2,25 @@
 
 Each command lives in its own module with `add_arguments(parser)` and `run(args) -> int`; only the
 chosen one is imported, so `repbench --help` stays fast (no torch import).
+
+The one rule for failures: no Python traceback reaches a user by default.
+  exit 2  a RepbenchError (bad input or option: the message names file:line and what was expected), an
+          OSError (missing file, disk full: the message names the file), or a usage error from argparse
+  exit 3  an unexpected exception (a bug): a one-line summary and the file holding the full traceback
+  exit 130 interrupted (Ctrl-C); 141 stdout closed early (`| head`), silently
+`--debug` (any command) or REPBENCH_DEBUG=1 re-raises instead, showing the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
 
 from repbench import __version__
 from repbench.errors import RepbenchError
@@ -39,6 +51,46 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 3
+
+
+def log_dir() -> Path:
+    """Where tracebacks of unexpected errors go: $REPBENCH_LOG_DIR, else the user log directory."""
+    if os.environ.get("REPBENCH_LOG_DIR"):
+        return Path(os.environ["REPBENCH_LOG_DIR"])
+    try:
+        from platformdirs import user_log_dir
+
+        return Path(user_log_dir("repbench"))
+    except ImportError:  # platformdirs is a dependency; this only guards a broken install
+        return Path.home() / ".cache" / "repbench" / "log"
+
+
+def _write_traceback(name: str, argv: list[str], exc: BaseException) -> str:
+    text = (f"repbench {name} {' '.join(argv[1:])}\n{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n\n"
+            + "".join(traceback.format_exception(exc)))
+    for directory in (log_dir(), Path(os.environ.get("TMPDIR", "/tmp"))):
+        path = directory / f"traceback-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}.txt"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return str(path)
+        except OSError:
+            continue
+    return "nowhere (the log directory is not writable)"
+
+
+def _os_error_message(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else "a file"
+    hint = ": the disk is full; free space and rerun (files already written are intact)" if exc.errno == 28 else ""
+    return f"{where}: {exc.strerror or exc}{hint}"
+
+
+def _debug(argv: list[str]) -> bool:
+    return os.environ.get("REPBENCH_DEBUG", "") not in ("", "0") or "--debug" in argv
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -51,16 +103,60 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"repbench: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    debug = _debug(argv)
+    original_format = warnings.formatwarning
+    if not debug:
+        # A warning reads as one line, not as "file.py:123: UserWarning" plus a line of repbench's source.
+        warnings.formatwarning = lambda message, category, *_args, **_kw: f"repbench {name}: warning: {message}\n"
+    try:
+        return _run(name, argv, debug)
+    finally:
+        warnings.formatwarning = original_format
+
+
+def _run(name: str, argv: list[str], debug: bool) -> int:
+    try:
+        return _dispatch(name, argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"repbench {name}: interrupted", file=sys.stderr)
+        return 130
+    except RepbenchError as exc:
+        if debug:
+            raise
+        print(f"repbench {name}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except BrokenPipeError:  # `repbench ... | head`: the reader left; say nothing, as other CLI tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        if debug:
+            raise
+        print(f"repbench {name}: error: {_os_error_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:
+        if debug:
+            raise
+        where = _write_traceback(name, argv, exc)
+        summary = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"repbench {name}: internal error: {type(exc).__name__}: {summary}\n"
+              f"This is a bug in repbench; the full traceback is in {where} "
+              "(rerun with --debug or REPBENCH_DEBUG=1 to see it here).", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+def _dispatch(name: str, argv: list[str]) -> int:
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"repbench {name}", description=help_)
     module.add_arguments(parser)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (also REPBENCH_DEBUG=1)")
     args = parser.parse_args(argv[1:])
-    try:
-        return int(module.run(args) or 0)
-    except RepbenchError as exc:
-        print(f"repbench {name}: error: {exc}", file=sys.stderr)
-        return 2
+    del args.debug  # read from argv by main(); not a setting of the command (kept out of its metadata)
+    return int(module.run(args) or 0)
 
 
 if __name__ == "__main__":

@@ -1,38 +1,66 @@
-"""Atomic file writes and line-checked JSONL reading, shared by every stage."""
+"""Atomic file writes and checked text reading, shared by every stage.
+
+Every text reader goes through `iter_lines`, `read_text` or `read_json` here, so every input file gets
+the same rules: gzip is recognised by its magic bytes (whatever the name), a UTF-8 byte-order mark is
+dropped, invalid UTF-8 is refused naming file:line:byte, and a truncated .gz is reported as such.
+Lines end at b"\\n" only (a trailing "\\r" is dropped), as trec_eval reads them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import re
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from repbench.errors import InputError
+from repbench.errors import InputError, RepbenchError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
+# Other compressions a user might hand over by mistake: named, not mis-read as text.
+_OTHER_MAGIC = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip"}
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")  # "BZh" alone could start a text file
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> RepbenchError:
+    """A write failure (disk full, read-only, permission) as a message naming the file."""
+    hint = " (disk full: free space and rerun; files already written are intact)" if exc.errno == 28 else ""
+    return RepbenchError(f"{path}: cannot write: {exc.strerror or exc}{hint}")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` via a temp file in the same directory and a rename.
 
-    A crash leaves either the old file or the new one, never a truncated file.
+    A crash or a full disk leaves either the old file or the new one, never a truncated file; a write
+    failure raises RepbenchError naming `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should read like any other file
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
@@ -50,34 +78,234 @@ def atomic_write_csv(path: str | os.PathLike, frame: Any) -> Path:
     return atomic_write_text(path, frame.to_csv(index=False))
 
 
+def read_error(path: str | os.PathLike, exc: OSError) -> RepbenchError:
+    if isinstance(exc, FileNotFoundError):
+        return RepbenchError(f"{path}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return RepbenchError(f"{path}: is a directory, expected a file")
+    return RepbenchError(f"{path}: cannot read: {exc.strerror or exc}")
+
+
+@contextlib.contextmanager
+def open_binary(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """The file's bytes, gunzipped when it starts with the gzip magic bytes (whatever its suffix)."""
+    try:
+        fh: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise read_error(path, exc) from None
+    try:
+        try:
+            head = fh.read(10)
+            fh.seek(0)
+        except OSError as exc:
+            raise read_error(path, exc) from None
+        if head.startswith(GZIP_MAGIC):
+            with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+                yield gz
+            return
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise InputError(path, None, "this is UTF-16 text (it starts with a UTF-16 byte-order mark); expected "
+                                         "UTF-8 (convert it, e.g. iconv -f UTF-16 -t UTF-8)")
+        kinds = {"bzip2": _BZIP2.match(head)} | {kind: head.startswith(m) for m, kind in _OTHER_MAGIC.items()}
+        for kind, found in kinds.items():
+            if found:
+                raise InputError(path, None, f"this is {kind}-compressed; expected plain text or gzip "
+                                             f"(decompress it first)")
+        yield fh
+    finally:
+        fh.close()
+
+
+def _gzip_error(path: str | os.PathLike, lineno: int | None, exc: BaseException) -> InputError:
+    return InputError(path, lineno, f"the gzip data is truncated or corrupt here ({exc}); expected a "
+                                    f"complete .gz file (re-download or re-compress it)")
+
+
+def _utf8_error(path: str | os.PathLike, lineno: int, column: int, value: int, file_offset: int) -> InputError:
+    return InputError(path, lineno, f"invalid UTF-8 (byte 0x{value:02x} at file offset {file_offset}); "
+                                    "expected UTF-8 text", byte=column)
+
+
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text without its line ending) for every line of a text file."""
+    with open_binary(path) as fh:
+        lineno, offset = 0, 0
+        it = iter(fh)
+        while True:
+            try:
+                raw = next(it)
+            except StopIteration:
+                return
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise _gzip_error(path, lineno + 1, exc) from None
+            except OSError as exc:
+                raise read_error(path, exc) from None
+            lineno += 1
+            start = offset
+            offset += len(raw)
+            if lineno == 1 and raw.startswith(BOM):
+                raw, start = raw[len(BOM):], start + len(BOM)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _utf8_error(path, lineno, exc.start + 1, raw[exc.start], start + exc.start) from None
+            if text.endswith("\n"):
+                text = text[:-1]
+                if text.endswith("\r"):
+                    text = text[:-1]
+            yield lineno, text
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A whole text file under the same rules as `iter_lines` (BOM dropped; line endings kept as written)."""
+    with open_binary(path) as fh:
+        try:
+            data = fh.read()
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise _gzip_error(path, None, exc) from None
+        except OSError as exc:
+            raise read_error(path, exc) from None
+    start = len(BOM) if data.startswith(BOM) else 0
+    body = data[start:]
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        pos = exc.start
+        line_start = body.rfind(b"\n", 0, pos) + 1
+        raise _utf8_error(path, body.count(b"\n", 0, pos) + 1, pos - line_start + 1, body[pos],
+                          start + pos) from None
+
+
 def open_text(path: str | os.PathLike):
-    """Open a text file, transparently gunzipping `.gz`."""
-    path = Path(path)
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+    """A text stream of the whole file (read and checked by `read_text`)."""
+    import io
+
+    return io.StringIO(read_text(path))
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+def read_json(path: str | os.PathLike, expected: str = "a JSON document", allow_nan: bool = False) -> Any:
+    """Parse a JSON file; invalid JSON or text is refused naming file:line and `expected`.
+
+    NaN and Infinity literals (not JSON, but Python writes them) are refused unless `allow_nan` (a
+    pytest-benchmark JSON holds NaN stats for skipped cells; its reader checks the numbers it uses).
+    """
+    text = read_text(path)
+    try:
+        return json.loads(text, parse_constant=None if allow_nan else _refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, exc.lineno, f"expected {expected}, got invalid JSON ({exc.msg})") from None
+    except _NonFinite as exc:
+        pos = text.find(str(exc))
+        raise InputError(path, text.count("\n", 0, pos) + 1 if pos >= 0 else None,
+                         f"expected {expected}; {exc} is not a number JSON allows") from None
+    except ValueError as exc:  # an integer beyond Python's digit limit
+        raise InputError(path, None, f"expected {expected} ({exc})") from None
+    except RecursionError:
+        raise InputError(path, None, f"expected {expected}; the JSON is nested too deeply") from None
+
+
+def read_csv_lines(path: str | os.PathLike, what: str = "a CSV table", require_rows: bool = True, **kwargs: Any):
+    """(DataFrame, line number of each row) of a CSV file read by `read_text`.
+
+    Every record must have as many fields as the header (pandas would silently pad a short one); a
+    header-only file is refused unless `require_rows` is False. Line numbers count the header as 1.
+    """
+    import csv
+    import io
+
+    import pandas as pd
+
+    text = read_text(path)
+    lines: list[int] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    width = None
+    try:
+        for record in reader:
+            if not record:
+                continue  # blank line: pandas skips it too
+            if width is None:
+                width = len(record)
+                continue
+            if len(record) != width:
+                raise InputError(path, reader.line_num, f"expected {width} comma-separated fields as in the "
+                                                        f"header, got {len(record)}")
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise InputError(path, reader.line_num, f"expected {what} ({exc})") from None
+    if width is None:
+        raise InputError(path, None, f"expected {what}; the file is empty")
+    if require_rows and not lines:
+        raise InputError(path, None, f"expected at least one row of {what}; the file holds only its header")
+    try:
+        frame = pd.read_csv(io.StringIO(text), **kwargs)
+    except pd.errors.EmptyDataError:
+        raise InputError(path, None, f"expected {what}; the file is empty") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise InputError(path, None, f"expected {what} ({str(exc).strip()})") from None
+    if len(lines) != len(frame):  # the two parsers split records differently: fall back to row order
+        lines = list(range(2, len(frame) + 2))
+    return frame, lines
+
+
+def read_csv(path: str | os.PathLike, what: str = "a CSV table", require_rows: bool = True, **kwargs: Any):
+    """The DataFrame of `read_csv_lines`."""
+    return read_csv_lines(path, what, require_rows, **kwargs)[0]
+
+
+def first_non_finite(frame: Any, columns: tuple[str, ...] | list[str]) -> tuple[int, str] | None:
+    """(CSV line number, column) of the first NaN/inf/non-numeric cell among `columns` (header = line 1)."""
+    import numpy as np
+    import pandas as pd
+
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            return int(np.flatnonzero(bad)[0]) + 2, col
+    return None
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yield (line_number, object) for each non-blank line; malformed lines raise InputError."""
-    with open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, lineno, f"expected a JSON object, got invalid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise InputError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, lineno, f"expected a JSON object, got invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise InputError(path, lineno, "expected a JSON object; it is nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
+            raise InputError(path, lineno, f"expected a JSON object ({exc})") from None
+        if not isinstance(obj, dict):
+            raise InputError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+def check_id(path: str | os.PathLike, lineno: int, value: str, what: str = '"_id"') -> str:
+    """An id that can be written to a TREC run: non-empty, no whitespace."""
+    if not value or any(c.isspace() for c in value):
+        raise InputError(path, lineno, f"expected a non-empty {what} without whitespace (TREC runs and qrels "
+                                       f"are whitespace-separated), got {value!r}")
+    return value
 
 
 def read_texts_jsonl(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Read a BEIR-style JSONL of items (`_id`, optional `title`, `text`).
 
     Returns (ids, texts) with the title prepended as "title. text" when present (method-spec §7.1).
-    Duplicate ids are refused.
+    Duplicate ids, empty ids and ids with whitespace are refused, as is an empty file.
     """
     ids: list[str] = []
     texts: list[str] = []
@@ -89,12 +317,19 @@ def read_texts_jsonl(path: str | os.PathLike) -> tuple[list[str], list[str]]:
             raise InputError(path, lineno, 'expected a "text" field')
         if not isinstance(obj["text"], str):
             raise InputError(path, lineno, '"text" must be a string')
-        _id = str(obj["_id"])
+        raw_id = obj["_id"]
+        if not isinstance(raw_id, str | int) or isinstance(raw_id, bool):
+            raise InputError(path, lineno, f'expected "_id" to be a string or an integer, got {type(raw_id).__name__}')
+        _id = check_id(path, lineno, str(raw_id))
         if _id in seen:
             raise InputError(path, lineno, f'duplicate "_id" {_id!r} (first on line {seen[_id]})')
         seen[_id] = lineno
-        title = obj.get("title") or ""
+        title = obj.get("title")
+        if title is not None and not isinstance(title, str):
+            raise InputError(path, lineno, f'expected "title" to be a string, got {type(title).__name__}')
         text = obj["text"]
         ids.append(_id)
         texts.append(f"{title}. {text}" if title else text)
+    if not ids:
+        raise InputError(path, None, "expected at least one item (the file holds no JSON lines)")
     return ids, texts

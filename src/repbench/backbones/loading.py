@@ -291,6 +291,9 @@ def _init_random(spec: BackboneSpec, cfg: Any, dtype: torch.dtype, device: torch
 
 
 # ---- the one entry point ---------------------------------------------------------------------------
+ATTN_BACKENDS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+
+
 def load_backbone(
     name: str,
     device: str = "cpu",
@@ -315,6 +318,8 @@ def load_backbone(
     spec = get_spec(name)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
+    if attn not in ATTN_BACKENDS:  # transformers would raise a bare ValueError deep inside from_pretrained
+        raise RepbenchError(f"unknown attention backend {attn!r}; use one of {', '.join(ATTN_BACKENDS)}")
     t0 = time.perf_counter()
     source_path: str | None = None
     if spec.source == "hf":

@@ -123,11 +123,26 @@ def run(args: argparse.Namespace) -> int:
         else:
             warnings += cmp.bench_environment_warnings(base, new)
         if args.fail_above is not None:
+            if latency.table.empty:
+                raise RepbenchError(
+                    f"--fail-above: 0 cells matched between BASE {base.path} ({len(base.cells)} benchmarks) and "
+                    f"NEW {new.path} ({len(new.cells)} benchmarks), so the gate would pass without comparing "
+                    "anything; expected both files to time the same configurations (or use --by backbone)")
             failed = cmp.gate_failures(latency.table, args.fail_above)
-            gate = {"fail_above": args.fail_above, "failed": failed["label"].tolist()}
+            gate = {"fail_above": args.fail_above, "failed": failed["label"].tolist(),
+                    "n_compared": int(len(latency.table))}
+    elif args.fail_above is not None:
+        raise RepbenchError(f"--fail-above gates latency, but {base_path} and {new_path} hold no comparable bench "
+                            "JSONs; expected two bench JSONs (or baseline directories holding them)")
     if "effectiveness" in kinds:
         pbase, pnew = load_per_query(base_path), load_per_query(new_path)
         effectiveness = cmp.compare_effectiveness(pbase, pnew, test=args.test, tolerance=args.eff_tolerance, **bb)
+        if args.fail_on_eff and effectiveness.table.empty:
+            raise RepbenchError(f"--fail-on-eff: 0 cells matched between BASE {pbase.path} and NEW {pnew.path}, so "
+                                "the gate would pass without comparing anything")
+    elif args.fail_on_eff:
+        raise RepbenchError(f"--fail-on-eff gates effectiveness, but {base_path} and {new_path} hold no "
+                            "comparable per_query.csv tables")
         warnings += [w for w in cmp.effectiveness_environment_warnings(pbase, pnew) if w not in warnings]
 
     _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
@@ -183,10 +198,12 @@ def _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
                 console.print(f"{title}: {item}")
         if gate is not None:
             if gate["failed"]:
-                console.print(f"[bold red]gate --fail-above {gate['fail_above']:.0%} FAILED[/]: "
+                console.print(f"[bold red]gate --fail-above {gate['fail_above']:.0%} FAILED[/] "
+                              f"({len(gate['failed'])} of {gate['n_compared']} cells compared): "
                               + "; ".join(gate["failed"]))
             else:
-                console.print(f"gate --fail-above {gate['fail_above']:.0%} passed")
+                console.print(f"gate --fail-above {gate['fail_above']:.0%} passed ({gate['n_compared']} cells "
+                              "compared)")
     if effectiveness is not None:
         table = Table(title="effectiveness: mean NEW - BASE over shared queries (OK <= 0.0005, OKish <= "
                             "tolerance, else FAIL)")

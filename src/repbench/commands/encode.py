@@ -50,7 +50,7 @@ def backbone_request(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from repbench.backbones import get_spec
-    from repbench.encoders import EncodeOptions, default_encoder
+    from repbench.encoders import EncodeOptions, check_fits, default_encoder
     from repbench.encoders.store import encode_sharded
     from repbench.engines import worker_pool
     from repbench.errors import RepbenchError
@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with worker_pool(args, backbone_request(args)) as pool:
         info = pool.info  # the loaded backbone, on this process or on the Ray workers (all agree)
+        if hasattr(pool.backbone, "tokenizer"):  # in-process: the --max-length minimum, before config.json
+            check_fits(pool.backbone, encoder, opts)
         config = {
             "input": str(args.input), "backbone": info.spec.name, "encoder": encoder, "k": args.k,
             "side": args.side, "max_length": args.max_length, "readout": args.readout,

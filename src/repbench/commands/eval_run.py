@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from repbench.evaluation.metrics import DEFAULT_MEASURES, summarize
-from repbench.evaluation.trec import read_qrels, read_run_with_id
+from repbench.evaluation.trec import read_qrels, read_run_with_id, require_relevant
 from repbench.evaluation.trec_eval_text import trec_eval
 
 
@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if not measures:
         measures = ["num_q", *DEFAULT_MEASURES]
     run_, run_id = read_run_with_id(args.run)
-    text, table, notes = trec_eval(run_, read_qrels(args.qrels), measures, run_id=run_id, per_query=args.per_query,
+    qrels = require_relevant(read_qrels(args.qrels), args.qrels, args.relevance_level)
+    text, table, notes = trec_eval(run_, qrels, measures, run_id=run_id, per_query=args.per_query,
                                    complete=args.complete, max_docs=args.max_docs,
                                    relevance_level=args.relevance_level)
     for note in notes:

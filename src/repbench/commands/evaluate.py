@@ -16,7 +16,7 @@ from repbench.commands.encode_options import add_method_arguments, method_fields
 from repbench.encoders.registry import ENCODERS
 from repbench.engines import add_engine_arguments
 from repbench.evaluation.collections import load_beir, subsample
-from repbench.evaluation.metrics import DEFAULT_MEASURES
+from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures
 from repbench.evaluation.sweep import SweepConfig, parse_ks, run_sweep
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, parse_modes
 
@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subsample", default=None, metavar="QUERIES,DISTRACTORS",
                         help="evaluate on evaluation.collections.subsample(n_queries, n_distractors, --seed)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --subsample (default 0)")
+    parser.add_argument("--model-path", default=None, help="local checkpoint directory for a real backbone")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--shard-size", type=int, default=None,
@@ -65,15 +66,17 @@ def run(args: argparse.Namespace) -> int:
             raise RepbenchError(f"--subsample expects QUERIES,DISTRACTORS, got {args.subsample!r}") from None
         collection = subsample(collection, nq, nd, seed=args.seed)
     modes = parse_modes(args.modes)
-    kq, kp = parse_ks(args.kq), parse_ks(args.kp)
+    kq, kp = parse_ks(args.kq, "--kq"), parse_ks(args.kp, "--kp")
+    measures = check_measures(args.measures.split(","))  # before the backbone loads: fail fast
     if args.shard_size is not None and args.shard_size < 1:
         raise RepbenchError(f"--shard-size must be a positive integer, got {args.shard_size}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    with worker_pool(args, BackboneRequest(args.backbone, device=args.device, dtype=args.dtype)) as pool:
+    with worker_pool(args, BackboneRequest(args.backbone, device=args.device, dtype=args.dtype,
+                                         path=args.model_path)) as pool:
         config = SweepConfig(
             backbone=args.backbone, encoder=args.encoder or default_encoder(pool.info.spec.family), kq=kq, kp=kp,
             modes=modes, depth=args.depth, max_length=args.max_length, batch_size=args.batch_size,
-            remove_self=not args.keep_self_hits, measures=[m for m in args.measures.split(",") if m],
+            remove_self=not args.keep_self_hits, measures=measures,
             relevance_level=args.relevance_level, **method_fields(args),
         )
         per_query = run_sweep(collection, pool.backbone, config, Path(args.out), cache_dir=args.cache,

@@ -22,8 +22,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: " + ", ".join(Path(p).name for p in paths))
     for name, reason in summary["skipped"].items():
         print(f"{name}: skipped ({reason})")
-    for name, error in summary["failed"].items():
-        print(f"{name}: FAILED {error}")
+    if summary["failed"]:
+        from repbench.io import atomic_write_text
+
+        # One line each here; the tracebacks (bugs in a recipe) go to a file, not to the terminal.
+        log = atomic_write_text(Path(args.out) / "recipe_failures.txt",
+                                "\n\n".join(f"{n}: {e}" for n, e in summary["failed"].items()) + "\n")
+        for name, error in summary["failed"].items():
+            print(f"{name}: FAILED {error.splitlines()[0]} (details: {log})")
     print(f"report: {summary['tex']}")
     print(f"pdf: {summary['pdf'] or summary['pdf_message']}")
     return 1 if summary["failed"] else 0

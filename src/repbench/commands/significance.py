@@ -12,6 +12,7 @@ from repbench.analysis.significance import significance_table
 from repbench.analysis.summary import format_significance
 from repbench.commands.analyze import add_significance_options
 from repbench.errors import RepbenchError
+from repbench.evaluation.trec import require_relevant
 from repbench.schema.tables import write_significance
 
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if len(args.runs) < 2:
         raise RepbenchError("give at least two runs: a baseline and one system")
     runs = read_runs(args.runs)
-    qrels = read_qrels_file(args.qrels)
+    qrels = require_relevant(read_qrels_file(args.qrels), args.qrels, args.relevance_level)
     tidy, notes = runs_table(runs, qrels, args.measure, relevance_level=args.relevance_level,
                              retrieved_only=args.intersect)
     aligned = align(tidy, intersect=args.intersect)

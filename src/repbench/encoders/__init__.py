@@ -17,14 +17,15 @@ from repbench.encoders.registry import ENCODERS, MAX_K, default_encoder
 _LAZY = {
     "encode": "repbench.encoders.pipeline",
     "encode_ids": "repbench.encoders.pipeline",
+    "check_fits": "repbench.encoders.pipeline",
     "Representations": "repbench.encoders.types",
     "N_TAIL": "repbench.encoders.prompts",  # part of the public layout contract (g_start = L - K - N_TAIL)
     "_truncate_parallel": ("repbench.encoders.batch", "truncate_parallel"),
     "_truncate_sequential": ("repbench.encoders.batch", "truncate_sequential"),
 }
 
-__all__ = ["ENCODERS", "MAX_K", "N_TAIL", "READOUTS", "EncodeOptions", "Representations", "default_encoder",
-           "encode", "encode_ids"]
+__all__ = ["ENCODERS", "MAX_K", "N_TAIL", "READOUTS", "EncodeOptions", "Representations", "check_fits",
+           "default_encoder", "encode", "encode_ids"]
 
 
 def __getattr__(name: str) -> Any:

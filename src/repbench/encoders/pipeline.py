@@ -95,16 +95,23 @@ def encode_ids(
     return reps
 
 
+def check_fits(bb: Backbone, encoder: str, opts: EncodeOptions) -> None:
+    """Every refusal `encode_ids` would make, without encoding: for a command to run before it writes."""
+    spec = check(encoder, opts, bb.mask_token_id, bb.spec.name)
+    _prepare(bb, opts, prompted=spec.prompted)
+
+
 def _prepare(bb: Backbone, opts: EncodeOptions, prompted: bool, signals: bool = False) -> BatchPrep:
     tok = bb.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     prompt = None
     if prompted:
         prompt = build_prompt_ids(tok, opts.side, opts.k, opts.prompt_variant)
-        if opts.max_length - len(prompt.prefix) - len(prompt.suffix) < 1:
+        need = len(prompt.prefix) + len(prompt.suffix) + 1
+        if opts.max_length < need:
             raise RepbenchError(
-                f"max_length {opts.max_length} leaves no room for text after the {len(prompt.prefix)}+"
-                f"{len(prompt.suffix)}-token prompt"
+                f"--max-length {opts.max_length} is too small: the {opts.side} prompt for K={opts.k} takes "
+                f"{need - 1} tokens ({len(prompt.prefix)}+{len(prompt.suffix)}), so the minimum is {need}"
             )
     answer_end = answer_end_ids(tok, bb.mask_token_id, opts.early_stop) if prompted else frozenset()
     return BatchPrep(pad_id=pad_id, stop=stop_token_ids(tok, bb.mask_token_id), prompt=prompt,

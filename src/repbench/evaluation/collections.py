@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from repbench.errors import InputError, RepbenchError
-from repbench.evaluation.trec import Qrels, read_qrels
+from repbench.errors import RepbenchError
+from repbench.evaluation.trec import Qrels, read_qrels, require_relevant
 from repbench.io import atomic_write_text, read_texts_jsonl
 
 
@@ -97,9 +97,7 @@ def load_beir(path: str | os.PathLike, split: str = "test") -> Collection:
         )
     corpus_ids, corpus_texts = read_texts_jsonl(corpus_file)
     query_ids, query_texts = read_texts_jsonl(queries_file)
-    qrels = read_qrels(qrels_file)
-    if not qrels:
-        raise InputError(qrels_file, None, "expected at least one judgement")
+    qrels = require_relevant(read_qrels(qrels_file), qrels_file)
     return Collection(
         name=root.name, corpus_ids=corpus_ids, corpus_texts=corpus_texts, query_ids=query_ids,
         query_texts=query_texts, qrels=qrels, split=split, source=str(root),

@@ -105,6 +105,21 @@ def _as_measures(measures: Sequence[str | Measure]) -> list[Measure]:
     return resolved
 
 
+def check_measures(measures: Sequence[str]) -> list[str]:
+    """The requested names, deduplicated, each checked on a one-document toy run, so an unknown name
+    fails before any encoding or writing."""
+    names = list(dict.fromkeys(m for m in measures if m))
+    if not names:
+        raise RepbenchError("--measures names no measure")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            evaluate({"q": {"d": 1.0}}, {"q": {"d": 1}}, names)
+        except ValueError as exc:  # pytrec_eval's own refusal
+            raise RepbenchError(f"--measures {','.join(names)}: {exc}") from None
+    return names
+
+
 def _truncate(run: Mapping[str, Mapping[str, float]], depth: int) -> dict[str, dict[str, float]]:
     return {q: dict(trec_order(docs)[:depth]) for q, docs in run.items()}
 

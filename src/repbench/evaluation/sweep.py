@@ -20,7 +20,6 @@ Layout of an output directory:
 from __future__ import annotations
 
 import inspect
-import json
 import re
 import time
 import warnings
@@ -37,9 +36,9 @@ from repbench.encoders.options import SPARSE_TOP_K, EncodeOptions
 from repbench.encoders.types import Representations, StoreError
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
-from repbench.evaluation.metrics import DEFAULT_MEASURES, evaluate, summarize
+from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate, summarize
 from repbench.evaluation.trec import round_scores, write_run
-from repbench.io import atomic_write_json
+from repbench.io import atomic_write_json, read_json
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, modes_for, parse_modes, retrieve
 from repbench.schema import system_name
 from repbench.schema.signals import read_signals, signals_frame, write_signals
@@ -87,6 +86,10 @@ class SweepConfig:
             setattr(self, name, [int(k) for k in ks])
         if self.depth < 1:
             raise RepbenchError(f"depth must be positive, got {self.depth}")
+        for name in ("batch_size", "max_length"):
+            if int(getattr(self, name)) < 1:
+                raise RepbenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        self.measures = check_measures(self.measures)
         self.encode_options("query", 1).validate()
 
     def encode_options(self, side: str, k: int) -> EncodeOptions:
@@ -95,14 +98,14 @@ class SweepConfig:
                              **{name: getattr(self, name) for name in ENCODE_FIELDS})
 
 
-def parse_ks(text: str) -> list[int]:
+def parse_ks(text: str, option: str = "K") -> list[int]:
     """'1,2,4' -> [1, 2, 4]."""
     try:
         ks = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise RepbenchError(f"expected a comma-separated list of integers, got {text!r}") from None
+        raise RepbenchError(f"{option}: expected a comma-separated list of integers, got {text!r}") from None
     if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
-        raise RepbenchError(f"K values must be distinct positive integers, got {text!r}")
+        raise RepbenchError(f"{option}: K values must be distinct positive integers, got {text!r}")
     return ks
 
 
@@ -200,8 +203,18 @@ def run_sweep(
     """
     from tqdm.auto import tqdm
 
+    # The real encoder in this process (not a test's stand-in, not remote workers): check every K on both
+    # sides before the first write, since an output directory's settings are then fixed.
+    in_process = encode_fn is None or getattr(encode_fn, "__module__", "") == "repbench.engines.local"
     if encode_fn is None:
         from repbench.encoders import encode as encode_fn  # heavy import, only when really encoding
+    if in_process:
+        from repbench.encoders import EncodeOptions, check_fits
+
+        for side, ks in (("query", config.kq), ("passage", config.kp)):
+            for k in ks:
+                check_fits(backbone, config.encoder, EncodeOptions(k=k, side=side, batch_size=config.batch_size,
+                                                                   max_length=config.max_length))
     out = Path(out_dir)
     cache = RepCache(Path(cache_dir) if cache_dir is not None else out / "reps")
     family = str(backbone.spec.family)
@@ -229,7 +242,7 @@ def run_sweep(
     state = {**asdict(config), "dataset": collection.name, "corpus_fingerprint": dfp, "queries_fingerprint": qfp}
     state_file = out / "sweep_state.json"
     if state_file.exists():
-        old = json.loads(state_file.read_text())
+        old = read_json(state_file, "the sweep_state.json of an earlier run")
         defaults = asdict(SweepConfig(backbone="", encoder="", kq=[1], kp=[1]))
         differ = [k for k in _IDENTITY if old.get(k, defaults.get(k)) != state.get(k)]
         if differ:
@@ -242,7 +255,7 @@ def run_sweep(
                         "dtype": str(getattr(backbone, "dtype", "")).removeprefix("torch."),
                         "device_type": str(getattr(backbone, "device", "cpu")).split(":")[0]}
     times_file = out / "encoding_times.json"
-    times: dict[str, dict] = json.loads(times_file.read_text()) if times_file.exists() else {}
+    times: dict[str, dict] = read_json(times_file, "encoding times") if times_file.exists() else {}
 
     def stem_for(side: str, k: int) -> Path:
         ids, texts = (qids, qtexts) if side == "query" else (collection.corpus_ids, collection.corpus_texts)

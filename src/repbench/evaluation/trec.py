@@ -15,27 +15,31 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from repbench.errors import InputError
-from repbench.io import atomic_write_text, open_text
+from repbench.io import atomic_write_text, iter_lines
 from repbench.retrieval.ranking import trec_order
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
 
 BEIR_QRELS_HEADER = ("query-id", "corpus-id", "score")
+# Plain ASCII decimals only: Python's float()/int() would also take "1_0" or Arabic-Indic digits, which
+# trec_eval reads differently (atof stops at the first odd character).
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.ASCII | re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
 
 
 def _lines(path: str | os.PathLike) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of every line that is neither blank nor a comment."""
-    with open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            yield lineno, fields
+    for lineno, line in iter_lines(path):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        yield lineno, fields
 
 
 def read_run(path: str | os.PathLike) -> Run:
@@ -59,10 +63,9 @@ def read_run_with_id(path: str | os.PathLike) -> tuple[Run, str]:
                 f"expected 6 whitespace-separated fields 'qid Q0 docid rank score tag', got {len(fields)}",
             )
         qid, _, docid, _, score_text = fields[:5]
-        try:
-            score = float(score_text)
-        except ValueError:
-            raise InputError(path, lineno, f"expected a numeric score in column 5, got {score_text!r}") from None
+        if not _NUMBER.fullmatch(score_text):
+            raise InputError(path, lineno, f"expected a numeric score in column 5, got {score_text!r}")
+        score = float(score_text)
         if not math.isfinite(score):
             raise InputError(path, lineno, f"expected a finite score in column 5, got {score_text!r}")
         key = (qid, docid)
@@ -74,16 +77,16 @@ def read_run_with_id(path: str | os.PathLike) -> tuple[Run, str]:
         first_seen[key] = lineno
         run.setdefault(qid, {})[docid] = score
         run_id = fields[5]
+    if not run:
+        raise InputError(path, None, "expected at least one run line 'qid Q0 docid rank score tag' (the file "
+                                     "holds none: every query would silently score 0)")
     return run, run_id
 
 
 def _parse_grade(path: str | os.PathLike, lineno: int, text: str, column: int) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(
-            path, lineno, f"expected an integer relevance grade in column {column}, got {text!r}"
-        ) from None
+    if not _INTEGER.fullmatch(text):
+        raise InputError(path, lineno, f"expected an integer relevance grade in column {column}, got {text!r}")
+    return int(text)
 
 
 def read_qrels(path: str | os.PathLike) -> Qrels:
@@ -129,6 +132,17 @@ def read_qrels(path: str | os.PathLike) -> Qrels:
             )
         first_seen[key] = lineno
         qrels.setdefault(qid, {})[docid] = grade
+    return qrels
+
+
+def require_relevant(qrels: Qrels, path: str | os.PathLike, relevance_level: int = 1) -> Qrels:
+    """Refuse qrels with no judgement counted relevant: every measure would be 0 without a word."""
+    if not qrels:
+        raise InputError(path, None, "expected at least one judgement")
+    if not any(g >= relevance_level for docs in qrels.values() for g in docs.values()):
+        top = max(g for docs in qrels.values() for g in docs.values())
+        raise InputError(path, None, f"no judgement has a grade >= {relevance_level} (the highest is {top}), so "
+                                     "every measure would be 0; expected at least one relevant document")
     return qrels
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from repbench.errors import InputError, RepbenchError
+from repbench.io import read_csv
 from repbench.report.noise import iqr_flag
 from repbench.schema import ENCODERS, FILE_NAMES, MODES, SUMMARY_COLUMNS
 from repbench.schema.bench import is_bench_json, read_bench
@@ -208,10 +209,7 @@ PAPER_TABLES = "paper"  # sub-directory of a results directory, and of repbench.
 
 def read_paper_table(path: Path) -> pd.DataFrame:
     """A paper reference table: any columns, but every row must say where its numbers come from."""
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise InputError(path, None, f"expected a CSV file ({exc})") from None
+    frame = read_csv(path, "a paper reference CSV with a 'source' column", require_rows=False)
     if "source" not in frame.columns:
         raise InputError(path, 1, "expected a 'source' column naming where each row's numbers come from")
     return frame

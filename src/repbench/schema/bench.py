@@ -18,6 +18,7 @@ import pandas as pd
 
 from repbench.errors import InputError, RepbenchError
 from repbench.io import atomic_write_json
+from repbench.io import read_json as _read_json
 from repbench.schema import ENCODERS, SCHEMA_VERSION
 
 BENCH_FILE = "bench.json"
@@ -48,25 +49,26 @@ class BenchRun:
 
 
 def read_json(path: Path) -> Any:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RepbenchError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, exc.lineno, f"expected a bench JSON (pytest --benchmark-json), "
-                                           f"got invalid JSON ({exc.msg})") from None
-    except UnicodeDecodeError:
-        raise InputError(path, None, "expected a UTF-8 JSON file") from None
+    """A JSON file under repbench.io's reading rules (gzip by content, BOM, strict UTF-8). NaN literals
+    parse (pytest-benchmark writes NaN stats for skipped cells); samples are checked finite where used."""
+    return _read_json(path, "a bench JSON (pytest --benchmark-json)", allow_nan=True)
 
 
 def is_bench_json(path: Path) -> bool:
-    """True for a readable JSON that claims to be a repbench bench JSON (checked fully by read_bench)."""
+    """True for a readable JSON that claims to be a repbench bench JSON (checked fully by read_bench).
+
+    A file that looks like one (it names "benchmarks" and "machine_info" near its start) but cannot be
+    read is an error, not silently left out of a report.
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
-            obj = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        obj = read_json(path)
+    except RepbenchError:
+        try:
+            head = Path(path).read_bytes()[:4096]
+        except OSError:
+            return False
+        if b'"benchmarks"' in head and b'"machine_info"' in head:
+            raise
         return False
     return (isinstance(obj, dict) and isinstance(obj.get("benchmarks"), list)
             and isinstance(obj.get("machine_info"), dict) and "repbench" in obj["machine_info"])
@@ -89,13 +91,14 @@ def bench_header(obj: Any, path: Path) -> dict[str, Any]:
         raise RepbenchError(
             f"{path}: not a bench JSON (expected a pytest-benchmark JSON with a 'benchmarks' list, as written "
             f"by `pytest bench/ --benchmark-json FILE`)")
-    header = (obj.get("machine_info") or {}).get("repbench")
+    machine = obj.get("machine_info")
+    header = machine.get("repbench") if isinstance(machine, dict) else None
     if not isinstance(header, dict):
         raise RepbenchError(
             f"{path}: not a repbench bench JSON (machine_info.repbench is missing; it is written by the "
             f"repbench bench/ harness, not by plain pytest-benchmark)")
     version = header.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # True == 1.0 == 1 in Python: not a version
         raise RepbenchError(
             f"{path}: schema_version {version!r} in machine_info.repbench, but this repbench reads schema "
             f"version {SCHEMA_VERSION}; re-run the benchmark with this version or compare with the repbench "
@@ -112,10 +115,13 @@ def _samples(path: Path, where: str, bench: dict, info: dict) -> np.ndarray:
     if not isinstance(samples, list) or not samples:
         raise InputError(path, None, f"{where}: extra_info.samples_s must be a non-empty list of "
                                      f"per-iteration seconds")
+    # JSON numbers only: float() would also take "1.5" or true, silently.
+    if not all(isinstance(s, int | float) and not isinstance(s, bool) for s in samples):
+        raise InputError(path, None, f"{where}: extra_info.samples_s holds non-numbers")
     try:
         arr = np.asarray([float(s) for s in samples], dtype=np.float64)
-    except (ValueError, TypeError):
-        raise InputError(path, None, f"{where}: extra_info.samples_s holds non-numbers") from None
+    except OverflowError:  # an integer beyond float range
+        arr = np.asarray([np.inf])
     if not (np.isfinite(arr) & (arr > 0)).all():
         raise InputError(path, None, f"{where}: extra_info.samples_s must be positive finite seconds")
     return arr
@@ -140,6 +146,7 @@ def parse_bench(obj: Any, path: Path) -> BenchRun:
         if not isinstance(bench, dict):
             raise InputError(path, None, f"benchmarks[{i}]: expected a benchmark object")
         name = bench.get("fullname") or bench.get("name") or f"benchmarks[{i}]"
+        name = name if isinstance(name, str) else json.dumps(name)
         where = f"benchmarks[{i}] ({bench.get('name') or name})"
         info = bench.get("extra_info")
         if not isinstance(info, dict):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from repbench.errors import InputError, RepbenchError
-from repbench.io import atomic_write_csv
+from repbench.io import atomic_write_csv, read_csv_lines
 
 SIGNAL_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "encoder", "side", "k", "id", "slot", "signal", "value")
 # per slot: entropy (nats) and top-1 probability of the softmax of the logits read at the slot, the decoded
@@ -66,17 +66,14 @@ def write_signals(path: str | os.PathLike, frame: pd.DataFrame) -> os.PathLike:
 
 def read_signals(path: str | os.PathLike) -> pd.DataFrame:
     """Read a signals.csv, checking columns, K, slots and numeric values (errors name file and line)."""
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise RepbenchError(f"{path}: no such file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(path, None, f"expected a CSV signals table ({exc})") from None
+    # repbench.io's rules: gzip by content, BOM dropped, strict UTF-8, every row as wide as the header.
+    raw, row_lines = read_csv_lines(path, "a CSV signals table", require_rows=False, dtype=str,
+                                    keep_default_na=False)
     missing = [c for c in SIGNAL_COLUMNS if c not in raw.columns]
     if missing:
         raise InputError(path, 1, f"expected columns {', '.join(SIGNAL_COLUMNS)}; missing {', '.join(missing)}")
     df = raw[list(SIGNAL_COLUMNS)].copy()
-    lines = np.arange(len(df)) + 2
+    lines = np.asarray(row_lines)
 
     def fail(mask: np.ndarray, what: str, col: str) -> None:
         if mask.any():

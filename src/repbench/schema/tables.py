@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from repbench.errors import InputError, RepbenchError
-from repbench.io import atomic_write_csv
+from repbench.io import atomic_write_csv, read_csv_lines
 from repbench.schema import (
     ADAPTIVE_CELL_COLUMNS,
     ADAPTIVE_CHOICE_COLUMNS,
@@ -161,7 +161,7 @@ def _integers(df: pd.DataFrame, col: str, path, lines, *, low: int, optional: bo
     text = df[col].str.strip()
     empty = text.eq("").to_numpy()
     num = pd.to_numeric(text.where(~empty, "0"), errors="coerce")
-    bad = (num.isna() | (num != np.round(num)) | (num < low)).to_numpy()
+    bad = (num.isna() | ~np.isfinite(num) | (num != np.round(num)) | (num < low)).to_numpy()
     bad = bad & ~empty if optional else bad | empty
     if bad.any():
         i = _first(bad)
@@ -173,13 +173,13 @@ def _integers(df: pd.DataFrame, col: str, path, lines, *, low: int, optional: bo
     return pd.Series(out.astype(np.int64), index=df.index)
 
 
-def _parse(raw: pd.DataFrame, path, kind: Kind) -> pd.DataFrame:
-    """Check and convert an all-string table of `kind` (lines: header = 1)."""
+def _parse(raw: pd.DataFrame, path, kind: Kind, lines: list[int] | None = None) -> pd.DataFrame:
+    """Check and convert an all-string table of `kind` (lines: each row's CSV line, header = 1)."""
     missing = [c for c in kind.columns if c not in raw.columns]
     if missing:
         raise InputError(path, 1, f"expected columns {', '.join(kind.columns)}; missing {', '.join(missing)}")
     df = raw[list(kind.columns)].copy()
-    lines = np.arange(len(df)) + 2
+    lines = np.asarray(lines) if lines is not None else np.arange(len(df)) + 2
     for col in kind.k:
         df[col] = _integers(df, col, path, lines, low=1, optional=False, what="a positive integer")
     for col in kind.optional_k:
@@ -235,16 +235,11 @@ def _parse(raw: pd.DataFrame, path, kind: Kind) -> pd.DataFrame:
 def read_table(path: str | os.PathLike, kind: str) -> pd.DataFrame:
     """Read one CSV (optionally .gz) of `kind` (a key of KINDS), checked as the module docstring says."""
     spec = KINDS[kind]
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise RepbenchError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise RepbenchError(f"{path}: expected a {kind} CSV file, got a directory") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise InputError(path, None, f"expected a CSV {kind} table with columns {', '.join(spec.columns)} "
-                                     f"({exc})") from None
-    return _parse(raw, path, spec)
+    # repbench.io's rules: gzip by content, BOM dropped, strict UTF-8, every row as wide as the header. A
+    # header-only per_query/summary is refused: its "mean over nothing" would read as a result.
+    raw, lines = read_csv_lines(path, f"a CSV {kind} table with columns {', '.join(spec.columns)}",
+                                require_rows=kind in ("per_query", "summary"), dtype=str, keep_default_na=False)
+    return _parse(raw, path, spec, lines)
 
 
 def _as_text(frame: pd.DataFrame, kind: Kind) -> pd.DataFrame:

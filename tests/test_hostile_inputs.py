@@ -1,0 +1,442 @@
+"""Hostile inputs and options, tried as a new user would: each must end in a clear message (exit 2, the
+file and line named, no traceback) or, where the input is in fact fine, in the right result.
+
+The table CASES is the record of what was tried (issue 12's closing note counts it). Each case runs the
+real CLI entry point `repbench.cli.main` in-process (the same top-level error rule as the console
+script); tests/test_cli_failures.py runs a few through a subprocess as well.
+
+Tally (issue 12), 119 cases: CASES (114) and PASSES plus the BOM run test (5). Of the first 113, run
+against main before this change (d5b7cf7): 63 ended well; 31 raised a Python exception (a traceback for
+the user), 15 exited 0 on input that should have been refused (empty corpus/run, all-zero qrels, 0 matched
+gate cells, an ignored --fail-above, a non-string title...), and 4 valid files gave wrong numbers (BOM
+before a query id, gzip without the .gz suffix); 6 were added later. Now all 119 end in a clear message
+or the right numbers (the damaged store config.json was fixed by issue 13's store).
+Beyond the table: tests/test_parsers_properties.py (fuzzed readers), test_crash_resume.py (SIGKILL),
+test_disk_full.py (ENOSPC), test_cli_failures.py (exit codes, traceback file, --debug).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from repbench.cli import main
+
+CORPUS = [{"_id": f"d{i}", "title": "", "text": f"word{i} alpha beta gamma{i % 3}"} for i in range(12)]
+# Random-looking text, so that gzip cannot squeeze it into a few bytes and a cut lands mid-file.
+BIG = [{"_id": f"b{i}", "text": " ".join(f"w{(i * 7919 + j * 104729) % 100003}" for j in range(20))} for i in range(400)]
+QUERIES = [{"_id": "q1", "text": "alpha word1"}, {"_id": "q2", "text": "gamma2 word5"}]
+QRELS = "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td5\t2\nq2\td2\t0\n"
+
+
+def jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def beir(root: Path, corpus: bytes | None = None, queries: bytes | None = None, qrels: bytes | None = None,
+         corpus_name: str = "corpus.jsonl") -> Path:
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    (root / corpus_name).write_bytes(jsonl(CORPUS) if corpus is None else corpus)
+    (root / "queries.jsonl").write_bytes(jsonl(QUERIES) if queries is None else queries)
+    (root / "qrels" / "test.tsv").write_bytes(QRELS.encode() if qrels is None else qrels)
+    return root
+
+
+def corpus_with(line: int, raw: bytes) -> bytes:
+    """The good corpus with its 1-based line `line` replaced by `raw` (no newline)."""
+    lines = jsonl(CORPUS).splitlines(keepends=True)
+    lines[line - 1] = raw + b"\n"
+    return b"".join(lines)
+
+
+RUN = "q1 Q0 d1 1 2.0 t\nq1 Q0 d3 2 1.0 t\nq2 Q0 d5 1 3.0 t\nq2 Q0 d2 2 1.0 t\n"
+TREC_QRELS = "q1 0 d1 1\nq2 0 d5 2\nq2 0 d2 0\n"
+PQ_HEADER = "dataset,backbone,family,encoder,k_q,k_p,mode,qid,measure,value\n"
+
+
+def per_query(values: list[str]) -> str:
+    rows = [f"syn,tiny-ar,ar,sequential,1,1,single_dense,q{i},ndcg_cut_10,{v}\n" for i, v in enumerate(values)]
+    rows += [f"syn,tiny-ar,ar,sequential,1,2,single_dense,q{i},ndcg_cut_10,0.5\n" for i in range(len(values))]
+    return PQ_HEADER + "".join(rows)
+
+
+def bench_json(cells: list[dict], samples: object = None) -> dict:
+    from repbench.schema import SCHEMA_VERSION
+
+    return {
+        "machine_info": {"repbench": {"schema_version": SCHEMA_VERSION, "environment": {}}},
+        "benchmarks": [{"name": f"test_encode[{c['k']}]", "extra_info": {
+            "backbone": "tiny-ar", "encoder": "sequential", "k": c["k"], "input_tokens": 32, "batch_size": 1,
+            "samples_s": samples if samples is not None else [0.01, 0.011, 0.012, 0.0105, 0.0102]}}
+            for c in cells],
+    }
+
+
+EVAL = ["evaluate", "--backbone", "tiny-diffusion", "--kq", "1", "--kp", "1", "--modes", "single_dense",
+        "--no-progress"]
+
+
+@dataclass
+class Case:
+    name: str
+    setup: Callable[[Path], list[str]]  # builds files under tmp_path, returns argv
+    expect: str | tuple[str, ...]  # substring(s) of stderr
+    rc: int = 2
+    no_write: str | None = None  # a path (relative to tmp_path) that must not exist afterwards
+
+
+def ev(tmp: Path, *extra: str, **files) -> list[str]:
+    beir(tmp / "ds", **files)
+    return [*EVAL, "--dataset", str(tmp / "ds"), "--out", str(tmp / "out"), *extra]
+
+
+def enc(tmp: Path, *extra: str, data: bytes | None = None, name: str = "in.jsonl") -> list[str]:
+    (tmp / name).write_bytes(jsonl(CORPUS) if data is None else data)
+    return ["encode", str(tmp / name), "--backbone", "tiny-ar", "--device", "cpu", "--out", str(tmp / "enc"), *extra]
+
+
+def evrun(tmp: Path, run: bytes | None = None, qrels: bytes | None = None, *extra: str, run_name="r.trec") -> list[str]:
+    if run is not None:
+        (tmp / run_name).write_bytes(run)
+    (tmp / "q.txt").write_bytes(TREC_QRELS.encode() if qrels is None else qrels)
+    return ["eval-run", str(tmp / run_name), str(tmp / "q.txt"), *extra]
+
+
+def anl(tmp: Path, text: bytes, name: str = "per_query.csv") -> list[str]:
+    (tmp / name).write_bytes(text)
+    return ["analyze", "--per-query", str(tmp / name), "--all-pairs", "--out", str(tmp / "an"), "--bootstrap", "100",
+            "--permutations", "100"]
+
+
+def cmp_bench(tmp: Path, base: dict | bytes, new: dict | bytes, *extra: str) -> list[str]:
+    for name, obj in (("base.json", base), ("new.json", new)):
+        (tmp / name).write_bytes(obj if isinstance(obj, bytes) else json.dumps(obj).encode())
+    return ["compare", str(tmp / "base.json"), str(tmp / "new.json"), "--n-boot", "200", *extra]
+
+
+def cmp_pq(tmp: Path, base: str, new: str) -> list[str]:
+    (tmp / "b").mkdir()
+    (tmp / "n").mkdir()
+    (tmp / "b" / "per_query.csv").write_text(base)
+    (tmp / "n" / "per_query.csv").write_text(new)
+    return ["compare", str(tmp / "b" / "per_query.csv"), str(tmp / "n" / "per_query.csv"), "--n-boot", "200"]
+
+
+def report(tmp: Path, name: str, text: str) -> list[str]:
+    (tmp / "res" / "x").mkdir(parents=True)
+    (tmp / "res" / "x" / name).write_text(text)
+    return ["report", "--results", str(tmp / "res"), "--out", str(tmp / "rep"), "--no-pdf"]
+
+
+GOOD_BENCH = bench_json([{"k": 1}, {"k": 2}])
+BAD_UTF8_LINE = b'{"_id": "d2", "text": "caf\xe9"}'
+
+CASES: list[Case] = [
+    # ---- evaluate: the collection ------------------------------------------------------------------------
+    Case("corpus invalid UTF-8", lambda t: ev(t, corpus=corpus_with(3, BAD_UTF8_LINE)),
+         "ds/corpus.jsonl:3:27: invalid UTF-8", no_write="out"),
+    Case("queries invalid UTF-8", lambda t: ev(t, queries=b'{"_id": "q1", "text": "\xff"}\n'),
+         "ds/queries.jsonl:1:24: invalid UTF-8", no_write="out"),
+    Case("qrels invalid UTF-8", lambda t: ev(t, qrels=QRELS.encode() + b"q2\td\xc3\t1\n"),
+         "ds/qrels/test.tsv:5:", no_write="out"),
+    Case("truncated corpus.jsonl.gz",
+         lambda t: ev(t, corpus=gzip.compress(jsonl(BIG))[:2000], corpus_name="corpus.jsonl.gz"),
+         ("corpus.jsonl.gz:", "the gzip data is truncated or corrupt"), no_write="out"),
+    Case("UTF-16 corpus", lambda t: ev(t, corpus=jsonl(CORPUS).decode().encode("utf-16")),
+         "corpus.jsonl: this is UTF-16 text", no_write="out"),
+    Case("bzip2 data named corpus.jsonl", lambda t: ev(t, corpus=bz2.compress(jsonl(CORPUS))),
+         "corpus.jsonl: this is bzip2-compressed", no_write="out"),
+    Case("doc id with whitespace", lambda t: ev(t, corpus=corpus_with(4, b'{"_id": "d 3", "text": "x"}')),
+         "ds/corpus.jsonl:4: expected a non-empty \"_id\" without whitespace", no_write="out"),
+    Case("empty doc id", lambda t: ev(t, corpus=corpus_with(2, b'{"_id": "", "text": "x"}')),
+         "ds/corpus.jsonl:2: expected a non-empty \"_id\"", no_write="out"),
+    Case("query id with a tab", lambda t: ev(t, queries=b'{"_id": "q\\t1", "text": "x"}\n'),
+         "ds/queries.jsonl:1: expected a non-empty \"_id\" without whitespace", no_write="out"),
+    Case("empty corpus", lambda t: ev(t, corpus=b""), "ds/corpus.jsonl: expected at least one item",
+         no_write="out"),
+    Case("corpus of blank lines", lambda t: ev(t, corpus=b"\n\n  \n"), "ds/corpus.jsonl: expected at least one item",
+         no_write="out"),
+    Case("qrels all grades 0", lambda t: ev(t, qrels=b"query-id\tcorpus-id\tscore\nq1\td1\t0\nq2\td5\t0\n"),
+         "ds/qrels/test.tsv: no judgement has a grade >= 1", no_write="out"),
+    Case("qrels header only", lambda t: ev(t, qrels=b"query-id\tcorpus-id\tscore\n"),
+         "ds/qrels/test.tsv: expected at least one judgement", no_write="out"),
+    Case("title is a number", lambda t: ev(t, corpus=corpus_with(1, b'{"_id": "d0", "title": 7, "text": "x"}')),
+         "ds/corpus.jsonl:1: expected \"title\" to be a string", no_write="out"),
+    Case("_id is a list", lambda t: ev(t, corpus=corpus_with(1, b'{"_id": ["d0"], "text": "x"}')),
+         "ds/corpus.jsonl:1: expected \"_id\" to be a string or an integer", no_write="out"),
+    Case("JSON nested 100k deep", lambda t: ev(t, corpus=b"[" * 100_000 + b"\n"), "ds/corpus.jsonl:1:",
+         no_write="out"),
+    Case("corpus.jsonl is a directory", lambda t: (beir(t / "ds"), (t / "ds" / "corpus.jsonl").unlink(),
+                                                  (t / "ds" / "corpus.jsonl").mkdir(),
+                                                  [*EVAL, "--dataset", str(t / "ds"), "--out", str(t / "out")])[-1],
+         "no corpus.jsonl", no_write="out"),
+    Case("dataset is a file", lambda t: ((t / "f").write_text("x"),
+                                        [*EVAL, "--dataset", str(t / "f"), "--out", str(t / "out")])[-1],
+         "f: not a directory", no_write="out"),
+    Case("unknown split", lambda t: ev(t, "--split", "dev"), "unknown split 'dev'; available splits: test",
+         no_write="out"),
+    # ---- evaluate: options (all checked before the first write) ------------------------------------------
+    Case("--measures ndcg_cut_x", lambda t: ev(t, "--measures", "ndcg_cut_x"), "bad measure 'ndcg_cut.x'",
+         no_write="out"),
+    Case("--measures ndcg@10", lambda t: ev(t, "--measures", "ndcg@10"), "unknown measure 'ndcg@10'",
+         no_write="out"),
+    Case("--measures empty", lambda t: ev(t, "--measures", ","), "--measures", no_write="out"),
+    Case("--kq 0", lambda t: ev(t, "--kq", "0"), "positive integers", no_write="out"),
+    Case("--kp a,b", lambda t: ev(t, "--kp", "a,b"), "comma-separated list of integers", no_write="out"),
+    Case("--kq 1,1", lambda t: ev(t, "--kq", "1,1"), "distinct", no_write="out"),
+    Case("--batch-size 0 (evaluate)", lambda t: ev(t, "--batch-size", "0"), "--batch-size must be at least 1",
+         no_write="out"),
+    Case("--depth 0", lambda t: ev(t, "--depth", "0"), "depth must be positive", no_write="out"),
+    Case("--max-length 4 (evaluate)", lambda t: ev(t, "--max-length", "4"), "--max-length 4 is too small",
+         no_write="out"),
+    Case("--modes bogus", lambda t: ev(t, "--modes", "bogus"), "bogus", no_write="out"),
+    Case("--encoder bogus", lambda t: ev(t, "--encoder", "bogus"), "bogus", no_write="out"),
+    Case("--subsample 3", lambda t: ev(t, "--subsample", "3"), "--subsample expects QUERIES,DISTRACTORS",
+         no_write="out"),
+    Case("--subsample 99,1", lambda t: ev(t, "--subsample", "99,1"), "n_queries must be between 1 and",
+         no_write="out"),
+    Case("unknown backbone", lambda t: ev(t, "--backbone", "gpt-9"), "gpt-9", no_write="out"),
+    Case("real backbone without weights", lambda t: ev(t, "--backbone", "qwen2.5-7b-instruct"),
+         "--model-path DIR", no_write="out"),
+    Case("--model-path without config.json", lambda t: ev(t, "--backbone", "qwen2.5-7b-instruct",
+                                                          "--model-path", str(t)),
+         "is not a checkpoint directory (no config.json)", no_write="out"),
+    Case("--out is a file", lambda t: ((t / "outfile").write_text("x"),
+                                      [*ev(t)[:-2], "--out", str(t / "outfile")])[-1],
+         "outfile"),
+    # ---- encode ---------------------------------------------------------------------------------------------
+    Case("encode --k 0", lambda t: enc(t, "--k", "0"), "--k must be a positive integer", no_write="enc"),
+    Case("encode --k -3", lambda t: enc(t, "--k", "-3"), "--k must be a positive integer", no_write="enc"),
+    Case("encode --batch-size 0", lambda t: enc(t, "--batch-size", "0"), "--batch-size must be a positive integer",
+         no_write="enc"),
+    Case("encode --shard-size 0", lambda t: enc(t, "--shard-size", "0"), "--shard-size must be a positive integer",
+         no_write="enc"),
+    Case("encode --k 65", lambda t: enc(t, "--k", "65"), "K must be an integer between 1 and 64", no_write="enc"),
+    Case("encode --denoise-steps 0", lambda t: enc(t, "--denoise-steps", "0"), "denoise_steps must be >= 1",
+         no_write="enc"),
+    Case("encode --max-length 3", lambda t: enc(t, "--max-length", "3"), "--max-length 3 is too small",
+         no_write="enc"),
+    Case("encode --encoder bogus", lambda t: enc(t, "--encoder", "bogus"), "bogus", no_write="enc"),
+    Case("encode missing input", lambda t: ["encode", str(t / "nope.jsonl"), "--backbone", "tiny-ar",
+                                            "--out", str(t / "enc")], "nope.jsonl: no such file", no_write="enc"),
+    Case("encode invalid UTF-8", lambda t: enc(t, data=corpus_with(5, BAD_UTF8_LINE)), "in.jsonl:5:27: invalid UTF-8",
+         no_write="enc"),
+    Case("encode truncated .gz", lambda t: enc(t, data=gzip.compress(jsonl(BIG))[:2000], name="in.jsonl.gz"),
+         ("in.jsonl.gz:", "the gzip data is truncated or corrupt"), no_write="enc"),
+    Case("encode empty input", lambda t: enc(t, data=b""), "expected at least one item", no_write="enc"),
+    Case("encode id with space", lambda t: enc(t, data=corpus_with(2, b'{"_id": "a b", "text": "x"}')),
+         "in.jsonl:2: expected a non-empty \"_id\" without whitespace", no_write="enc"),
+    Case("encode --out is a file", lambda t: ((t / "enc").write_text("x"), enc(t))[-1], "enc"),
+    # ---- eval-run -------------------------------------------------------------------------------------------
+    Case("missing run file", lambda t: evrun(t, None), "r.trec: no such file"),
+    Case("missing qrels file", lambda t: [*evrun(t, RUN.encode())[:2], str(t / "nope.txt")], "nope.txt: no such file"),
+    Case("run invalid UTF-8", lambda t: evrun(t, RUN.encode() + b"q2 Q0 d\xe97 3 0.5 t\n"), "r.trec:5:8: invalid UTF-8"),
+    Case("qrels invalid UTF-8 (TREC)", lambda t: evrun(t, RUN.encode(), b"q1 0 d1 1\n\xc0\n"), "q.txt:2:1: invalid UTF-8"),
+    Case("run truncated .gz", lambda t: evrun(t, gzip.compress(RUN.encode() * 50)[:40], run_name="r.trec.gz"),
+         ("r.trec.gz:1: the gzip data is truncated or corrupt",)),
+    Case("run 5 fields", lambda t: evrun(t, b"q1 Q0 d1 1 2.0\n"), "r.trec:1: expected 6 whitespace-separated"),
+    Case("run NaN score", lambda t: evrun(t, b"q1 Q0 d1 1 nan t\n"), "r.trec:1: expected a finite score"),
+    Case("run inf score", lambda t: evrun(t, b"q1 Q0 d1 1 -inf t\n"), "r.trec:1: expected a finite score"),
+    Case("run score 1,5", lambda t: evrun(t, b"q1 Q0 d1 1 1,5 t\n"), "r.trec:1: expected a numeric score"),
+    Case("empty run file", lambda t: evrun(t, b""), "r.trec: expected at least one run line"),
+    Case("run of comments only", lambda t: evrun(t, b"# nothing\n\n"), "r.trec: expected at least one run line"),
+    Case("qrels all zero (eval-run)", lambda t: evrun(t, RUN.encode(), b"q1 0 d1 0\n"), "q.txt: no judgement has a grade >= 1"),
+    Case("--relevance-level above every grade", lambda t: evrun(t, RUN.encode(), None, "--relevance-level", "3"),
+         "q.txt: no judgement has a grade >= 3"),
+    Case("eval-run --measures ndcg_cut_x", lambda t: evrun(t, RUN.encode(), None, "--measures", "ndcg_cut_x"),
+         "bad measure 'ndcg_cut.x'"),
+    Case("qrels grade 1.5", lambda t: evrun(t, RUN.encode(), b"q1 0 d1 1.5\n"), "q.txt:1: expected an integer relevance"),
+    Case("qrels 2 fields", lambda t: evrun(t, RUN.encode(), b"q1 d1\n"), "q.txt:1: expected 4 fields"),
+    Case("run is a directory", lambda t: ((t / "rd").mkdir(), evrun(t, None, None, run_name="rd"))[-1],
+         "rd: is a directory"),
+    # ---- analyze / significance (per-query tables) -----------------------------------------------------------
+    Case("per_query header only", lambda t: anl(t, PQ_HEADER.encode()), "per_query.csv: expected at least one row"),
+    Case("per_query empty file", lambda t: anl(t, b""), "per_query.csv"),
+    Case("per_query NaN value", lambda t: anl(t, per_query(["0.5", "nan", "0.2"]).encode()), "per_query.csv:3:"),
+    Case("per_query empty value", lambda t: anl(t, per_query(["0.5", "", "0.2"]).encode()), "per_query.csv:3:"),
+    Case("per_query inf value", lambda t: anl(t, per_query(["inf", "0.1", "0.2"]).encode()), "per_query.csv:2:"),
+    Case("per_query invalid UTF-8", lambda t: anl(t, per_query(["0.5", "0.1"]).encode() + b"\xff\n"),
+         "per_query.csv:6:1: invalid UTF-8"),
+    Case("per_query missing column", lambda t: anl(t, b"dataset,qid,value\nx,1,0.5\n"), "per_query.csv:1: expected columns"),
+    Case("per_query k_q 1.5", lambda t: anl(t, per_query(["0.5"]).replace(",1,1,", ",1.5,1,").encode()),
+         "per_query.csv:2: expected a positive integer k_q"),
+    Case("per_query missing file", lambda t: ["analyze", "--per-query", str(t / "no.csv"), "--all-pairs", "--out",
+                                              str(t / "an")], "no.csv: no such file"),
+    Case("significance missing run", lambda t: (evrun(t, RUN.encode()), ["significance", str(t / "r.trec"),
+                                                str(t / "missing.trec"), "--qrels", str(t / "q.txt")])[-1],
+         "missing.trec: no such file"),
+    Case("significance run invalid UTF-8", lambda t: (evrun(t, RUN.encode()), (t / "b.trec").write_bytes(b"\xfe\n"),
+                                                      ["significance", str(t / "r.trec"), str(t / "b.trec"),
+                                                       "--qrels", str(t / "q.txt")])[-1], "b.trec:1:1: invalid UTF-8"),
+    Case("significance qrels all zero", lambda t: (evrun(t, RUN.encode(), b"q1 0 d1 0\n"),
+                                                   (t / "r2.trec").write_text(RUN),
+                                                   ["significance", str(t / "r.trec"), str(t / "r2.trec"),
+                                                    "--qrels", str(t / "q.txt")])[-1],
+         "q.txt: no judgement has a grade >= 1"),
+    # ---- compare ------------------------------------------------------------------------------------------
+    Case("compare gate with 0 matched cells", lambda t: cmp_bench(t, GOOD_BENCH, bench_json([]), "--fail-above", "10%"),
+         "0 cells matched"),
+    Case("compare gate with disjoint cells", lambda t: cmp_bench(t, bench_json([{"k": 1}]), bench_json([{"k": 4}]),
+                                                                 "--fail-above", "10%"), "0 cells matched"),
+    Case("bench JSON invalid UTF-8", lambda t: cmp_bench(t, GOOD_BENCH, json.dumps(GOOD_BENCH).encode()[:-1] + b"\xff}"),
+         "new.json:1:"),
+    Case("bench JSON truncated", lambda t: cmp_bench(t, GOOD_BENCH, json.dumps(GOOD_BENCH).encode()[:100]),
+         "new.json:1: expected a bench JSON"),
+    Case("bench JSON NaN sample", lambda t: cmp_bench(t, GOOD_BENCH, bench_json([{"k": 1}], [0.01, float("nan")])),
+         "new.json: benchmarks[0] (test_encode[1]): extra_info.samples_s must be positive finite seconds"),
+    Case("bench JSON Infinity sample", lambda t: cmp_bench(t, GOOD_BENCH, bench_json([{"k": 1}], [0.01, float("inf")])),
+         "new.json: benchmarks[0] (test_encode[1]): extra_info.samples_s must be positive finite seconds"),
+    Case("bench JSON string sample", lambda t: cmp_bench(t, GOOD_BENCH, bench_json([{"k": 1}], [0.01, "fast"])),
+         "new.json: benchmark"),
+    Case("bench JSON is a list", lambda t: cmp_bench(t, GOOD_BENCH, b"[1, 2]"), "new.json: not a bench JSON"),
+    Case("compare per_query inf", lambda t: cmp_pq(t, per_query(["0.5", "0.1"]), per_query(["0.5", "inf"])),
+         "n/per_query.csv:3:"),
+    Case("compare per_query NaN", lambda t: cmp_pq(t, per_query(["nan", "0.1"]), per_query(["0.5", "0.2"])),
+         "b/per_query.csv:2:"),
+    Case("compare per_query header only", lambda t: cmp_pq(t, per_query(["0.5"]), PQ_HEADER),
+         "n/per_query.csv: expected at least one row"),
+    Case("compare missing file", lambda t: ["compare", str(t / "a.json"), str(t / "b.json")], "a.json: no such file"),
+    # ---- report ---------------------------------------------------------------------------------------------
+    Case("report per_query NaN row", lambda t: report(t, "per_query.csv", per_query(["0.5", "nan"])),
+         "per_query.csv:3:"),
+    Case("report summary inf mean", lambda t: report(
+        t, "summary.csv", "dataset,backbone,family,encoder,k_q,k_p,mode,measure,mean,n\n"
+                          "syn,tiny-ar,ar,sequential,1,1,single_dense,ndcg_cut_10,inf,3\n"), "summary.csv:2:"),
+]
+
+def pq_file(tmp: Path) -> str:
+    (tmp / "per_query.csv").write_text(per_query(["0.5", "0.1", "0.3"]))
+    return str(tmp / "per_query.csv")
+
+
+def an_opts(tmp: Path, *extra: str) -> list[str]:
+    return ["analyze", "--per-query", pq_file(tmp), "--all-pairs", "--out", str(tmp / "an"), "--bootstrap", "100",
+            *extra]
+
+
+CASES += [
+    # ---- found later, the same way ---------------------------------------------------------------------------
+    Case("_id with 5000 digits", lambda t: ev(t, corpus=corpus_with(1, b'{"_id": ' + b"9" * 5000 + b', "text": "x"}')),
+         "ds/corpus.jsonl:1: expected a JSON object (Exceeds the limit", no_write="out"),
+    Case("sweep_state.json damaged by hand", lambda t: (ev(t), (t / "out").mkdir(),
+                                                        (t / "out" / "sweep_state.json").write_text('{"backbone": "t'),
+                                                        ev(t))[-1],
+         "out/sweep_state.json:1: expected the sweep_state.json of an earlier run, got invalid JSON"),
+    Case("--dtype float7", lambda t: ev(t, "--dtype", "float7"), "unknown dtype 'float7'", no_write="out"),
+    Case("--device cuda without a GPU", lambda t: ev(t, "--device", "cuda:7"), "requested but CUDA is not available",
+         no_write="out"),
+    Case("encode --attn flash9", lambda t: enc(t, "--attn", "flash9"), "unknown attention backend 'flash9'",
+         no_write="enc"),
+    Case("qrels judge no query with a text", lambda t: ev(t, qrels=b"query-id\tcorpus-id\tscore\nzz\td1\t1\n"),
+         "no judged query has a text", no_write="out"),
+    Case("analyze --alpha 1.5", lambda t: an_opts(t, "--alpha", "1.5"), "alpha must be in (0, 1)", no_write="an"),
+    Case("analyze --bootstrap 0", lambda t: an_opts(t)[:-2] + ["--bootstrap", "0"], "n_bootstrap must be >= 1",
+         no_write="an"),
+    Case("analyze --budget-q 0", lambda t: an_opts(t, "--budget-q", "0"), "budget_q must be a positive integer",
+         no_write="an"),
+    Case("analyze unknown --baseline", lambda t: an_opts(t)[:3] + ["--baseline", "x/y/q1p1/single_dense"] + an_opts(t)[4:],
+         "baseline 'x/y/q1p1/single_dense' is not among the systems", no_write="an"),
+    Case("analyze --out is a file", lambda t: ((t / "f").write_text("x"), an_opts(t)[:4] + ["--out", str(t / "f")])[-1],
+         "f/significance.csv: cannot write"),
+    Case("compare --tolerance-for without =", lambda t: cmp_bench(t, GOOD_BENCH, GOOD_BENCH, "--tolerance-for", "oops"),
+         "--tolerance-for expects PATTERN=TOL"),
+    Case("compare --fail-above on per-query tables", lambda t: [*cmp_pq(t, per_query(["0.5"]), per_query(["0.4"])),
+                                                               "--fail-above", "10%"],
+         "--fail-above gates latency, but"),
+    Case("report --results missing", lambda t: ["report", "--results", str(t / "nope"), "--out", str(t / "rep")],
+         "nope does not exist"),
+    Case("baselines --root missing", lambda t: ["baselines", "--root", str(t / "nope")], "nope: no baselines directory"),
+    Case("search on directories that are no stores",
+         lambda t: ((t / "q").mkdir(), (t / "d").mkdir(),
+                    ["search", "--queries", str(t / "q"), "--docs", str(t / "d"), "--out", str(t / "o")])[-1],
+         "q is not a complete representations directory", no_write="o"),
+    Case("search --max-memory lots", lambda t: ["search", "--queries", str(t / "q"), "--docs", str(t / "d"), "--out",
+                                                str(t / "o"), "--max-memory", "lots"], "--max-memory expects a size"),
+    Case("merge a directory that is no store", lambda t: ((t / "x").mkdir(), ["merge", str(t / "x")])[-1],
+         "x: no config.json; not a representations directory"),
+    Case("adapt on a per_query.csv with a NaN", lambda t: (
+        (t / "per_query.csv").write_text(per_query(["0.5", "nan"])),
+        ["adapt", "--per-query", str(t / "per_query.csv"), "--out", str(t / "a")])[-1], "per_query.csv:3:",
+        no_write="a"),
+    Case("adapt signals.csv invalid UTF-8", lambda t: (
+        (t / "per_query.csv").write_text(per_query(["0.5", "0.1"])), (t / "s.csv").write_bytes(b"k_q\n\xff\n"),
+        ["adapt", "--per-query", str(t / "per_query.csv"), "--signals", str(t / "s.csv"), "--out", str(t / "a")])[-1],
+        "s.csv:2:1: invalid UTF-8", no_write="a"),
+    Case("encode config.json damaged by hand",
+         lambda t: (enc(t), (t / "enc").mkdir(), (t / "enc" / "config.json").write_text('{"a": '), enc(t))[-1],
+         "enc/config.json: damaged"),
+]
+
+PASSES: list[Case] = [
+    # inputs that look odd but are valid: they must give the right answer, not an error
+    Case("corpus with BOM", lambda t: ev(t, corpus=b"\xef\xbb\xbf" + jsonl(CORPUS)), "", rc=0),
+    Case("qrels with BOM", lambda t: ev(t, qrels=b"\xef\xbb\xbf" + QRELS.encode()), "", rc=0),
+    Case("gzip corpus without .gz suffix", lambda t: ev(t, corpus=gzip.compress(jsonl(CORPUS))), "", rc=0),
+    Case("CRLF line endings", lambda t: ev(t, corpus=jsonl(CORPUS).replace(b"\n", b"\r\n"),
+                                           qrels=QRELS.replace("\n", "\r\n").encode()), "", rc=0),
+]
+
+
+def _run(case: Case, tmp_path: Path, capsys) -> tuple[int, str]:
+    argv = case.setup(tmp_path)
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's own usage error (exit 2, a usage line and the message)
+        rc = exc.code
+    err = capsys.readouterr().err
+    return rc, err
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_case_ends_in_a_clear_message(case: Case, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("REPBENCH_LOG_DIR", str(tmp_path / "log"))
+    rc, err = _run(case, tmp_path, capsys)
+    assert "Traceback" not in err
+    assert "internal error" not in err, err
+    assert rc == case.rc, err
+    for expect in (case.expect,) if isinstance(case.expect, str) else case.expect:
+        assert expect in err, err
+    if case.no_write:
+        assert not (tmp_path / case.no_write).exists(), f"{case.no_write} was written before the error"
+
+
+def _values(out_dir: Path) -> dict[tuple[str, str], float]:
+    import pandas as pd
+
+    table = pd.read_csv(out_dir / "per_query.csv", dtype={"qid": str})
+    return {(r.qid, r.measure): r.value for r in table.itertuples()}
+
+
+@pytest.mark.parametrize("case", PASSES, ids=[c.name for c in PASSES])
+def test_odd_but_valid_input_gives_the_plain_result(case: Case, tmp_path, capsys):
+    """A BOM, gzip without the suffix or CRLF must give exactly the numbers of the plain files."""
+    rc, err = _run(case, tmp_path, capsys)
+    assert rc == 0, err
+    plain = tmp_path / "plain"
+    beir(plain)
+    assert main([*EVAL, "--dataset", str(plain), "--out", str(tmp_path / "plain-out")]) == 0
+    ours, ref = _values(tmp_path / "out"), _values(tmp_path / "plain-out")
+    assert ours == ref
+    assert ours[("q1", "recall_100")] == 1.0  # q1 (with a BOM in front, "\ufeffq1") still matches its qrels
+
+
+def test_run_with_bom_scores_its_first_query(tmp_path, capsys):
+    """A BOM before qid "q1" used to turn it into "\\ufeffq1", silently scoring q1 zero."""
+    argv = evrun(tmp_path, b"\xef\xbb\xbf" + RUN.encode(), None, "--format", "csv", "--per-query",
+                 "--measures", "recip_rank")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "q1,recip_rank,1.0" in out and "q2,recip_rank,1.0" in out
+
+
+def test_gate_says_how_many_cells_it_compared(tmp_path, capsys):
+    argv = cmp_bench(tmp_path, GOOD_BENCH, GOOD_BENCH, "--fail-above", "10%", "--json", str(tmp_path / "c.json"))
+    assert main(argv) == 0
+    assert "gate --fail-above 10% passed (2 cells compared)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "c.json").read_text())["latency"]["gate"]["n_compared"] == 2
