@@ -18,6 +18,12 @@ GOAL = 1.15
 
 def test_ray_overhead(benchmark):
     pytest.importorskip("ray", reason="the Ray engine is optional: pip install 'repbench[ray]'")
+    from repbench.engines.netns import loopback_only
+
+    if not loopback_only():
+        # `ray start` would swap 127.0.0.1 for this machine's own address and listen there.
+        pytest.skip("run inside a loopback-only network namespace, e.g. as root: unshare --net sh -c "
+                    "'ip link set lo up && .venv/bin/pytest bench/test_ray_overhead.py --benchmark-json ray.json'")
     from repbench.engines.cluster import local_cluster
     from repbench.engines.overhead import measure_overhead
 

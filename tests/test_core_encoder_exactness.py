@@ -40,8 +40,8 @@ def _sparse(reps, i):
     return dict(zip(reps.sparse_ids[i][keep].tolist(), reps.sparse_weights[i][keep].tolist(), strict=True))
 
 
-def _assert_rows_equal(batched, i, alone):
-    torch.testing.assert_close(batched.dense[i], alone.dense[0], atol=PAD_ATOL, rtol=1e-4)
+def _assert_rows_equal(batched, i, alone, atol=PAD_ATOL):
+    torch.testing.assert_close(batched.dense[i], alone.dense[0], atol=atol, rtol=1e-4)
     assert batched.valid[i].tolist() == alone.valid[0].tolist()
     assert batched.token_ids[i].tolist() == alone.token_ids[0].tolist()
     assert batched.input_tokens[i] == alone.input_tokens[0]
@@ -102,7 +102,9 @@ def test_smollm2_early_stop_example_from_the_issue(smollm2):
     assert '"' in closing and closing != '"'  # a merged quote piece (`",`) closes the row
     for batch in ([query, other], [other, query, "what is the capital of australia"]):
         batched = encode(smollm2, batch, encoder="sequential", k=8, early_stop=True, batch_size=len(batch))
-        _assert_rows_equal(batched, batch.index(query), alone)
+        # 30 real layers in fp32: padding's changed summation order reaches ~3e-5 on states of norm ~100;
+        # the batch-dependence bug this guards against moved them by ~47
+        _assert_rows_equal(batched, batch.index(query), alone, atol=1e-4)
 
 
 def test_one_answer_end_set_for_stop_test_and_truncation(smollm2):

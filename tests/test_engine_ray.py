@@ -3,12 +3,18 @@
 again with a Ray worker process SIGKILLed mid-shard (Ray restarts it, the job is redone elsewhere, every
 shard and cell file is written exactly once); last, a resume of a damaged store during which the worker
 node is lost. Mandatory with CI=true; skipped without Ray otherwise.
+
+Ray replaces 127.0.0.1 by the machine's own address where it has one, so the module runs itself again
+inside a network namespace that has only `lo` (repbench.engines.netns): there every node listens on
+127.0.0.1 and nothing can leave the machine. The cluster tests run only in there.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -18,8 +24,13 @@ import pytest
 from shared_data import require_data
 
 from repbench.cli import main
+from repbench.engines.netns import loopback_only, run_in_loopback_namespace
+from repbench.errors import RepbenchError
 
 pytestmark = pytest.mark.slow
+INSIDE = loopback_only()
+inside_namespace = pytest.mark.skipif(not INSIDE, reason="runs inside a loopback-only network namespace, "
+                                      "started by test_ray_tests_run_in_a_loopback_only_namespace")
 
 try:
     import ray  # noqa: F401
@@ -53,6 +64,26 @@ def _one_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(INSIDE, reason="already inside the namespace: the cluster tests below run here")
+def test_ray_tests_run_in_a_loopback_only_namespace():
+    _require_ray()
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    try:
+        done = run_in_loopback_namespace([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                          "-m", "slow", str(Path(__file__).resolve())], cwd=repo, env=env,
+                                         timeout_s=TIME_BOUND_S + 120)
+    except RepbenchError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {exc}")
+        pytest.skip(str(exc))
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the namespaced Ray tests ran past {exc.timeout:.0f} s:\n{(exc.output or '')[-4000:]}")
+    print(done.stdout[-3000:])
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert "3 passed" in done.stdout, done.stdout[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +194,7 @@ def _assert_identical(local: Path, other: Path) -> None:
         assert (other / "ev" / rel).read_bytes() == (local / "ev" / rel).read_bytes(), rel
 
 
+@inside_namespace
 def test_ray_engine_is_byte_identical_to_local(cluster, adi, local_run, tmp_path):
     t0 = time.perf_counter()
     result = _ray_run(cluster, adi, tmp_path)
@@ -171,6 +203,7 @@ def test_ray_engine_is_byte_identical_to_local(cluster, adi, local_run, tmp_path
     print(f"ray encode+evaluate on 2 nodes: {time.perf_counter() - t0:.1f}s")
 
 
+@inside_namespace
 def test_ray_engine_survives_a_killed_worker(cluster, adi, local_run, tmp_path, capsys):
     result = _ray_run(cluster, adi, tmp_path, kill_method="encode_shard")
     assert [m for _, m in result["killed"]] == ["encode_shard", "encode_rows"], result["killed"]
@@ -182,6 +215,7 @@ def test_ray_engine_survives_a_killed_worker(cluster, adi, local_run, tmp_path, 
     assert err.count("a Ray worker died") >= 2, err[-2000:]
 
 
+@inside_namespace
 def test_ray_engine_loses_a_node_then_resumes_from_verified_shards(cluster, adi, local_run, tmp_path, capsys):
     """A store left by a lost run (shards missing, one truncated) is resumed: only what is not verified is
     encoded, and the worker node is killed (raylet and all) during that run: its job finishes on the head.

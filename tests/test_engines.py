@@ -68,3 +68,15 @@ def test_a_wrong_ray_address_fails_fast_with_a_clear_error(address, message, tmp
     assert rc == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_loopback_only_reads_the_interfaces():
+    from repbench.engines.netns import loopback_only
+
+    assert loopback_only(lambda: [(1, "lo")])
+    assert not loopback_only(lambda: [(1, "lo"), (2, "eth0")])
+
+    def fails():
+        raise OSError("no netlink")
+
+    assert not loopback_only(fails)
