@@ -20,10 +20,9 @@ Layout of an output directory:
 from __future__ import annotations
 
 import inspect
-import re
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,13 @@ from typing import Any
 import pandas as pd
 
 from repbench import schema
-from repbench.encoders.digest import options_hash, rows_hash
+from repbench.encoders.digest import rows_hash
 from repbench.encoders.options import SPARSE_TOP_K, EncodeOptions
-from repbench.encoders.types import Representations, StoreError
+from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
 from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate, summarize
+from repbench.evaluation.repcache import RepCache, cache_options, signals_path
 from repbench.evaluation.trec import round_scores, write_run
 from repbench.io import atomic_write_json, read_json
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, modes_for, parse_modes, retrieve
@@ -113,45 +113,6 @@ def run_file_name(system: str) -> str:
     return system.replace("/", "__") + ".trec"
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)
-
-
-class RepCache:
-    """Representations on disk, content-addressed: the file name carries a hash of the input rows and of
-    every option that changes the output, and each file's sha256 sits in its sidecar, checked on load."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    def stem(self, backbone: str, encoder: str, side: str, k: int, max_length: int, fingerprint: str,
-             **options: Any) -> Path:
-        """`fingerprint` identifies the input rows (e.g. `rows_hash(ids, texts)`); `options` are any further
-        settings that change the encoding (backbone dtype, batch size, device type)."""
-        key = options_hash({"backbone": backbone, "encoder": encoder, "side": side, "k": k,
-                            "max_length": max_length, "rows": fingerprint, **options})
-        return self.root / f"{_safe(backbone)}__{encoder}__{side}__k{k}__len{max_length}__{key[:16]}"
-
-    def get(self, stem: Path, ids: Sequence[str]) -> Representations | None:
-        """The cached item, or None when absent; a damaged or mismatching one is reported and not used."""
-        # The .json is written last by Representations.save: its presence means a complete file pair.
-        if not stem.with_suffix(".json").exists() or not stem.with_suffix(".safetensors").exists():
-            return None
-        try:
-            reps = Representations.load(stem, verify=True)
-        except StoreError as exc:
-            warnings.warn(f"cached representations not used, recomputing: {exc}", stacklevel=2)
-            return None
-        if list(reps.ids) != list(ids):
-            warnings.warn(f"cached representations {stem} hold other ids; recomputing", stacklevel=2)
-            return None
-        return reps
-
-
-def signals_path(stem: Path) -> Path:
-    return stem.parent / (stem.name + ".signals.csv")
-
-
 def _reports_signals(encode_fn: EncodeFn) -> bool:
     """Whether `encode_fn` takes on_signals (repbench.encoders.encode does; test fakes may not)."""
     try:
@@ -159,16 +120,6 @@ def _reports_signals(encode_fn: EncodeFn) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == "on_signals" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
-def cache_options(opts: EncodeOptions) -> dict[str, Any]:
-    """Every EncodeOptions field outside the stem's own (k, side, max_length), with the prompt variant
-    resolved, so `None` and the variant it stands for at this K share a file."""
-    from repbench.encoders.prompts import default_variant
-
-    key = {name: value for name, value in asdict(opts).items() if name not in ("k", "side", "max_length")}
-    key["prompt_variant"] = opts.prompt_variant or default_variant(opts.k)
-    return key
 
 
 def _check_encoder(config: SweepConfig, backbone: Any) -> None:

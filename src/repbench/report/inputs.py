@@ -17,7 +17,8 @@ import pandas as pd
 from repbench.errors import InputError, RepbenchError
 from repbench.io import read_csv
 from repbench.report.noise import iqr_flag
-from repbench.schema import ENCODERS, FILE_NAMES, MODES, SUMMARY_COLUMNS
+from repbench.retrieval.modes import MODES
+from repbench.schema import ENCODERS, FILE_NAMES, SUMMARY_COLUMNS
 from repbench.schema.bench import is_bench_json, read_bench
 from repbench.schema.tables import read_table, system_names
 from repbench.stats import bootstrap_ci

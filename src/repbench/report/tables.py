@@ -13,7 +13,7 @@ from repbench.report import noise
 from repbench.report.inputs import base_backbone, is_encode
 from repbench.report.latex import Cell, Raw, Table
 from repbench.report.provenance import load_statement
-from repbench.schema import MODES
+from repbench.retrieval.modes import MODES
 
 BETTER = Raw(r"$^{\dagger}$", "†")
 WORSE = Raw(r"$^{\ddagger}$", "‡")

@@ -1,64 +1,23 @@
-"""The score modes of method-spec §6.2 (a registry, SCORERS), from two Representations to TREC-style runs."""
+"""The score modes of method-spec §6.2 (registry: repbench.retrieval.modes), from two Representations to TREC-style runs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
-from repbench.retrieval.dense import FlatIPIndex, single_vectors
 from repbench.retrieval.fusion import fuse
-from repbench.retrieval.multivector import maxsim_search
-from repbench.retrieval.sparse import sparse_search
+from repbench.retrieval.modes import MODES, MULTI_MODES, SCORERS, Scorer
+
+__all__ = ["DEFAULT_DEPTH", "MODES", "MULTI_MODES", "SCORERS", "Scorer", "modes_for", "parse_modes", "retrieve"]
 
 Run = dict[str, dict[str, float]]
 
 DEFAULT_DEPTH = 1000
 
 
-@dataclass(frozen=True)
-class Scorer:
-    """One score mode: either a search over the documents (`search(queries, docs, k, options)` returning
-    [queries, k] scores and document indices) or a 50/50 fusion of two other modes' runs."""
-
-    name: str
-    search: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
-    fuse: tuple[str, str] | None = None
-    multi: bool = False  # needs K_q > 1 or K_p > 1 (method-spec §6.1)
-    sparse: bool = False  # needs the backbone's vocab_size
-
-
-def _chunk(options: dict) -> dict:
-    return {} if options.get("chunk_docs") is None else {"chunk_docs": options["chunk_docs"]}
-
-
-def _single_dense(queries: Representations, docs: Representations, k: int, options: dict):
-    return FlatIPIndex(single_vectors(docs)).search(single_vectors(queries), k)
-
-
-def _multi_dense(queries: Representations, docs: Representations, k: int, options: dict):
-    return maxsim_search(queries.unit_dense(), docs.unit_dense(), k, **_chunk(options))
-
-
-def _sparse_max(queries: Representations, docs: Representations, k: int, options: dict):
-    return sparse_search(queries.sparse_ids, queries.sparse_weights, docs.sparse_ids, docs.sparse_weights,
-                         k, int(options["vocab_size"]), **_chunk(options))
-
-
-# The score modes of method-spec §6.2, in canonical order: adding a mode is one entry here (and its name
-# in repbench.schema.MODES, which tests/test_schema.py checks against this registry).
-SCORERS: dict[str, Scorer] = {s.name: s for s in (
-    Scorer("single_dense", search=_single_dense),
-    Scorer("multi_dense", search=_multi_dense, multi=True),
-    Scorer("sparse_max", search=_sparse_max, sparse=True),
-    Scorer("fusion_single_sparse_max", fuse=("single_dense", "sparse_max"), sparse=True),
-    Scorer("fusion_multi_sparse_max", fuse=("multi_dense", "sparse_max"), multi=True, sparse=True),
-)}
-MODES: tuple[str, ...] = tuple(SCORERS)
-MULTI_MODES = frozenset(name for name, s in SCORERS.items() if s.multi)
 
 
 def parse_modes(text: str | Iterable[str]) -> list[str]:

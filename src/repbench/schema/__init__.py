@@ -1,4 +1,4 @@
-"""The tidy contract between stages: column lists, system naming, the mode and encoder names.
+"""The tidy contract between stages: column lists, system naming, the encoder names.
 
 This package imports nothing heavier than the standard library at import time, so every stage (from
 the encoders down to the report) can depend on it. The one reader and one writer per file kind live in
@@ -12,20 +12,13 @@ from __future__ import annotations
 from repbench import SCHEMA_VERSION
 
 __all__ = [
-    "ENCODERS", "MODES", "ORACLE_CELL_COLUMNS", "ORACLE_COLUMNS", "PER_QUERY_COLUMNS", "SCHEMA_VERSION",
+    "ENCODERS", "ORACLE_CELL_COLUMNS", "ORACLE_COLUMNS", "PER_QUERY_COLUMNS", "SCHEMA_VERSION",
     "SIGNIFICANCE_COLUMNS", "SUMMARY_COLUMNS", "FILE_NAMES", "system_name",
 ]
 
 ENCODERS: tuple[str, ...] = ("sequential", "parallel", "meanpool", "lasttoken")
-# The score modes, in canonical order; repbench.retrieval.search.SCORERS holds one scorer per name
-# (tests/test_retrieval_modes.py checks the two agree).
-MODES: tuple[str, ...] = (
-    "single_dense",
-    "multi_dense",
-    "sparse_max",
-    "fusion_single_sparse_max",
-    "fusion_multi_sparse_max",
-)
+# The score modes are not listed here: their one registry is repbench.retrieval.modes (standard library
+# only at import), so adding a mode touches that file alone.
 
 PER_QUERY_COLUMNS: tuple[str, ...] = (
     "dataset", "backbone", "family", "encoder", "k_q", "k_p", "mode", "qid", "measure", "value",

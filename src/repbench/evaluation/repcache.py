@@ -1,0 +1,65 @@
+"""The sweep's cache of encodings: content-addressed Representations files and their signal sidecars."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from repbench.encoders.digest import options_hash
+from repbench.encoders.options import EncodeOptions
+from repbench.encoders.types import Representations, StoreError
+
+__all__ = ["RepCache", "cache_options", "signals_path"]
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)
+
+
+class RepCache:
+    """Representations on disk, content-addressed: the file name carries a hash of the input rows and of
+    every option that changes the output, and each file's sha256 sits in its sidecar, checked on load."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def stem(self, backbone: str, encoder: str, side: str, k: int, max_length: int, fingerprint: str,
+             **options: Any) -> Path:
+        """`fingerprint` identifies the input rows (e.g. `rows_hash(ids, texts)`); `options` are any further
+        settings that change the encoding (backbone dtype, batch size, device type)."""
+        key = options_hash({"backbone": backbone, "encoder": encoder, "side": side, "k": k,
+                            "max_length": max_length, "rows": fingerprint, **options})
+        return self.root / f"{_safe(backbone)}__{encoder}__{side}__k{k}__len{max_length}__{key[:16]}"
+
+    def get(self, stem: Path, ids: Sequence[str]) -> Representations | None:
+        """The cached item, or None when absent; a damaged or mismatching one is reported and not used."""
+        # The .json is written last by Representations.save: its presence means a complete file pair.
+        if not stem.with_suffix(".json").exists() or not stem.with_suffix(".safetensors").exists():
+            return None
+        try:
+            reps = Representations.load(stem, verify=True)
+        except StoreError as exc:
+            warnings.warn(f"cached representations not used, recomputing: {exc}", stacklevel=2)
+            return None
+        if list(reps.ids) != list(ids):
+            warnings.warn(f"cached representations {stem} hold other ids; recomputing", stacklevel=2)
+            return None
+        return reps
+
+
+def signals_path(stem: Path) -> Path:
+    return stem.parent / (stem.name + ".signals.csv")
+
+
+def cache_options(opts: EncodeOptions) -> dict[str, Any]:
+    """Every EncodeOptions field outside the stem's own (k, side, max_length), with the prompt variant
+    resolved, so `None` and the variant it stands for at this K share a file."""
+    from repbench.encoders.prompts import default_variant
+
+    key = {name: value for name, value in asdict(opts).items() if name not in ("k", "side", "max_length")}
+    key["prompt_variant"] = opts.prompt_variant or default_variant(opts.k)
+    return key
