@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from repbench.analysis.oracle import GROUP_KEYS, SCOPES, _scope_cell_sets, cell_cost, cell_name
-from repbench.analysis.perquery import align
+from repbench.analysis.oracle import SCOPES, _scope_cell_sets, cell_name, group_matrices, select_measure
 from repbench.errors import RepbenchError
 
 
@@ -50,35 +49,16 @@ def option_sets(
     for scope in scopes:
         if scope not in SCOPES:
             raise RepbenchError(f"unknown oracle scope {scope!r}; expected one of {', '.join(SCOPES)}")
-    df = per_query
-    if measure is not None:
-        if measure not in set(df["measure"]):
-            raise RepbenchError(f"measure {measure!r} not in the per-query table; it has "
-                                f"{', '.join(sorted(set(df['measure'].astype(str))))}")
-        df = df[df["measure"] == measure]
+    df = select_measure(per_query, measure)
     if modes is not None:
         unknown = sorted(set(modes) - set(df["mode"]))
         if unknown:
             raise RepbenchError(f"mode(s) {', '.join(unknown)} not in the per-query table")
         df = df[df["mode"].isin(list(modes))]
-    for key, group in df.groupby(list(GROUP_KEYS), sort=True):
-        ident = dict(zip(GROUP_KEYS, key, strict=True))
-        tidy = pd.DataFrame({
-            "system": [cell_name(q, p) for q, p in zip(group["k_q"], group["k_p"], strict=True)],
-            "qid": group["qid"].astype(str).to_numpy(),
-            "value": group["value"].to_numpy(dtype=np.float64),
-        })
-        try:
-            aligned = align(tidy, intersect=intersect)
-        except RepbenchError as exc:
-            raise RepbenchError(f"{'/'.join(str(v) for v in key)}: {exc}") from None
-        cells = sorted({(int(q), int(p)) for q, p in zip(group["k_q"], group["k_p"], strict=True)}, key=cell_cost)
-        matrix = aligned.matrix.loc[[cell_name(*c) for c in cells]].to_numpy()
-        row_of = {c: i for i, c in enumerate(cells)}
-        qids = [str(q) for q in aligned.matrix.columns]
+    for g in group_matrices(df, intersect):
         seen: set[tuple] = set()
-        for scope, fixed_k, option in _scope_cell_sets(cells, scopes, fixed_kq, fixed_kp):
+        for scope, fixed_k, option in _scope_cell_sets(g.cells, scopes, fixed_kq, fixed_kp):
             if scope == "grid" and tuple(option) in seen:
                 continue  # one K_p (or K_q) swept: the grid is the kq (kp) set again
             seen.add(tuple(option))
-            yield OptionSet(ident, scope, fixed_k, list(option), matrix[[row_of[c] for c in option]], qids)
+            yield OptionSet(g.ident, scope, fixed_k, list(option), g.rows(option), g.qids)

@@ -7,7 +7,8 @@ It is compared with the best *fixed* cell of the same set (one cell for every qu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,52 @@ def _scope_cell_sets(
     return [s for s in out if len(s[2]) >= 2]
 
 
+def select_measure(per_query: pd.DataFrame, measure: str | None) -> pd.DataFrame:
+    """The rows of one measure (all rows when `measure` is None); an absent measure is an error."""
+    if measure is None:
+        return per_query
+    if measure not in set(per_query["measure"]):
+        raise RepbenchError(f"measure {measure!r} not in the per-query table; it has "
+                            f"{', '.join(sorted(set(per_query['measure'].astype(str))))}")
+    return per_query[per_query["measure"] == measure]
+
+
+@dataclass
+class GroupMatrix:
+    """One (dataset, backbone, encoder, mode, measure) group as a [cells, queries] value matrix."""
+
+    ident: dict
+    cells: list[tuple[int, int]]  # cheapest first (TIE_RULE)
+    matrix: np.ndarray  # float64, rows follow `cells`
+    qids: list[str]
+    n: int  # queries used (see `intersect`)
+
+    def rows(self, option: Sequence[tuple[int, int]]) -> np.ndarray:
+        row_of = {c: i for i, c in enumerate(self.cells)}
+        return self.matrix[[row_of[c] for c in option]]
+
+
+def group_matrices(df: pd.DataFrame, intersect: bool = False) -> Iterator[GroupMatrix]:
+    """Each group of a per-query table, aligned over queries: a query missing from a cell scores 0 unless
+    `intersect` (then only the queries present in every cell of the group are kept)."""
+    for key, group in df.groupby(list(GROUP_KEYS), sort=True):
+        tidy = pd.DataFrame({
+            "system": [cell_name(q, p) for q, p in zip(group["k_q"], group["k_p"], strict=True)],
+            "qid": group["qid"].astype(str).to_numpy(),
+            "value": group["value"].to_numpy(dtype=np.float64),
+        })
+        try:
+            aligned = align(tidy, intersect=intersect)
+        except RepbenchError as exc:
+            raise RepbenchError(f"{'/'.join(str(v) for v in key)}: {exc}") from None
+        cell_of = dict(zip(tidy["system"], zip(group["k_q"].astype(int), group["k_p"].astype(int), strict=True),
+                           strict=True))
+        cells = sorted((cell_of[name] for name in aligned.matrix.index), key=cell_cost)
+        yield GroupMatrix(dict(zip(GROUP_KEYS, key, strict=True)), cells,
+                          aligned.matrix.loc[[cell_name(*c) for c in cells]].to_numpy(),
+                          [str(q) for q in aligned.matrix.columns], aligned.n)
+
+
 def oracle_tables(
     per_query: pd.DataFrame,
     measure: str | None = None,
@@ -91,55 +138,35 @@ def oracle_tables(
     for name, budget in (("budget_q", budget_q), ("budget_p", budget_p)):
         if budget is not None and budget < 1:
             raise RepbenchError(f"{name} must be a positive integer, got {budget}")
-    df = per_query
-    if measure is not None:
-        if measure not in set(df["measure"]):
-            raise RepbenchError(f"measure {measure!r} not in the per-query table; it has "
-                                f"{', '.join(sorted(set(df['measure'].astype(str))))}")
-        df = df[df["measure"] == measure]
+    df = select_measure(per_query, measure)
     if budget_q is not None:
         df = df[df["k_q"] <= budget_q]
     if budget_p is not None:
         df = df[df["k_p"] <= budget_p]
     oracle_rows: list[dict] = []
     cell_rows: list[dict] = []
-    for key, group in df.groupby(list(GROUP_KEYS), sort=True):
-        ident = dict(zip(GROUP_KEYS, key, strict=True))
-        tidy = pd.DataFrame({
-            "system": [cell_name(q, p) for q, p in zip(group["k_q"], group["k_p"], strict=True)],
-            "qid": group["qid"].astype(str).to_numpy(),
-            "value": group["value"].to_numpy(dtype=np.float64),
-        })
-        try:
-            aligned = align(tidy, intersect=intersect)
-        except RepbenchError as exc:
-            where = "/".join(str(v) for v in key)
-            raise RepbenchError(f"{where}: {exc}") from None
-        cell_of = dict(zip(tidy["system"], zip(group["k_q"].astype(int), group["k_p"].astype(int), strict=True),
-                           strict=True))
-        cells = sorted((cell_of[name] for name in aligned.matrix.index), key=cell_cost)
-        matrix = aligned.matrix.loc[[cell_name(*c) for c in cells]].to_numpy()
-        row_of = {c: i for i, c in enumerate(cells)}
+    for g in group_matrices(df, intersect):
+        ident, cells = g.ident, g.cells
         sets = _scope_cell_sets(cells, scopes, fixed_kq, fixed_kp)
         if not sets:
             continue
         series: list[np.ndarray] = []
         pending: list[dict] = []
         for scope, fixed_k, option in sets:
-            values = matrix[[row_of[c] for c in option]]  # option keeps the cheapest-first order
+            values = g.rows(option)  # option keeps the cheapest-first order
             oracle, picks, best = oracle_of(values)
             best_values = values[best]
             series += [oracle, best_values, oracle - best_values]
             pending.append({
                 **ident, "scope": scope, "fixed_k": fixed_k, "budget_q": budget_q, "budget_p": budget_p,
-                "n": aligned.n, "oracle_mean": oracle.mean(), "best_cell": cell_name(*option[best]),
+                "n": g.n, "oracle_mean": oracle.mean(), "best_cell": cell_name(*option[best]),
                 "best_mean": best_values.mean(), "gap": oracle.mean() - best_values.mean(),
                 "label": ORACLE_LABEL,
             })
             counts = np.bincount(picks, minlength=len(option))
             for c, k in zip(option, counts, strict=True):
                 cell_rows.append({**ident, "scope": scope, "k_q": c[0], "k_p": c[1], "n_queries": int(k),
-                                  "share": k / aligned.n})
+                                  "share": k / g.n})
         # One bootstrap for every series of the group: the same query resamples for all of them.
         low, high = bootstrap_mean_ci(np.vstack(series), n_bootstrap=n_bootstrap, seed=seed, level=level)
         for i, row in enumerate(pending):
