@@ -21,16 +21,6 @@ PAD_ATOL = 1e-5  # fp32: left padding only changes summation order in attention
 
 
 @pytest.fixture(scope="module")
-def ar():
-    return load_backbone("tiny-ar")
-
-
-@pytest.fixture(scope="module")
-def diff():
-    return load_backbone("tiny-diffusion")
-
-
-@pytest.fixture(scope="module")
 def smollm2():
     return load_backbone("smollm2-135m-instruct")
 

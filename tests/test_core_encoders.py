@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 
-from repbench.backbones import load_backbone
 from repbench.encoders import MAX_K, encode, encode_ids
 from repbench.encoders.prompts import N_TAIL, adapt_for_k, build_prompt_ids, tail_ids
 from repbench.encoders.sparse import content_words, sparse_from_logits
@@ -19,16 +18,6 @@ TEXTS = [
     "Diffusion models read masked positions in parallel.",
 ]
 PAD_ATOL = 1e-5  # fp32: left padding only changes summation order in attention
-
-
-@pytest.fixture(scope="module")
-def ar():
-    return load_backbone("tiny-ar")
-
-
-@pytest.fixture(scope="module")
-def diff():
-    return load_backbone("tiny-diffusion")
 
 
 def _plain(bb, seq):
