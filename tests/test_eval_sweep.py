@@ -176,6 +176,20 @@ CHANGED = [("parallel", "readout", "aligned"), ("parallel", "denoise_steps", 2),
 DIFF_BACKBONE = SimpleNamespace(spec=SimpleNamespace(name="fake", family="diffusion"), vocab_size=V, mask_token_id=5)
 
 
+def test_sweep_exposes_every_encode_option_with_its_default():
+    from dataclasses import fields
+
+    from repbench.encoders.options import EncodeOptions
+
+    sweep = {f.name: f.default for f in fields(SweepConfig)}
+    per_encoding = {"k", "side", "batch_size", "max_length"}  # K and side vary; the other two are sweep settings
+    for f in fields(EncodeOptions):
+        if f.name not in per_encoding:
+            assert f.name in sweep and sweep[f.name] == f.default, f.name
+    # every one of them is exercised by the re-encode test below
+    assert {name for _, name, _ in CHANGED} >= {f.name for f in fields(EncodeOptions)} - per_encoding
+
+
 @pytest.mark.parametrize(("encoder", "name", "value"), CHANGED, ids=[c[1] for c in CHANGED])
 def test_changing_any_encode_option_re_encodes(tmp_path, encoder, name, value):
     bb = DIFF_BACKBONE if encoder == "parallel" else BACKBONE

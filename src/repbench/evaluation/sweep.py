@@ -23,7 +23,7 @@ import inspect
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,9 @@ from repbench.schema.tables import read_per_query, write_per_query, write_summar
 # Settings that change any number in a cell: a resumed sweep must match them.
 # The encode options (ENCODE_FIELDS) are among them; a state file written before they were recorded
 # holds none of them and is read as having their defaults.
-ENCODE_FIELDS = ("readout", "denoise_steps", "confidence", "early_stop", "prompt_variant", "truncate",
-                 "sparse_top_k")
+# Every EncodeOptions field the sweep sets once for both sides (K and side vary per encoding; batch size and
+# max length are sweep settings of their own).
+ENCODE_FIELDS = tuple(f.name for f in fields(EncodeOptions) if f.name not in ("k", "side", "batch_size", "max_length"))
 _IDENTITY = ("backbone", "encoder", "dataset", "modes", "depth", "max_length", "remove_self", "measures",
              "corpus_fingerprint", "queries_fingerprint", *ENCODE_FIELDS, "relevance_level")
 
