@@ -1,9 +1,11 @@
 """What the encoders cost over the model work they are built on, as ratios inside one run (issue 15).
 
 - parallel: `encode_ids` against a bare ``bb.model.model(input_ids, attention_mask)`` on exactly the ids
-  and mask the encoder builds (prompt, text, K masks, tail, left padding), and against that forward plus
-  the LM head on the K slot rows, the least the method computes (the sparse vector and the stop
-  truncation read the slot logits, method-spec §3.6-3.7). Goal: <= 1.05x.
+  and mask the encoder builds (prompt, text, K masks, tail, left padding), and, for information, against
+  that forward plus ``lm_head`` on the K slot rows. Goal: <= 1.05x the bare forward. The encoder gets
+  there although it also computes the slot logits (the sparse vector and the stop truncation read them,
+  method-spec §3.6-3.7): backbones.forward runs the last layer at the K read columns only and the head
+  as W @ h^T, which together cost less than the LM head costs on top of the bare forward.
 - sequential: `encode_ids` against ``model.generate(max_new_tokens=K, min_new_tokens=K, do_sample=False,
   output_hidden_states=True, return_dict_in_generate=True)`` on the same prompt. Goal: <= 1.0x.
 
@@ -18,10 +20,8 @@ by about +-8% from run to run; use 0 on a quiet machine.
 Backbone and grid: REPBENCH_OVERHEAD_BACKBONES (default smollm2-135m-instruct, the real packaged model,
 and its ':bidirectional' ablation for the parallel encoder), REPBENCH_OVERHEAD_CELLS (default
 "1x1,4x1,16x1,16x2" as KxBATCH; 80-90 s on the 2-core machine at load 2, longer under more load),
-REPBENCH_OVERHEAD_TOKENS (default 32), REPBENCH_OVERHEAD_ROUNDS (default 3: each contender once in each
-position of the rotation).
+REPBENCH_OVERHEAD_TOKENS (default 32), REPBENCH_OVERHEAD_ROUNDS (default 5: rotated rounds per cell).
 """
-
 from __future__ import annotations
 
 import os
@@ -41,7 +41,7 @@ from repbench.encoders.prompts import build_prompt_ids
 
 PARALLEL_GOAL, SEQUENTIAL_GOAL = 1.05, 1.0
 SLACK = float(os.environ.get("REPBENCH_OVERHEAD_SLACK", "0.10"))
-ROUNDS = int(os.environ.get("REPBENCH_OVERHEAD_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("REPBENCH_OVERHEAD_ROUNDS", "5"))
 TOKENS = int(os.environ.get("REPBENCH_OVERHEAD_TOKENS", "32"))
 AR = os.environ.get("REPBENCH_OVERHEAD_BACKBONES", "smollm2-135m-instruct")
 _CLOCK = "wall_min" if torch.cuda.is_available() else "cpu_min"  # CPU time does not see GPU work
@@ -130,8 +130,7 @@ def test_parallel_encoder_over_bare_forward(benchmark, backbones, k, batch):
     times = _bench_once(benchmark, {"encoder": ours, "model.model": bare, "model.model+lm_head(K)": bare_head})
     ratios = {ref: _ratios(times, "encoder", ref) for ref in ("model.model", "model.model+lm_head(K)")}
     _record(benchmark, "parallel", bb, k, batch, times, ratios)
-    # The LM head over K rows is the method's own work; the encoder's overhead beyond it must stay small.
-    assert ratios["model.model+lm_head(K)"][_CLOCK] <= PARALLEL_GOAL + SLACK, ratios
+    assert ratios["model.model"][_CLOCK] <= PARALLEL_GOAL + SLACK, ratios
 
 
 @pytest.mark.parametrize(("k", "batch"), CELLS, ids=[f"K{k}-B{b}" for k, b in CELLS])

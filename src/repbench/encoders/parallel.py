@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from repbench.backbones.forward import head_logits, hidden_at
 from repbench.backbones.loading import Backbone
 from repbench.encoders.options import CONFIDENCE
 from repbench.encoders.prompts import N_TAIL, PromptIds
@@ -58,8 +59,8 @@ def forward_parallel(
     b, length = ids.shape
     pos = readout_positions(length, k, readout, bb.spec.logits_shifted).to(ids.device)
     if denoise_steps == 1:  # the paper's setting: every slot is unmasked by the single pass
-        h = bb.model.model(input_ids=ids, attention_mask=attention_mask).last_hidden_state[:, pos]
-        lg = bb.model.lm_head(h)
+        h = hidden_at(bb.model, ids, attention_mask, pos)
+        lg = head_logits(bb.model, h)
         if step_callback is not None:
             step_callback("forward", 0)
         return h.float(), lg.float(), lg.argmax(-1)
@@ -69,8 +70,8 @@ def forward_parallel(
     saved = torch.zeros(b, k, dtype=torch.bool, device=ids.device)
     timesteps = torch.linspace(1.0, 1e-3, denoise_steps + 1)
     for step in range(denoise_steps):
-        h = bb.model.model(input_ids=ids, attention_mask=attention_mask).last_hidden_state[:, pos]
-        lg = bb.model.lm_head(h)
+        h = hidden_at(bb.model, ids, attention_mask, pos)
+        lg = head_logits(bb.model, h)
         if step_callback is not None:
             step_callback("denoise", step)
         h, lg = h.float(), lg.float()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 
+from repbench.backbones.forward import head_logits, hidden_at
 from repbench.backbones.loading import Backbone
 
 
@@ -35,12 +36,15 @@ def forward_sequential(
     hidden = torch.zeros(b, k, bb.hidden_size, dtype=torch.float32, device=ids.device)
     logits = torch.zeros(b, k, bb.vocab_size, dtype=torch.float32, device=ids.device)
     tokens = torch.full((b, k), -1, dtype=torch.long, device=ids.device)
-    out = bb.model.model(input_ids=ids, attention_mask=attention_mask, use_cache=True)
-    h = out.last_hidden_state[:, -1]
-    lg = bb.model.lm_head(h)
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=bb.model.config)
+    last = torch.tensor([ids.shape[1] - 1], device=ids.device)
+    h = hidden_at(bb.model, ids, attention_mask, last, cache=cache)[:, 0]
+    lg = head_logits(bb.model, h)
     if step_callback is not None:
         step_callback("prefill", 0)
-    cache = out.past_key_values
+    first = torch.zeros(1, dtype=torch.long, device=ids.device)
     stop = torch.tensor(sorted(stop_ids or ()), dtype=torch.long, device=ids.device)
     done = torch.zeros(b, dtype=torch.bool, device=ids.device)
     steps = 1
@@ -60,11 +64,8 @@ def forward_sequential(
             if bool(done.all()):
                 break
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(b, 1)], dim=1)
-        out = bb.model.model(input_ids=nxt[:, None], attention_mask=attention_mask, past_key_values=cache,
-                             use_cache=True)
-        cache = out.past_key_values
-        h = out.last_hidden_state[:, -1]
-        lg = bb.model.lm_head(h)
+        h = hidden_at(bb.model, nxt[:, None], attention_mask, first, cache=cache)[:, 0]
+        lg = head_logits(bb.model, h)
         steps += 1
         if step_callback is not None:
             step_callback("decode", j + 1)

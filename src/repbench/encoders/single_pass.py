@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from repbench.backbones.forward import hidden_at
 from repbench.backbones.loading import Backbone
 
 
@@ -16,7 +17,8 @@ def forward_meanpool(bb: Backbone, ids: torch.Tensor, attention_mask: torch.Tens
 
 def forward_lasttoken(bb: Backbone, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Last-position state of a left-padded batch (the appended EOS) -> [B, H]."""
-    return bb.model.model(input_ids=ids, attention_mask=attention_mask).last_hidden_state[:, -1].float()
+    last = torch.tensor([ids.shape[1] - 1], device=ids.device)
+    return hidden_at(bb.model, ids, attention_mask, last)[:, 0].float()
 
 
 def special_prefix(tokenizer) -> list[int]:
