@@ -24,6 +24,7 @@ import torch
 # interface (transformers 5.23 Llama and Qwen2; Qwen2 adds q/k/v biases, which nn.Linear carries).
 _KNOWN_MODELS = frozenset({"LlamaModel", "Qwen2Model"})
 _KNOWN_BACKENDS = frozenset({"sdpa", "eager"})
+_CPU_VOCAB_BLOCK = 2048  # vocabulary rows per matmul in head_logits on CPU
 
 
 def rows_supported(trunk: Any) -> bool:
@@ -113,9 +114,11 @@ def head_logits(model: Any, h: torch.Tensor) -> torch.Tensor:
     """`model.lm_head(h)` for h [..., H], computed as W @ h^T with the [V, H] weight on the left.
 
     For the few rows an encoder reads, MKL's x @ W^T (what nn.Linear runs) streams the vocabulary
-    weight 1.5-6x slower than W @ x^T (SmolLM2's 49152x576 head, 2 cores: K=16 rows 24 ms vs 16 ms,
-    K=2 24 ms vs 4 ms), and its single-row path (sgemv) 2.5x slower than the same product with two
-    columns, so one row is computed as two. Same products, summed in another order (~1e-7 relative).
+    weight slowly: on SmolLM2's 49152x576 head, 2 cores, best of 15, nn.Linear takes 20 ms for 16 rows
+    and 27 ms for 2; W @ h^T in blocks of 2,048 vocabulary rows takes 12-14 ms and 3-5 ms (one
+    thread: 25 vs 22 ms at 16 rows). A single row goes through MKL's sgemv, itself 2.5x slower than
+    the same product with two columns, so one row is computed as two. The blocks only split the
+    vocabulary: every logit is the same 576-term dot product. On a GPU one matmul (no block loop).
     """
     head = model.lm_head
     if not isinstance(head, torch.nn.Linear) or head.bias is not None:
@@ -124,5 +127,10 @@ def head_logits(model: Any, h: torch.Tensor) -> torch.Tensor:
     n = flat.shape[0]
     if n == 1:
         flat = flat.repeat(2, 1)
-    out = (head.weight @ flat.T).T[:n]
-    return out.reshape(*h.shape[:-1], out.shape[-1])
+    cols = flat.T
+    if flat.device.type == "cpu":
+        out = torch.cat([w @ cols for w in head.weight.split(_CPU_VOCAB_BLOCK)])
+    else:
+        out = head.weight @ cols
+    return out.T[:n].reshape(*h.shape[:-1], out.shape[0])
+
