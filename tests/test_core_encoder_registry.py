@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from repbench import schema
 from repbench.encoders import EncodeOptions, encode
@@ -91,3 +93,26 @@ def test_cli_refuses_an_ignored_option_before_writing_anything(tmp_path, capsys)
                "--out", str(out), "--device", "cpu"])
     assert rc == 2 and not out.exists()
     assert "sequential encoder does not use denoise_steps" in capsys.readouterr().err
+
+
+def test_encode_cli_takes_every_method_option_and_keys_the_store_with_it(tmp_path, diff):
+    """`repbench encode` exposes the same method options as `evaluate` (commands.encode_options)."""
+    from repbench.cli import main
+    from repbench.encoders.store import load_sharded
+
+    texts = ["retrieval of diffusion models", "sparse lexical vectors from logits", "a third short passage"]
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    out = tmp_path / "enc"
+    rc = main(["encode", str(src), "--backbone", "tiny-diffusion", "--encoder", "parallel", "--k", "4",
+               "--sparse-top-k", "1", "--no-truncate", "--prompt-variant", "one", "--out", str(out),
+               "--device", "cpu"])
+    assert rc == 0
+    reps = load_sharded(out)
+    assert bool(reps.valid.all())  # --no-truncate: every slot kept
+    assert int((reps.sparse_weights > 0).sum(1).max()) <= 4  # one id per slot, max-pooled over 4 slots
+    ref = encode(diff, texts, encoder="parallel", k=4, side="passage", sparse_top_k=1, truncate=False,
+                 prompt_variant="one")
+    assert torch.equal(reps.sparse_ids, ref.sparse_ids) and torch.equal(reps.sparse_weights, ref.sparse_weights)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert '"sparse_top_k": 1' in json.dumps(manifest) and '"truncate": false' in json.dumps(manifest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from repbench.encoders.options import READOUTS
+from repbench.commands.encode_options import add_method_arguments, method_fields
 from repbench.encoders.registry import ENCODERS, check
 from repbench.engines import add_engine_arguments
 
@@ -36,9 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="this worker's index I in [0, --num-shards): it encodes shards I, I+N, I+2N, ...")
     parser.add_argument("--num-shards", type=int, default=1,
                         help="number of workers N sharing --out (a SLURM array); the last one writes the manifest")
-    parser.add_argument("--readout", choices=READOUTS, default="paper")
-    parser.add_argument("--denoise-steps", type=int, default=1)
-    parser.add_argument("--early-stop", action="store_true", help="sequential: stop when every row closed")
+    add_method_arguments(parser)
     add_engine_arguments(parser)
 
 
@@ -65,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     ids, texts = read_texts_jsonl(args.input)  # validates every line before anything is written
     spec = get_spec(args.backbone)
     encoder = args.encoder or default_encoder(spec.family)
-    opts = EncodeOptions(k=args.k, side=args.side, batch_size=args.batch_size, max_length=args.max_length,
-                         readout=args.readout, denoise_steps=args.denoise_steps, early_stop=args.early_stop)
+    method = method_fields(args)
+    opts = EncodeOptions(k=args.k, side=args.side, batch_size=args.batch_size, max_length=args.max_length, **method)
     check(encoder, opts, spec.mask_token_id, spec.name)  # refuse before any worker starts or directory is made
     t0 = time.perf_counter()
     with worker_pool(args, backbone_request(args)) as pool:
@@ -75,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
             check_fits(pool.backbone, encoder, opts)
         config = {
             "input": str(args.input), "backbone": info.spec.name, "encoder": encoder, "k": args.k,
-            "side": args.side, "max_length": args.max_length, "readout": args.readout,
-            "denoise_steps": args.denoise_steps, "early_stop": args.early_stop, "dtype": info.dtype,
+            "side": args.side, "max_length": args.max_length, **method, "dtype": info.dtype,
             "attn": info.attn,
             # Padding and kernels differ with the batch and the device: both can change the stored bits.
             "batch_size": args.batch_size, "device_type": info.device,
