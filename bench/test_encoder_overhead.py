@@ -97,6 +97,13 @@ def _record(benchmark, encoder: str, bb, k: int, batch: int, times, ratios: dict
               f"(load {os.getloadavg()[0]:.1f})", end="")
 
 
+def _workload(bb, k: int, batch: int):
+    """Text rows of TOKENS ordinary tokens, the encoder's options, and its query prompt for K."""
+    rows = synthetic_text_ids(ordinary_token_ids(bb.tokenizer), batch, TOKENS, seed=k)
+    opts = EncodeOptions(k=k, batch_size=batch, max_length=TOKENS + 512)
+    return rows, opts, build_prompt_ids(bb.tokenizer, "query", k)
+
+
 def _bench_once(benchmark, calls) -> dict[str, dict[str, list[float]]]:
     holder = {}
     benchmark.pedantic(lambda: holder.update(t=_interleaved(calls, ROUNDS)), rounds=1, iterations=1)
@@ -107,9 +114,7 @@ def _bench_once(benchmark, calls) -> dict[str, dict[str, list[float]]]:
 def test_parallel_encoder_over_bare_forward(benchmark, backbones, k, batch):
     bb = backbones["diffusion"]
     benchmark.group = "overhead parallel"
-    rows = synthetic_text_ids(ordinary_token_ids(bb.tokenizer), batch, TOKENS, seed=k)
-    opts = EncodeOptions(k=k, batch_size=batch, max_length=TOKENS + 512)
-    prompt = build_prompt_ids(bb.tokenizer, "query", k)
+    rows, opts, prompt = _workload(bb, k, batch)
     ids, mask = pad_rows([layout(prompt, r, k, bb.mask_token_id) for r in rows], bb.tokenizer.pad_token_id,
                          bb.device)
     pos = readout_positions(ids.shape[1], k, "paper", bb.spec.logits_shifted)
@@ -137,9 +142,7 @@ def test_parallel_encoder_over_bare_forward(benchmark, backbones, k, batch):
 def test_sequential_encoder_over_generate(benchmark, backbones, k, batch):
     bb = backbones["ar"]
     benchmark.group = "overhead sequential"
-    rows = synthetic_text_ids(ordinary_token_ids(bb.tokenizer), batch, TOKENS, seed=k)
-    opts = EncodeOptions(k=k, batch_size=batch, max_length=TOKENS + 512)
-    prompt = build_prompt_ids(bb.tokenizer, "query", k)
+    rows, opts, prompt = _workload(bb, k, batch)
     ids, mask = pad_rows([prompt.prefix + r + prompt.suffix for r in rows], bb.tokenizer.pad_token_id, bb.device)
 
     def generate():

@@ -9,7 +9,7 @@ the read columns. On the SmolLM2 parallel encoder (K=16, 32 text tokens) that is
 
 Numerically it is the same computation on fewer rows: the layers before the last are the very calls
 `model.model` makes, with the same inputs; in the last layer a matmul over a different number of rows
-may sum in another order (on MKL: equal bits for several rows, ~1e-7 relative for a single row).
+may sum in another order (on MKL: equal bits for several rows, ~1e-6 relative for a single row).
 tests/test_backbone_forward.py holds it against the full forward. Architectures or attention backends
 it does not know take the full forward and slice it.
 """
