@@ -267,6 +267,20 @@ def record_cell(benchmark):
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     machine_info["repbench"] = result_header(_config_dict(config), kind="latency")
+    machine_info["repbench"]["peaks"] = _peaks(config)
+
+
+_PEAKS = pytest.StashKey[dict[str, Any]]()
+
+
+def _peaks(config: pytest.Config) -> dict[str, Any]:
+    """This device's achieved matmul FLOP/s and read bandwidth (about a second), once per session."""
+    if _PEAKS not in config.stash:
+        from repbench.telemetry.peaks import measure_peaks
+
+        o = _options(config)
+        config.stash[_PEAKS] = measure_peaks(o["device"], dtypes=[o["dtype"]])
+    return config.stash[_PEAKS]
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
@@ -276,9 +290,15 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
     header = output_json.setdefault("machine_info", {}).setdefault("repbench", {})
     header["cold_start"] = {name: lb.cold_start for name, lb in ctx.backbones.items() if hasattr(lb, "cold_start")}
     header["telemetry_note"] = ctx.telemetry_note
+    from repbench.analysis.roofline import Architecture
+    from repbench.analysis.roofline_cells import annotate_bench
+
+    header["architectures"] = {name: Architecture.from_config(lb.backbone.model.config).as_dict()
+                               for name, lb in ctx.backbones.items() if hasattr(lb, "backbone")}
     # Skipped cells (OOM, memory cap) never reach pytest-benchmark's stats; keep them in the file anyway,
     # in a form `pytest-benchmark compare` still loads.
     output_json["benchmarks"].extend(s.as_benchmark() for s in ctx.skipped)
+    annotate_bench(output_json)  # each encode cell's floor, MBU and MFU (extra_info.roofline)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

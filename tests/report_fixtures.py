@@ -38,7 +38,8 @@ def bench_json(path: Path, ks=(1, 2, 4, 8), lengths=(32, 128), index_sizes=(1000
                         "peak_memory_bytes": int((50 + 0.1 * length + (2 * k if encoder == "sequential" else 0.2 * k))
                                                  * 2**20),
                         "tokens_per_s": 1000.0, "queries_per_s": 100.0,
-                        "energy_j_per_query": (0.5 + 0.1 * k) if energy else None}
+                        "energy_j_per_query": (0.5 + 0.1 * k) if energy else None,
+                        "model_input_tokens": length + 60 + (k + 3 if encoder == "parallel" else 0)}
                 cell(f"test_encode[{backbone}-{encoder}-k{k}-L{length}]", info, _encode_ms(encoder, k, length))
     for mode, kind, k_p in (("single_dense", "flat_ip", 1), ("multi_dense", "maxsim", 4)):
         for size in index_sizes:
@@ -54,11 +55,15 @@ def bench_json(path: Path, ks=(1, 2, 4, 8), lengths=(32, 128), index_sizes=(1000
         "backbone": "tiny-ar", "family": "ar", "encoder": "sequential", "k": 16, "input_tokens": 4096,
         "batch_size": 1, "status": "skipped", "reason": "out of memory"}})
     obj = {"machine_info": {"node": "x", "repbench": {"schema_version": 1, "kind": "bench", "environment": {
-        "gpu": None, "cpu": {"model": device}}}}, "benchmarks": benches, "datetime": "2026-01-01T00:00:00"}
+        "gpu": None, "cpu": {"model": device}}, "peaks": PEAKS}}, "benchmarks": benches,
+        "datetime": "2026-01-01T00:00:00"}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj))
     return path
 
+
+# A probe record as the harness writes it (telemetry.peaks): the report computes each cell's floor from it.
+PEAKS = {"device": "cpu", "name": "Fixture CPU", "matmul_flops": {"float32": 1.0e11}, "read_bandwidth": 1.0e10}
 
 CELLS = ((1, 1), (1, 4), (4, 1), (4, 4))
 

@@ -156,6 +156,9 @@ def compare_latency(base: BenchRun, new: BenchRun, *, tolerance: float = 0.05, b
 
     from scipy.stats import mannwhitneyu
 
+    from repbench.analysis.roofline_cells import efficiency_fields, run_rooflines
+
+    broofs, nroofs = run_rooflines(base), run_rooflines(new)  # MBU per benchmark, by position as in .cells
     rows = []
     for key in sorted(set(bidx) & set(nidx), key=_sort_key):
         b, n = bok.loc[bidx[key]], nok.loc[nidx[key]]
@@ -174,13 +177,15 @@ def compare_latency(base: BenchRun, new: BenchRun, *, tolerance: float = 0.05, b
         row.update(n_base=int(b["n"]), n_new=int(n["n"]), median_base_s=float(b["median_s"]),
                    median_new_s=float(n["median_s"]), ratio=ratio, ci_low=lo, ci_high=hi, tolerance=tol,
                    verdict=latency_verdict(ratio, lo, hi, tol), mw_p=mw_p,
-                   iqr_rel_base=_iqr_rel(b["samples_s"]), iqr_rel_new=_iqr_rel(n["samples_s"]))
+                   iqr_rel_base=_iqr_rel(b["samples_s"]), iqr_rel_new=_iqr_rel(n["samples_s"]),
+                   **efficiency_fields(broofs[bidx[key]], nroofs[nidx[key]]))
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         table = pd.DataFrame(columns=["label", *keys, "n_base", "n_new", "median_base_s", "median_new_s",
                                       "ratio", "ci_low", "ci_high", "tolerance", "verdict", "mw_p", "iqr_rel_base",
-                                      "iqr_rel_new"])
+                                      "iqr_rel_new", "mbu_base", "mbu_new", "efficiency_ratio", "mfu_base",
+                                      "mfu_new"])
     # A cell skipped on the other side is reported under `skipped`, not as missing there.
     bskip = set(_index_cells(bcells[bcells["status"] == "skipped"], keys))
     nskip = set(_index_cells(ncells[ncells["status"] == "skipped"], keys))

@@ -12,13 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from repbench.analysis.roofline_cells import paper_floor_ms, roofline_fields, run_rooflines
 from repbench.errors import RepbenchError
 from repbench.schema.bench import BenchRun
 
 ENCODING_PAPER_COLUMNS = ("backbone", "encoder", "k", "input_tokens", "latency_ms", "source")
 SEARCH_PAPER_COLUMNS = ("mode", "k_p", "index_size", "latency_ms", "source")
 COLUMNS = ("kind", "backbone", "encoder", "k", "input_tokens", "mode", "k_p", "index_size", "search_device",
-           "measured_ms", "paper_ms", "paper_reading", "ratio", "paper_source")
+           "measured_ms", "paper_ms", "paper_reading", "ratio", "paper_source", "floor_ms", "h100_floor_ms",
+           "paper_over_floor")
 
 
 def _check(frame: pd.DataFrame | None, columns: tuple[str, ...], name: str) -> None:
@@ -54,6 +56,7 @@ def compare_with_paper(run: BenchRun, encoding: pd.DataFrame | None, search: pd.
     _check(encoding, ENCODING_PAPER_COLUMNS, "encoding_latency_vs_length")
     _check(search, SEARCH_PAPER_COLUMNS, "search_latency_vs_index_size")
     cells = run.cells[(run.cells["status"] != "skipped") & (run.cells["n"] > 0)]
+    roofs = run_rooflines(run)
     rows = []
     if encoding is not None:
         enc = cells[cells["encoder"].isin(("sequential", "parallel")) & (cells["batch_size"] == 1)]
@@ -67,7 +70,8 @@ def compare_with_paper(run: BenchRun, encoding: pd.DataFrame | None, search: pd.
             measured = c["median_s"] * 1e3
             rows.append({"kind": "encode", "backbone": c["backbone"], "encoder": c["encoder"], "k": int(c["k"]),
                          "input_tokens": int(c["input_tokens"]), "measured_ms": measured, "paper_ms": paper_ms,
-                         "paper_reading": how, "ratio": measured / paper_ms, "paper_source": ref["source"].iloc[0]})
+                         "paper_reading": how, "ratio": measured / paper_ms, "paper_source": ref["source"].iloc[0],
+                         **_floors(run, c, roofs, paper_ms)})
     if search is not None:
         sc = cells[cells["encoder"].astype(str).str.startswith("search:") & (cells["query_batch"] == 1)]
         for _, c in sc.iterrows():
@@ -84,6 +88,17 @@ def compare_with_paper(run: BenchRun, encoding: pd.DataFrame | None, search: pd.
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
+def _floors(run: BenchRun, cell: pd.Series, roofs: list, paper_ms: float) -> dict[str, float]:
+    """The measured cell's own floor (its roofline record) and the floor of the paper's setting: the
+    published architecture in bfloat16 on an H100 SXM at the cell's model tokens, with paper / that floor."""
+    rec = roofs[cell.name]
+    own = roofline_fields(rec)["floor_ms"]
+    tokens = run.records[cell.name].get("model_input_tokens")
+    h100 = (paper_floor_ms(str(cell["backbone"]), str(cell["encoder"]), int(cell["k"]), int(tokens))
+            if tokens is not None else float("nan"))
+    return {"floor_ms": own, "h100_floor_ms": h100, "paper_over_floor": paper_ms / h100 if h100 > 0 else float("nan")}
+
+
 def paper_markdown(table: pd.DataFrame, device: str) -> str:
     """The comparison as Markdown: one table per kind, ratios with two decimals."""
     out = [f"# Measured on {device} vs the paper's H100 readings\n",
@@ -92,10 +107,14 @@ def paper_markdown(table: pd.DataFrame, device: str) -> str:
            "curve. Sources: repbench/recipes/paper/*.csv (each row's `source`).\n"]
     enc = table[table["kind"] == "encode"]
     if len(enc):
-        out += ["## Encoding, batch 1 (ms/query)\n", "| backbone | encoder | K | input tokens | measured | paper | "
-                "paper reading | ratio |", "|:---|:---|---:|---:|---:|---:|:---|---:|"]
+        out += ["## Encoding, batch 1 (ms/query)\n", "floor: this cell's roofline floor on the measuring device; "
+                "H100 floor: the same cell for the published architecture in bfloat16 on an H100 SXM (989.4 TFLOP/s, "
+                "3.35 TB/s), and the paper's reading over it (README, section Roofline).\n",
+                "| backbone | encoder | K | input tokens | measured | paper | paper reading | ratio | floor | "
+                "H100 floor | paper / H100 floor |", "|:---|:---|---:|---:|---:|---:|:---|---:|---:|---:|---:|"]
         out += [f"| {r.backbone} | {r.encoder} | {int(r.k)} | {int(r.input_tokens)} | {r.measured_ms:.2f} | {r.paper_ms:.2f} | "
-                f"{r.paper_reading} | {r.ratio:.2f} |" for r in enc.itertuples()]
+                f"{r.paper_reading} | {r.ratio:.2f} | {_num(r.floor_ms)} | {_num(r.h100_floor_ms)} | "
+                f"{_num(r.paper_over_floor)} |" for r in enc.itertuples()]
         out.append("")
     sea = table[table["kind"] == "search"]
     if len(sea):
@@ -107,3 +126,7 @@ def paper_markdown(table: pd.DataFrame, device: str) -> str:
     if table.empty:
         out.append("No measured cell has a paper reading (backbones, K or index sizes differ).\n")
     return "\n".join(out)
+
+
+def _num(value: float) -> str:
+    return "--" if value is None or value != value else f"{value:.2f}"

@@ -178,12 +178,14 @@ def native_config(spec: BackboneSpec, raw: dict[str, Any]) -> Any:
     return LlamaConfig(**kwargs)
 
 
+def architecture_config(spec: BackboneSpec) -> Any:
+    """The transformers config of a backbone's architecture, without its weights (SmolLM2: its cached copy)."""
+    return _smollm2_config() if spec.source == "gguf" else build_config(spec)
+
+
 def param_count(spec: BackboneSpec) -> int:
     """Parameters of the architecture, computed on the meta device (nothing is allocated)."""
-    if spec.source == "gguf":
-        cfg = _smollm2_config()
-    else:
-        cfg = build_config(spec)
+    cfg = architecture_config(spec)
     cls = _model_class(spec)
     with torch.device("meta"):
         model = cls(cfg)

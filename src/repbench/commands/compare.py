@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-above", type=parse_fraction, default=None,
                         help="exit 1 when a cell is slower by more than this AND its CI lower bound is too "
                              "(e.g. 10%%)")
+    parser.add_argument("--fail-efficiency-below", type=parse_fraction, default=None, metavar="RATIO",
+                        help="exit 1 when a cell's MBU new / MBU base is below this (e.g. 80%%: the new device "
+                             "reaches under 80%% of the bandwidth share the baseline reached)")
     parser.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--test", choices=("t", "wilcoxon", "randomization"), default="t",
@@ -90,6 +93,21 @@ def _group_tolerances(items: list[str]) -> list[tuple[str, float]]:
     return out
 
 
+def _efficiency_gate(table, min_ratio: float, gate: dict | None) -> dict:
+    """The `--fail-efficiency-below` gate, merged into the latency gate record."""
+    from repbench.analysis.roofline_cells import efficiency_failures
+
+    ratios = table["efficiency_ratio"] if "efficiency_ratio" in table else []
+    n = int(sum(1 for r in ratios if r == r))  # cells with an MBU on both sides (NaN != NaN)
+    if n == 0:
+        raise RepbenchError("--fail-efficiency-below: no matched cell has a roofline (MBU) on both sides; both "
+                            "bench JSONs need the peaks probe (machine_info.repbench.peaks, written by pytest bench/)")
+    low = efficiency_failures(table, min_ratio)
+    gate = dict(gate or {"fail_above": None, "failed": [], "n_compared": int(len(table))})
+    gate.update(min_efficiency=min_ratio, efficiency_failed=low["label"].tolist(), n_efficiency=n)
+    return gate
+
+
 def run(args: argparse.Namespace) -> int:
     from repbench.analysis import compare as cmp
     from repbench.analysis.baselines import load_per_query
@@ -131,8 +149,10 @@ def run(args: argparse.Namespace) -> int:
             failed = cmp.gate_failures(latency.table, args.fail_above)
             gate = {"fail_above": args.fail_above, "failed": failed["label"].tolist(),
                     "n_compared": int(len(latency.table))}
-    elif args.fail_above is not None:
-        raise RepbenchError(f"--fail-above gates latency, but {base_path} and {new_path} hold no comparable bench "
+        if args.fail_efficiency_below is not None:
+            gate = _efficiency_gate(latency.table, args.fail_efficiency_below, gate)
+    elif args.fail_above is not None or args.fail_efficiency_below is not None:
+        raise RepbenchError(f"--fail-above/--fail-efficiency-below gate latency, but {base_path} and {new_path} hold no comparable bench "
                             "JSONs; expected two bench JSONs (or baseline directories holding them)")
     if "effectiveness" in kinds:
         pbase, pnew = load_per_query(base_path), load_per_query(new_path)
@@ -160,13 +180,13 @@ def run(args: argparse.Namespace) -> int:
         from repbench.telemetry.environment import result_header
 
         config = {"base": str(base_path), "new": str(new_path), "tolerance": args.tolerance,
-                  "fail_above": args.fail_above, "n_boot": args.n_boot, "seed": args.seed, "test": args.test,
+                  "fail_above": args.fail_above, "fail_efficiency_below": args.fail_efficiency_below, "n_boot": args.n_boot, "seed": args.seed, "test": args.test,
                   "tolerance_for": args.tolerance_for, "eff_tolerance": args.eff_tolerance, **bb,
                   "any_encoder": args.any_encoder}
         atomic_write_json(args.json, {**result_header(config, "compare"),
                                       **render.comparison_record(latency, effectiveness, warnings, gate)})
 
-    failed = bool(gate and gate["failed"])
+    failed = bool(gate and (gate["failed"] or gate.get("efficiency_failed")))
     if args.fail_on_eff and effectiveness is not None and (effectiveness.table["verdict"] == "FAIL").any():
         failed = True
     return 1 if failed else 0
@@ -196,7 +216,12 @@ def _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
                              ("skipped", latency.skipped)):
             for item in items:
                 console.print(f"{title}: {item}")
-        if gate is not None:
+        if gate is not None and gate.get("min_efficiency") is not None:
+            low = gate["efficiency_failed"]
+            console.print(f"gate --fail-efficiency-below {gate['min_efficiency']:.0%} "
+                          + (f"[bold red]FAILED[/] ({len(low)} of {gate['n_efficiency']} cells): " + "; ".join(low)
+                             if low else f"passed ({gate['n_efficiency']} cells with an MBU on both sides)"))
+        if gate is not None and gate.get("fail_above") is not None:
             if gate["failed"]:
                 console.print(f"[bold red]gate --fail-above {gate['fail_above']:.0%} FAILED[/] "
                               f"({len(gate['failed'])} of {gate['n_compared']} cells compared): "

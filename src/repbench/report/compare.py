@@ -29,12 +29,21 @@ def latency_rows(comp: LatencyComparison) -> list[list[str]]:
         if r["tolerance"] != comp.tolerance:
             note = "; ".join(x for x in (note, f"tolerance ±{r['tolerance']:.0%}") if x)
         out.append([r["label"], f"{r['n_base']}/{r['n_new']}", _ms(r["median_base_s"]), _ms(r["median_new_s"]),
-                    f"{r['ratio']:.3f}", f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]", r["verdict"], note])
+                    f"{r['ratio']:.3f}", f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]", r["verdict"], note,
+                    _efficiency(r)])
     return out
 
 
+def _efficiency(r: Any) -> str:
+    """`78.00% -> 41.00% (x0.53)`: MBU base -> new and their ratio; '--' without a roofline on both sides."""
+    b, n, e = (float(r.get(k, float("nan"))) for k in ("mbu_base", "mbu_new", "efficiency_ratio"))
+    if not math.isfinite(e):
+        return "--"
+    return f"{b:.2%} -> {n:.2%} (x{e:.2f})"
+
+
 LATENCY_HEADERS = ["cell", "n base/new", "base median (ms)", "new median (ms)", "ratio new/base", "95% CI",
-                   "verdict", "note"]
+                   "verdict", "note", "MBU base -> new (ratio)"]
 EFF_HEADERS = ["cell", "n", "mean base", "mean new", "diff", "95% CI", "p", "p Holm", "verdict"]
 
 
@@ -63,10 +72,14 @@ def comparison_markdown(base_name: str, new_name: str, latency: LatencyCompariso
         out += [f"## Latency (ratio NEW/BASE of medians, 95% bootstrap CI; tolerance ±{latency.tolerance:.0%})",
                 "", _md_table(LATENCY_HEADERS, latency_rows(latency)), ""]
         out += _side_lists(latency.only_base, latency.only_new, latency.skipped)
-        if gate is not None:
+        if gate is not None and gate.get("fail_above") is not None:
             failed = gate["failed"]
             out += [f"Gate --fail-above {gate['fail_above']:.0%}: "
                     + (f"**FAILED** ({', '.join(failed)})" if failed else "passed"), ""]
+        if gate is not None and gate.get("min_efficiency") is not None:
+            low = gate["efficiency_failed"]
+            out += [f"Gate --fail-efficiency-below {gate['min_efficiency']:.0%}: "
+                    + (f"**FAILED** ({', '.join(low)})" if low else "passed"), ""]
     if effectiveness is not None:
         out += ["## Effectiveness (mean NEW - BASE over shared queries; OK |diff| <= 0.0005, OKish within "
                 "tolerance, else FAIL)", "", _md_table(EFF_HEADERS, effectiveness_rows(effectiveness)), ""]

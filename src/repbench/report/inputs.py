@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from repbench.analysis.roofline_cells import roofline_fields, run_rooflines
 from repbench.errors import InputError, RepbenchError
 from repbench.io import read_csv
 from repbench.report.noise import iqr_flag
@@ -116,11 +117,11 @@ def _bench_rows(path: Path) -> list[dict]:
     cpu = (run.header.get("environment") or {}).get("cpu")
     cores = cpu.get("logical_cores") if isinstance(cpu, dict) else None  # for the load statement
     rows = []
-    for record in run.records:
+    for record, roof in zip(run.records, run_rooflines(run), strict=True):
         encoder = str(record.get("encoder"))
         if encoder not in ENCODERS and not encoder.startswith("search:"):
             continue  # other benchmarks (e.g. analysis speed) share the JSON; the report has no use for them
-        rows.append({**record, "file": str(path),
+        rows.append({**record, **roofline_fields(roof), "file": str(path),
                      # A CPU run on a GPU host is labelled with the CPU, not the idle GPU.
                      "device_label": gpu_name if str(record.get("device", "")).startswith("cuda") and gpu_name
                      else cpu_name, "logical_cores": cores})

@@ -154,9 +154,11 @@ def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Tab
     matched = [paper_for(r) for _, r in enc.iterrows()]
     with_paper = any(m is not None for m in matched)
     multi_device = enc["device_label"].nunique() > 1
+    with_floor = "floor_ms" in enc and pd.to_numeric(enc["floor_ms"], errors="coerce").notna().any()
     columns = (["device"] if multi_device else []) + [
         "backbone", "encoder", "K", "input tokens", "batch", "ms/query median [95% CI]", "peak memory (MiB)",
-        "energy (J/query)", "n", "IQR/median"] + (["paper ms (H100)"] if with_paper else [])
+        "energy (J/query)", "n", "IQR/median"] + (["floor ms/query", "MBU", "MFU"] if with_floor else []) + (
+        ["paper ms (H100)", "H100 floor ms"] if with_paper else [])
     rows = []
     for (_, r), paper_v in zip(enc.iterrows(), matched, strict=True):
         lead = [Cell(str(r["device_label"]))] if multi_device else []
@@ -178,23 +180,50 @@ def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Tab
                     Cell(str(int(r["n_samples"]))),
                     Cell("--" if ratio is None or pd.isna(ratio) else f"{ratio:.0%}" + (f" {flag}" if bad else ""),
                          bold=bad)]
-        extra = [Cell("--" if paper_v is None else f"{paper_v:.1f}")] if with_paper else []
+        extra = _roofline_cells(r) if with_floor else []
+        if with_paper:
+            extra += [Cell("--" if paper_v is None else f"{paper_v:.1f}"), Cell(_paper_floor(r) if paper_v else "--")]
         rows.append(lead + common + rest + extra)
     devices = ", ".join(sorted(enc["device_label"].astype(str).unique()))
     caption = [f"Encoding latency on {devices}: median ms per query with a 95% percentile-bootstrap CI from "
                "the raw per-iteration samples (time per call divided by the batch size); peak memory in MiB (process peak "
                "RSS on CPU, torch max allocated on GPU); "
                "energy in joules per query ('--' where not measured, e.g. on CPU)."]
+    if with_floor:
+        sources = "; ".join(sorted(str(v) for v in enc["floor_source"].dropna().unique()))
+        caption.append(" Floor: the roofline floor per query (each forward pass's max of FLOPs / peak FLOP/s and "
+                       "bytes / peak bandwidth, summed); MBU and MFU: bytes and FLOPs per second over the peaks ("
+                       + sources + "); formulas in the README, section Roofline.")
     if with_paper:
         caption.append(" Paper: the paper's H100 reading for the same backbone, encoder and K at a similar "
-                       "input length (method-spec §8).")
+                       "input length (method-spec §8); H100 floor: that cell's floor for the published "
+                       "architecture in bfloat16 on an H100 SXM (989.4 TFLOP/s, 3.35 TB/s).")
     measured = enc[~enc["skipped"].astype(bool)]
     caption += [" ", NOISY, f": flagged noisy, IQR/median of the raw samples > {noise.NOISY_IQR_RATIO:.0%} "
                 f"(invalid > {noise.INVALID_IQR_RATIO:.0%}); drawn hollow in the figures, its differences from other "
                 f"cells are not findings ({int(noise.flagged(measured).sum())} of {len(measured)} cells). "
                 + load_statement(measured)]
-    align = "l" * int(multi_device) + "llrrr" + "rrrrr" + ("r" if with_paper else "")
+    align = "l" * int(multi_device) + "llrrr" + "rrrrr" + ("rrr" if with_floor else "") + ("rr" if with_paper else "")
     return Table(columns=columns, rows=rows, caption=caption, label="tab:latency", align=align)
+
+
+def _roofline_cells(r) -> list[Cell]:
+    floor, mbu, mfu = (pd.to_numeric(r.get(k), errors="coerce") for k in ("floor_ms", "mbu", "mfu"))
+    if r["skipped"] or pd.isna(floor):
+        return [Cell("--"), Cell("--"), Cell("--")]
+    per_query = floor / float(r.get("queries_per_call") or 1)
+    return [Cell(f"{per_query:.3g}"), Cell("--" if pd.isna(mbu) else f"{mbu:.2%}"),
+            Cell("--" if pd.isna(mfu) else f"{mfu:.2%}")]
+
+
+def _paper_floor(r) -> str:
+    from repbench.analysis.roofline_cells import paper_floor_ms
+
+    tokens = pd.to_numeric(r.get("model_input_tokens"), errors="coerce")
+    if pd.isna(tokens):
+        return "--"
+    ms = paper_floor_ms(str(r["backbone"]), str(r["encoder"]), int(r["_k"]), int(tokens))
+    return "--" if math.isnan(ms) else f"{ms:.2f}"
 
 
 def oracle_table(oracle: pd.DataFrame, measure: str | None = None) -> Table:
