@@ -45,7 +45,7 @@ VENDOR_PEAKS: tuple[GpuPeaks, ...] = (
              "3.35 TB/s HBM3"),
     GpuPeaks("h100-pcie", "H100 PCIe", r"h100.*pcie", _half(756.5, 51.2), 2.0 * T,
              _H100 + ": BF16 1,513 TFLOPS with sparsity (dense 756.5), FP32 51 TFLOPS, 2 TB/s HBM2e"),
-    GpuPeaks("h200", "H200 SXM", r"h200", _half(989.4, 66.9), 4.8 * T,
+    GpuPeaks("h200", "H200 SXM", r"h200(?!.*nvl)", _half(989.4, 66.9), 4.8 * T,
              "NVIDIA H200 Tensor Core GPU datasheet, https://www.nvidia.com/en-us/data-center/h200/: BF16 1,979 "
              "TFLOPS with sparsity (dense 989.4), FP32 67 TFLOPS, 4.8 TB/s HBM3e"),
     GpuPeaks("a100-40gb", "A100 40GB", r"a100.*40\s*gb", _half(312.0, 19.5), 1.555 * T,

@@ -91,9 +91,9 @@ def compare_with_paper(run: BenchRun, encoding: pd.DataFrame | None, search: pd.
 def _floors(run: BenchRun, cell: pd.Series, roofs: list, paper_ms: float) -> dict[str, float]:
     """The measured cell's own floor (its roofline record) and the floor of the paper's setting: the
     published architecture in bfloat16 on an H100 SXM at the cell's model tokens, with paper / that floor."""
-    rec = roofs[cell.name]
-    own = roofline_fields(rec)["floor_ms"]
-    tokens = run.records[cell.name].get("model_input_tokens")
+    i = cell.name
+    own = roofline_fields(roofs[i] if i < len(roofs) else None)["floor_ms"]
+    tokens = run.records[i].get("model_input_tokens") if i < len(run.records) else None
     h100 = (paper_floor_ms(str(cell["backbone"]), str(cell["encoder"]), int(cell["k"]), int(tokens))
             if tokens is not None else float("nan"))
     return {"floor_ms": own, "h100_floor_ms": h100, "paper_over_floor": paper_ms / h100 if h100 > 0 else float("nan")}
