@@ -290,10 +290,9 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
     header = output_json.setdefault("machine_info", {}).setdefault("repbench", {})
     header["cold_start"] = {name: lb.cold_start for name, lb in ctx.backbones.items() if hasattr(lb, "cold_start")}
     header["telemetry_note"] = ctx.telemetry_note
-    from repbench.analysis.roofline import Architecture
-    from repbench.analysis.roofline_cells import annotate_bench
+    from repbench.analysis.roofline_cells import annotate_bench, architecture_record
 
-    header["architectures"] = {name: Architecture.from_config(lb.backbone.model.config).as_dict()
+    header["architectures"] = {name: architecture_record(lb.backbone.model.config)
                                for name, lb in ctx.backbones.items() if hasattr(lb, "backbone")}
     # Skipped cells (OOM, memory cap) never reach pytest-benchmark's stats; keep them in the file anyway,
     # in a form `pytest-benchmark compare` still loads.

@@ -69,3 +69,17 @@ def test_gpu_lookup_by_key_or_name_and_unknown_ones_refused():
         gpu_by_key("tpu-v5")
     with pytest.raises(RepbenchError, match="no float64 peak"):
         gpu_by_key("h100-sxm").peaks("float64")
+
+
+def test_a_failed_measurement_is_named_not_guessed(monkeypatch):
+    import repbench.telemetry.peaks as peaks
+
+    def oom(n, dtype, device):
+        if dtype == torch.bfloat16:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 128.00 MiB")
+        return torch.ones(n, n, dtype=dtype, device=device), torch.ones(n, n, dtype=dtype, device=device)
+
+    monkeypatch.setattr(peaks, "matmul_operands", oom)
+    p = peaks.measure_peaks("cpu", budget_s=0.1)
+    assert "bfloat16" not in p["matmul_flops"] and p["matmul_flops"]["float32"] > 0
+    assert any(e.startswith("bfloat16 512x512 matmul: CUDA out of memory") for e in p["errors"])

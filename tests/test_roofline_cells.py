@@ -138,3 +138,21 @@ def test_paper_comparison_gains_the_h100_floor(tmp_path):
     assert row["h100_floor_ms"] == pytest.approx(4.22, rel=0.02)
     assert row["paper_over_floor"] == pytest.approx(15.5 / row["h100_floor_ms"])
     assert 3.4 <= row["paper_over_floor"] <= 3.8  # the paper's eager overhead, issue 21
+
+
+def test_add_probe_records_peaks_in_an_existing_json_and_keeps_it_readable(tmp_path):
+    from repbench.analysis.roofline_cells import add_probe
+
+    path = fx.bench_json(tmp_path / "b.json")
+    obj = json.loads(path.read_text())
+    del obj["machine_info"]["repbench"]["peaks"]  # a JSON from before the probe
+    path.write_text(json.dumps(obj))
+    before = read_bench(path)
+    peaks = add_probe(path, repeats=2)
+    run = read_bench(path)
+    assert run.header["peaks"] == peaks and len(peaks["added"]["probes"]) == 2
+    assert peaks["matmul_flops"]["float32"] == max(p["float32"] for p in peaks["added"]["probes"])
+    assert set(run.header["architectures"]) == {"tiny-ar", "tiny-diffusion"}
+    pd.testing.assert_frame_equal(run.cells.drop(columns="samples_s"), before.cells.drop(columns="samples_s"))
+    assert all(isinstance(r.get("roofline"), dict) for r in run.records
+               if r.get("encoder") in ENCODERS and not r["skipped"])

@@ -29,6 +29,14 @@ def architecture_of(backbone: str) -> Architecture:
     return Architecture.from_config(architecture_config(spec), spec.architecture)
 
 
+def architecture_record(config: Any) -> dict[str, Any] | None:
+    """A loaded model config's architecture as the bench header stores it (None for a layout roofline lacks)."""
+    try:
+        return Architecture.from_config(config).as_dict()
+    except (ValueError, TypeError):
+        return None
+
+
 def architectures(header: dict[str, Any], backbones: set[str]) -> dict[str, Architecture]:
     """The architecture of each backbone: as recorded in the header, else from the registry."""
     stored = header.get("architectures") or {}
@@ -227,13 +235,15 @@ def add_probe(path: Any, repeats: int = 3) -> dict[str, Any]:
     devices = {str(i.get("device") or "cpu") for i in infos}
     if len(devices) != 1:
         raise RepbenchError(f"{path}: expected encode cells on one device, found {sorted(devices) or 'none'}")
-    probes = [measure_peaks(devices.pop(), dtypes=sorted({str(i["dtype"]) for i in infos if i.get("dtype")}))
-              for _ in range(repeats)]
+    device, dtypes = devices.pop(), sorted({str(i["dtype"]) for i in infos if i.get("dtype")})
+    probes = [measure_peaks(device, dtypes=dtypes) for _ in range(repeats)]
     peaks = max(probes, key=lambda p: p["read_bandwidth"])
     peaks["matmul_flops"] = {d: max(p["matmul_flops"].get(d, 0.0) for p in probes) for d in peaks["matmul_flops"]}
     peaks["added"] = {"utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "repeats": repeats,
                       "how": "repbench.analysis.roofline_cells.add_probe on the machine that measured the cells, "
-                             "after the fact: best of the repeated probes"}
+                             "after the fact: best of the repeated probes",
+                      "probes": [{**p["matmul_flops"], "read_bandwidth": p["read_bandwidth"],
+                                  "load_avg_1m": (p["load_avg"] or [None])[0]} for p in probes]}
     header["peaks"] = peaks
     names = {str(i["backbone"]) for i in infos}
     header["architectures"] = {n: a.as_dict() for n, a in architectures({}, names).items()}

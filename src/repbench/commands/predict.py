@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                       "own device and peaks")
     parser.add_argument("--peak-flops", type=float, help="custom peak matmul FLOP/s (with --peak-bandwidth)")
     parser.add_argument("--peak-bandwidth", type=float, help="custom peak memory bandwidth, bytes/s")
-    parser.add_argument("--dtype", help="float32 | bfloat16 | float16 (default: bfloat16 on a GPU, else the "
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="float32 | bfloat16 | float16 (default: bfloat16 on a GPU, else the "
                                         "baseline's dtype)")
     parser.add_argument("--encoders", default="default",
                         help="comma list, or default (sequential for ar, parallel for diffusion)")
@@ -126,6 +126,10 @@ def _predict(args: argparse.Namespace, pred: Any, model: Any, run: Any, base_dty
                             "--peak-flops/--peak-bandwidth, or --baseline (its own device)")
     table, notes = pred.predict_cells(args.backbone, architecture_of(args.backbone), encoders, ks, lengths, batches,
                                       dtype, peaks, model)
+    if run is not None and (args.gpu or args.peak_flops) and not any(str(d).startswith("cuda")
+                                                                        for d in run.cells["device"]):
+        notes.append("the overhead model was fitted on a CPU baseline: its fixed cost and efficiency describe that "
+                     "CPU, so 'expected ms' on a GPU is indicative only (fit on a GPU baseline to predict a GPU)")
     return table, notes, peaks
 
 

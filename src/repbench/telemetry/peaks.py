@@ -66,7 +66,8 @@ def measure_peaks(device: str | torch.device = "cpu", dtypes: Sequence[str] | No
     """Achieved matmul FLOP/s per dtype and read bandwidth (bytes/s) of `device`, within ~`budget_s`.
 
     The record goes into every bench JSON (`machine_info.repbench.peaks`): the floor and MBU/MFU of each
-    cell are computed against it.
+    cell are computed against it. A measurement that fails (out of memory beside a loaded model) is left
+    out and named in `errors`, never guessed.
     """
     dev = torch.device(device)
     cuda = dev.type == "cuda"
@@ -76,19 +77,28 @@ def measure_peaks(device: str | torch.device = "cpu", dtypes: Sequence[str] | No
     t0 = time.perf_counter()
     flops: dict[str, float] = {}
     best_size: dict[str, int] = {}
+    errors: list[str] = []
+    nbytes = CUDA_BUFFER_BYTES if cuda else CPU_BUFFER_BYTES
+    bandwidth = None
     with torch.inference_mode():
         for name in names:
             dt = getattr(torch, name)
             for n in sizes if (cuda or name != "float16") else (256,):
-                a, b = matmul_operands(n, dt, dev)
-                rate = 2.0 * n**3 / _best_seconds(lambda a=a, b=b: torch.mm(a, b), dev, share)
+                try:
+                    a, b = matmul_operands(n, dt, dev)
+                    rate = 2.0 * n**3 / _best_seconds(lambda a=a, b=b: torch.mm(a, b), dev, share)
+                except RuntimeError as exc:  # out of memory next to a loaded model, or a dtype the device lacks
+                    errors.append(f"{name} {n}x{n} matmul: {str(exc).splitlines()[0][:200]}")
+                    continue
                 if rate > flops.get(name, 0.0):
                     flops[name], best_size[name] = rate, n
                 del a, b
-        nbytes = CUDA_BUFFER_BYTES if cuda else CPU_BUFFER_BYTES
-        buf = bandwidth_buffer(nbytes, dev)
-        bandwidth = nbytes / _best_seconds(buf.sum, dev, 2 * share)
-        del buf
+        try:
+            buf = bandwidth_buffer(nbytes, dev)
+            bandwidth = nbytes / _best_seconds(buf.sum, dev, 2 * share)
+            del buf
+        except RuntimeError as exc:
+            errors.append(f"read bandwidth: {str(exc).splitlines()[0][:200]}")
     if cuda:
         torch.cuda.empty_cache()
     return {
@@ -98,7 +108,7 @@ def measure_peaks(device: str | torch.device = "cpu", dtypes: Sequence[str] | No
         "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "method": "best of repeated torch.mm(n x n) per dtype over sizes "
                   f"{list(sizes)}; x.sum() over a {nbytes // 2**20} MiB float32 buffer",
-        "torch": torch.__version__,
+        "torch": torch.__version__, "errors": errors,
     }
 
 
