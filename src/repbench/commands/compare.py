@@ -152,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
         if args.fail_efficiency_below is not None:
             gate = _efficiency_gate(latency.table, args.fail_efficiency_below, gate)
     elif args.fail_above is not None or args.fail_efficiency_below is not None:
-        raise RepbenchError(f"--fail-above/--fail-efficiency-below gate latency, but {base_path} and {new_path} hold no comparable bench "
+        flag = "--fail-above" if args.fail_above is not None else "--fail-efficiency-below"
+        raise RepbenchError(f"{flag} gates latency, but {base_path} and {new_path} hold no comparable bench "
                             "JSONs; expected two bench JSONs (or baseline directories holding them)")
     if "effectiveness" in kinds:
         pbase, pnew = load_per_query(base_path), load_per_query(new_path)
