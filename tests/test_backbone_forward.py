@@ -140,7 +140,7 @@ def test_sliding_window_and_flash_layouts_are_not_taken_for_known_ones():
 def test_unknown_layouts_take_the_full_forward(models, monkeypatch):
     """A model class the last-layer shortcut does not know is sliced from model.model."""
     bb = models("tiny-ar")
-    monkeypatch.setattr("repbench.backbones.forward._KNOWN_MODELS", frozenset())
+    monkeypatch.setattr("repbench.backbones.adapters.ADAPTERS", {})
     assert not rows_supported(bb.model.model)
     ids, mask = _batch(bb.vocab_size, pad=2)
     cols = torch.tensor([3, 8])
