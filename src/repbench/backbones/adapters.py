@@ -146,8 +146,8 @@ def _tiny(cfg_cls: Any, lm_cls: Any, backend: str, causal: bool) -> Any:
 
 
 def _probe(adapter: Adapter, model: Any, causal: bool) -> float:
-    """Largest |read-columns - full forward| over a padded batch, and (causal models, which decode) a
-    prefill and a decode step through a KV cache."""
+    """Largest |read-columns - full forward| over a batch with and without padding, and (causal models,
+    which decode) a prefill and a decode step through a KV cache."""
     import torch
     from transformers import DynamicCache
 
@@ -156,22 +156,24 @@ def _probe(adapter: Adapter, model: Any, causal: bool) -> float:
     trunk = model.model
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(3, 96, (2, 9), generator=gen)
-    mask = torch.ones_like(ids)
-    mask[1, :3] = 0
-    cols = torch.tensor([2, 5, 8])
+    padded = torch.ones_like(ids)
+    padded[1, :3] = 0
+    cols, last = torch.tensor([2, 5, 8]), torch.tensor([ids.shape[1] - 1])
     diffs = []
     with torch.inference_mode():
-        full = trunk(input_ids=ids, attention_mask=mask).last_hidden_state[:, cols]
-        diffs.append((rows_forward(adapter, trunk, ids, mask, cols, 2, None) - full).abs().max())
-        if not causal:
-            return float(diffs[0])
-        ours, theirs = DynamicCache(config=model.config), DynamicCache(config=model.config)
-        last = torch.tensor([ids.shape[1] - 1])
-        got = rows_forward(adapter, trunk, ids, mask, last, ids.shape[1] - 1, ours)
-        ref = trunk(input_ids=ids, attention_mask=mask, past_key_values=theirs, use_cache=True).last_hidden_state
-        diffs.append((got - ref[:, -1:]).abs().max())
-        step, mask = torch.tensor([[7], [11]]), torch.cat([mask, torch.ones(2, 1, dtype=mask.dtype)], 1)
-        got = rows_forward(adapter, trunk, step, mask, torch.tensor([0]), 0, ours)
-        ref = trunk(input_ids=step, attention_mask=mask, past_key_values=theirs, use_cache=True).last_hidden_state
-        diffs.append((got - ref).abs().max())
+        for mask in (None, padded):  # None: no padding, no mask (what the encoders pass then)
+            full = trunk(input_ids=ids, attention_mask=mask).last_hidden_state[:, cols]
+            diffs.append((rows_forward(adapter, trunk, ids, mask, cols, 2, None) - full).abs().max())
+            if not causal:
+                continue
+            ours, theirs = DynamicCache(config=model.config), DynamicCache(config=model.config)
+            got = rows_forward(adapter, trunk, ids, mask, last, ids.shape[1] - 1, ours)
+            ref = trunk(input_ids=ids, attention_mask=mask, past_key_values=theirs, use_cache=True).last_hidden_state
+            diffs.append((got - ref[:, -1:]).abs().max())
+            step = torch.tensor([[7], [11]])
+            if mask is not None:
+                mask = torch.cat([mask, torch.ones(2, 1, dtype=mask.dtype)], 1)
+            got = rows_forward(adapter, trunk, step, mask, torch.tensor([0]), 0, ours)
+            ref = trunk(input_ids=step, attention_mask=mask, past_key_values=theirs, use_cache=True).last_hidden_state
+            diffs.append((got - ref).abs().max())
     return float(max(diffs))

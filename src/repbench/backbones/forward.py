@@ -52,13 +52,14 @@ def _columns(cols: Columns, device: torch.device) -> tuple[torch.Tensor, int]:
     return torch.tensor(host, dtype=torch.long, device=device), min(host)
 
 
-def hidden_at(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, cols: Columns,
+def hidden_at(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor | None, cols: Columns,
               cache: Any | None = None) -> torch.Tensor:
     """Final-norm hidden states [B, len(cols), H] at columns `cols` of `ids` [B, L].
 
     `model` is a transformers *ForCausalLM. With `cache` (a transformers Cache, possibly already
     holding a prefix) the call extends it by L positions, as `model.model(..., past_key_values=cache,
-    use_cache=True)` does; `attention_mask` then covers the cached and the new positions. Pass `cols`
+    use_cache=True)` does; `attention_mask` then covers the cached and the new positions (None: no
+    padding anywhere, which spares transformers a read-back of the mask). Pass `cols`
     as a `range` (what the encoders do) to keep host-device syncs out of the call.
     """
     trunk = model.model
@@ -70,7 +71,7 @@ def hidden_at(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, cols:
     return rows_forward(adapter, trunk, ids, attention_mask, idx, lowest, cache)
 
 
-def rows_forward(adapter: Adapter, trunk: Any, ids: torch.Tensor, attention_mask: torch.Tensor, idx: torch.Tensor,
+def rows_forward(adapter: Adapter, trunk: Any, ids: torch.Tensor, attention_mask: torch.Tensor | None, idx: torch.Tensor,
                  lowest: int, cache: Any | None) -> torch.Tensor:
     """`hidden_at` through `adapter`: every layer but the last in full, the last at columns `idx` only."""
     from transformers.masking_utils import create_causal_mask
@@ -78,8 +79,10 @@ def rows_forward(adapter: Adapter, trunk: Any, ids: torch.Tensor, attention_mask
     x = trunk.embed_tokens(ids)
     past = cache.get_seq_length() if cache is not None else 0
     position_ids = (torch.arange(ids.shape[1], device=ids.device) + past).unsqueeze(0)
+    # No position_ids: with them and no mask transformers looks for packed sequences by reading the ids
+    # back (a wait for the device); these positions are one contiguous range per row, never packed.
     mask = create_causal_mask(config=trunk.config, inputs_embeds=x, attention_mask=attention_mask,
-                              past_key_values=cache, position_ids=position_ids)
+                              past_key_values=cache)
     pos_emb = trunk.rotary_emb(x, position_ids)
     causal = bool(getattr(trunk.config, "is_causal", True))
     layers = trunk.layers[: trunk.config.num_hidden_layers]

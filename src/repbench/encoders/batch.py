@@ -49,6 +49,14 @@ def pad_rows(seqs: list[list[int]], pad_id: int, device: torch.device, left: boo
     return ids.to(device), mask.to(device)
 
 
+def model_inputs(seqs: list[list[int]], pad_id: int, device: torch.device, left: bool = True
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`pad_rows`, with no mask when no row is padded: transformers then has nothing to inspect, where a
+    mask makes it read back whether any position is masked (a wait for the device at every forward)."""
+    ids, mask = pad_rows(seqs, pad_id, device, left)
+    return ids, (mask if len({len(s) for s in seqs}) > 1 else None)
+
+
 def truncate_parallel(tokens: torch.Tensor, stop: set[int] | frozenset[int] | torch.Tensor) -> torch.Tensor:
     """valid[b, j] is False from the first stop slot k > 0 on; k = 0 keeps everything (§3.6)."""
     is_stop = torch.isin(tokens, _ids_on(stop, tokens.device))
@@ -99,7 +107,7 @@ def _single(vec: torch.Tensor, seqs: list[list[int]], step_callback: StepCallbac
 def meanpool_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None, opts: EncodeOptions,
                    prep: BatchPrep, step_callback: StepCallback = None) -> Representations:
     seqs = [(special_prefix(bb.tokenizer) + r)[: opts.max_length] for r in rows]
-    ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device, left=False)
+    ids_t, mask = model_inputs(seqs, prep.pad_id, bb.device, left=False)
     _start(step_callback)
     return _single(forward_meanpool(bb, ids_t, mask), seqs, step_callback, rows, prep, opts.max_length)
 
@@ -113,7 +121,7 @@ def lasttoken_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None
     # keeps its leading-space piece; tokenising the head alone would leave a stray space token.
     joined = tok([f"{opts.side}: {t}" for t in texts], add_special_tokens=True)["input_ids"]
     seqs = [list(j)[: opts.max_length - 1] + [tok.eos_token_id] for j in joined]
-    ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device)
+    ids_t, mask = model_inputs(seqs, prep.pad_id, bb.device)
     _start(step_callback)
     return _single(forward_lasttoken(bb, ids_t, mask), seqs, step_callback, rows, prep, opts.max_length)
 
@@ -131,7 +139,7 @@ def parallel_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None,
                    prep: BatchPrep, step_callback: StepCallback = None) -> Representations:
     rows, texts = _fit(bb, rows, texts, opts, prep)
     seqs = [layout(prep.prompt, r, opts.k, bb.mask_token_id) for r in rows]
-    ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device)
+    ids_t, mask = model_inputs(seqs, prep.pad_id, bb.device)
     allowed = _allowed(bb, texts)
     stop = _id_set(prep.stop, bb.device) if opts.truncate else None
     hidden, logits, tokens = forward_parallel(bb, ids_t, mask, opts.k, opts.readout, opts.denoise_steps,
@@ -144,7 +152,7 @@ def sequential_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | Non
                      prep: BatchPrep, step_callback: StepCallback = None) -> Representations:
     rows, texts = _fit(bb, rows, texts, opts, prep)
     seqs = [prep.prompt.prefix + r + prep.prompt.suffix for r in rows]
-    ids_t, mask = pad_rows(seqs, prep.pad_id, bb.device)
+    ids_t, mask = model_inputs(seqs, prep.pad_id, bb.device)
     allowed = _allowed(bb, texts)
     ends = _id_set(prep.answer_end, bb.device) if opts.truncate else None
     hidden, logits, tokens, _ = forward_sequential(bb, ids_t, mask, opts.k, prep.answer_end, opts.early_stop,

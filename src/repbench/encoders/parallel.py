@@ -44,7 +44,7 @@ def _confidence(logits: torch.Tensor, kind: str) -> torch.Tensor:
 def forward_parallel(
     bb: Backbone,
     ids: torch.Tensor,
-    attention_mask: torch.Tensor,
+    attention_mask: torch.Tensor | None,
     k: int,
     readout: str = "paper",
     denoise_steps: int = 1,

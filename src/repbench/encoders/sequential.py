@@ -18,7 +18,7 @@ from repbench.backbones.loading import Backbone
 def forward_sequential(
     bb: Backbone,
     ids: torch.Tensor,
-    attention_mask: torch.Tensor,
+    attention_mask: torch.Tensor | None,
     k: int,
     stop_ids: set[int] | None = None,
     early_stop: bool = False,
@@ -65,7 +65,8 @@ def forward_sequential(
             done |= torch.isin(nxt, stop)
             if bool(done.all()):
                 break
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(b, 1)], dim=1)
+        if attention_mask is not None:  # None: no row padded, nothing to extend
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(b, 1)], dim=1)
         h = hidden_at(bb.model, nxt[:, None], attention_mask, range(1), cache=cache)[:, 0]
         lg = head_logits(bb.model, h)
         steps += 1
