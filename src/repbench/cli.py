@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("repbench.commands.report", "regenerate figures, LaTeX tables and report.pdf"),
     "compare": ("repbench.commands.compare", "compare bench JSONs / per-query tables against a baseline"),
     "baselines": ("repbench.commands.baselines", "list stored baselines under results/baselines"),
+    "bundle": ("repbench.commands.bundle", "write the offline bundle for a CUDA node (bench/gpu_check.py --offline)"),
 }
 
 
