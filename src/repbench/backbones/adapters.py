@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import weakref
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -61,8 +62,26 @@ def transformers_version() -> str:
     return str(transformers.__version__)
 
 
+_PATHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def forward_path(trunk: Any) -> ForwardPath:
-    """The forward `hidden_at` takes for this `model.model`, and why."""
+    """The forward `hidden_at` takes for this `model.model`, and why.
+
+    Decided once per model (the checks cost ~0.1 ms, and `hidden_at` runs at every decode step), again
+    when its attention backend or causality, or the adapter table, changes.
+    """
+    cfg = trunk.config
+    key = (id(ADAPTERS), cfg._attn_implementation, getattr(cfg, "is_causal", True))
+    hit = _PATHS.get(trunk)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    path = _decide(trunk)
+    _PATHS[trunk] = (key, path)
+    return path
+
+
+def _decide(trunk: Any) -> ForwardPath:
     name = type(trunk).__name__
     adapter = ADAPTERS.get(name)
     if adapter is None:

@@ -83,6 +83,7 @@ def _start(step_callback: StepCallback) -> None:
 
 
 def _ids_on(ids: set[int] | frozenset[int] | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """An id set as a tensor on `device` (the batch functions build theirs before the forward is queued)."""
     return ids.to(device) if isinstance(ids, torch.Tensor) else torch.tensor(sorted(ids), dtype=torch.long, device=device)
 
 
@@ -141,7 +142,7 @@ def parallel_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | None,
     seqs = [layout(prep.prompt, r, opts.k, bb.mask_token_id) for r in rows]
     ids_t, mask = model_inputs(seqs, prep.pad_id, bb.device)
     allowed = _allowed(bb, texts)
-    stop = _id_set(prep.stop, bb.device) if opts.truncate else None
+    stop = _ids_on(prep.stop, bb.device) if opts.truncate else None
     hidden, logits, tokens = forward_parallel(bb, ids_t, mask, opts.k, opts.readout, opts.denoise_steps,
                                               opts.confidence, step_callback)
     valid = truncate_parallel(tokens, stop) if stop is not None else torch.ones_like(tokens, dtype=torch.bool)
@@ -154,7 +155,7 @@ def sequential_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | Non
     seqs = [prep.prompt.prefix + r + prep.prompt.suffix for r in rows]
     ids_t, mask = model_inputs(seqs, prep.pad_id, bb.device)
     allowed = _allowed(bb, texts)
-    ends = _id_set(prep.answer_end, bb.device) if opts.truncate else None
+    ends = _ids_on(prep.answer_end, bb.device) if opts.truncate else None
     hidden, logits, tokens, _ = forward_sequential(bb, ids_t, mask, opts.k, prep.answer_end, opts.early_stop,
                                                    step_callback)
     valid = truncate_sequential(tokens, ends) if ends is not None else tokens >= 0
@@ -166,10 +167,6 @@ def _allowed(bb: Backbone, texts: list[str]) -> torch.Tensor:
     """The batch's allowed sparse ids on the device, copied before the forward is queued (a copy after it
     would wait for it)."""
     return pad_allowed(allowed_ids(bb.tokenizer, texts, bb.mask_token_id), bb.device)
-
-
-def _id_set(ids: frozenset[int], device: torch.device) -> torch.Tensor:
-    return torch.tensor(sorted(ids), dtype=torch.long, device=device)
 
 
 def _prompted(bb: Backbone, seqs: list[list[int]], rows: list[list[int]], allowed: torch.Tensor, hidden: torch.Tensor,

@@ -11,8 +11,8 @@ from repbench.backbones.loading import Backbone
 def forward_meanpool(bb: Backbone, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """Mean of last-layer states over real tokens (fp32 accumulation; no mask: every token) -> [B, H]."""
     h = bb.model.model(input_ids=ids, attention_mask=attention_mask).last_hidden_state.float()
-    if attention_mask is None:
-        return h.mean(1)
+    if attention_mask is None:  # the masked mean's own arithmetic with every weight 1
+        return h.sum(1) / h.shape[1]
     m = attention_mask.unsqueeze(-1).float()
     return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
 
