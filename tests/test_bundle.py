@@ -35,6 +35,14 @@ def test_bundle_refuses_a_directory_that_holds_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]  # nothing written, nothing lost
 
 
+def test_bundle_command_refusal_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    for argv in (["bundle", str(tmp_path)], ["bundle", str(tmp_path / "new"), "--python", "3.x"]):
+        proc = subprocess.run([sys.executable, "-m", "repbench.cli", *argv], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "new").exists()
+
+
 def _closure(names: tuple[str, ...]) -> dict[str, importlib.metadata.Distribution]:
     """The installed distributions `names` need, their requirements included (markers evaluated here)."""
     seen: dict[str, importlib.metadata.Distribution] = {}

@@ -78,6 +78,18 @@ def test_one_wait_per_batch_whatever_k_and_rows(on_meta, backbone, encoder, opts
     assert set(counts[(k, 1)]) == {RESULT_COPY}
 
 
+def test_encode_time_signals_of_a_device_batch():
+    """The signals read off one batch on the model's device (the sparse weights are already on the host)."""
+    from repbench.encoders.signals import batch_signals
+
+    b, k, h, v = 3, 4, 16, 50
+    with OffDevice():
+        out = batch_signals(torch.empty(b, k, v, device=META), torch.zeros(b, k, dtype=torch.long, device=META),
+                            torch.ones(b, k, dtype=torch.bool, device=META), torch.empty(b, k, h, device=META),
+                            torch.ones(b, 5), [4, 5, 6], [20, 21, 22])
+    assert out["mean_pairwise_cosine"].shape == (b,) and out["entropy"].shape == (b, k)
+
+
 def _meta_reps(ids: list[str], k: int, hidden: int = 16, width: int = 6) -> Representations:
     n = len(ids)
     return Representations(ids=ids, dense=torch.empty(n, k, hidden, device=META),

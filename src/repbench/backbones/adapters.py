@@ -170,7 +170,7 @@ def _probe(adapter: Adapter, model: Any, causal: bool) -> float:
     import torch
     from transformers import DynamicCache
 
-    from repbench.backbones.forward import rows_forward
+    from repbench.backbones.rows import rows_forward
 
     trunk = model.model
     gen = torch.Generator().manual_seed(1)
