@@ -212,3 +212,21 @@ def test_smoke_run_on_cpu_writes_the_baseline_and_comparisons(tmp_path):
     paper = pd.read_csv(baseline / "gpu-check" / "paper_latency.csv")
     assert set(paper["kind"]) == {"encode", "search"}
     assert (work / "report" / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_the_baseline_folder_is_the_gpu_that_runs(monkeypatch):
+    """torch's current device after CUDA_VISIBLE_DEVICES (here the one visible GPU of an 8-GPU node)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: {0: "NVIDIA H100 80GB HBM3"}[i])
+    assert _module().gpu_slug() == "nvidia-h100-80gb-hbm3"
+
+
+def test_offline_without_a_bundle_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--offline", str(tmp_path), "--root", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert "is not a bundle (no manifest.json)" in line and "repbench bundle DIR" in line
+    assert not (tmp_path / "b").exists()
