@@ -1,5 +1,5 @@
-"""One-call GPU check (`make gpu-check`, or `python bench/gpu_check.py`): a new CUDA machine's baseline in
-under 8 minutes, and how it compares with the paper and with the stored CPU baseline.
+"""One-call GPU check (`make gpu-check`, or `python bench/gpu_check.py`): a new CUDA machine's baseline within
+an 8-minute budget, and how it compares with the paper and with the stored CPU baseline.
 
 Steps (each a public command, run as a subprocess so one failing step leaves the others' files):
   1. latency: bench/ at full scale, qwen2.5-7b-instruct:random (sequential) vs dream-7b-instruct:random
@@ -11,7 +11,8 @@ Steps (each a public command, run as a subprocess so one failing step leaves the
      -> results/baselines/<gpu-slug>/per_query.csv (+ metadata.json)
   3. comparisons, under results/baselines/<gpu-slug>/gpu-check/: Dream vs Qwen per cell (`repbench compare
      --by backbone`), measured vs the paper's H100 readings (repbench/recipes/paper/*.csv), CUDA effectiveness vs the
-     CPU baseline (`repbench compare`), and `repbench report` (figures beside the paper's series, report.pdf).
+     CPU baseline (`repbench compare`; with the SmolLM2 weights only: without them step 2 runs the tiny pair),
+     and `repbench report` (figures beside the paper's series, report.pdf).
 Without CUDA it stops at once: one line on stderr, exit status 2 (`--torch-build` checks only that torch
 is a CUDA build: `make install CUDA=1` and `make gpu-check` run it first). `--offline DIR` first installs
 what `repbench bundle DIR` wrote, with `pip --no-index`. The budget (`--budget`, 8 minutes) is enforced:
