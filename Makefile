@@ -1,5 +1,6 @@
 # Two entry points: `make demo` and `make test`. Both create .venv and install the locked stack first.
-PYTHON ?= python3.11
+# Python 3.11 when present, else python3 (3.11-3.13): PYTHON=python3.12 make ... picks another.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -17,7 +18,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
+# `make install CUDA=1` (what `make gpu-check` asks for) refuses a torch build without CUDA, naming the fix.
 install: $(STAMP)
+ifeq ($(CUDA),1)
+	@$(BIN)/python bench/gpu_check.py --torch-build
+endif
 
 # The optional Ray engine: only the test target needs it (its two-node cluster test).
 $(RAY_STAMP): $(STAMP) requirements-ray.lock
@@ -41,6 +46,7 @@ bench: $(STAMP)
 
 # A CUDA machine's baseline in < 8 min (bench/gpu_check.py); exits 2 with one line where there is no CUDA.
 gpu-check: $(STAMP)
+	@$(BIN)/python bench/gpu_check.py --torch-build
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/gpu_check.py
 
 lint: $(STAMP)

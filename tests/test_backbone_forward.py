@@ -140,9 +140,54 @@ def test_sliding_window_and_flash_layouts_are_not_taken_for_known_ones():
 def test_unknown_layouts_take_the_full_forward(models, monkeypatch):
     """A model class the last-layer shortcut does not know is sliced from model.model."""
     bb = models("tiny-ar")
-    monkeypatch.setattr("repbench.backbones.forward._KNOWN_MODELS", frozenset())
+    monkeypatch.setattr("repbench.backbones.adapters.ADAPTERS", {})
     assert not rows_supported(bb.model.model)
     ids, mask = _batch(bb.vocab_size, pad=2)
     cols = torch.tensor([3, 8])
     with torch.inference_mode():
         assert torch.equal(hidden_at(bb.model, ids, mask, cols), _full(bb, ids, mask)[:, cols])
+
+
+def test_forward_path_names_the_adapter_and_the_installed_transformers(models):
+    import transformers
+
+    from repbench.backbones.adapters import forward_path
+
+    for name, cls in (("tiny-ar", "Qwen2Model"), ("llama3-8b-instruct:random:tiny", "LlamaModel")):
+        path = forward_path(models(name).model.model)
+        assert path.describe() == f"read-columns ({cls} adapter, transformers {transformers.__version__})"
+
+
+def test_an_adapter_that_disagrees_with_the_installed_transformers_is_not_used(models, monkeypatch):
+    """The adapter's probe (a tiny model of its architecture against transformers' own forward) catches
+    an adapter whose computation is wrong, and one whose names the installed transformers lacks; either
+    way the full forward runs, and the reason is what the bench records."""
+    from dataclasses import dataclass
+
+    from repbench.backbones import adapters
+
+    @dataclass(frozen=True)
+    class RotaryBackwards(adapters.Adapter):
+        def functions(self):
+            attend, rotate = super().functions()
+            return attend, (lambda x: -rotate(x))
+
+    bb = models("tiny-ar")
+    ids, mask = _batch(bb.vocab_size, pad=2)
+    cols = torch.tensor([3, 8])
+    for broken, why in ((RotaryBackwards(*_fields("Qwen2Model")), "differs from transformers"),
+                        (adapters.Adapter("Qwen2Model", "Qwen2Config", "Qwen2ForCausalLM",
+                                          "transformers.models.bert.modeling_bert"), "lacks what the")):
+        monkeypatch.setattr(adapters, "ADAPTERS", {"Qwen2Model": broken})
+        path = adapters.forward_path(bb.model.model)
+        assert path.adapter is None and why in path.reason, path.reason
+        assert path.describe().startswith("full forward (")
+        with torch.inference_mode():
+            assert torch.equal(hidden_at(bb.model, ids, mask, cols), _full(bb, ids, mask)[:, cols])
+
+
+def _fields(name: str) -> tuple[str, str, str, str]:
+    from repbench.backbones.adapters import ADAPTERS
+
+    a = ADAPTERS[name]
+    return a.model_class, a.config_class, a.lm_class, a.modeling

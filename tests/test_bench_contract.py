@@ -76,6 +76,12 @@ def test_encode_cells(bench_json):
         assert e["tokens_per_s"] == pytest.approx(2 * 16 / np.median(e["samples_s"]))
         assert e["model_input_tokens"] > e["input_tokens"]  # prompt around the text
         assert e["cold_start"]["load_s"] > 0 and e["cold_start"]["first_call_s"] > 0
+        assert e["cold_start"]["weights"]["generator"] == "cpu"  # tiny pair: the CPU draw on every device
+        # which forward was timed is named per cell (never a silent change of what is timed)
+        assert e["forward_path"].startswith("read-columns (Qwen2Model adapter, transformers ")
+        # model-only time (first to last forward mark) next to end-to-end, per iteration
+        assert len(e["model_s"]) == len(e["samples_s"])
+        assert all(0 < m < t for m, t in zip(e["model_s"], e["samples_s"], strict=True))
         if e["encoder"] == "sequential":
             # exactly K tokens: one read after the prefill, K-1 decode steps
             assert len(e["prefill_s"]) == len(e["decode_step_s"]) == len(e["samples_s"])

@@ -18,6 +18,12 @@ from repbench.errors import RepbenchError
     ({"gpu": {"devices": [{"name": "NVIDIA A100-SXM4-40GB"}, {"name": "NVIDIA A100-SXM4-40GB"}]}},
      "2x-nvidia-a100-sxm4-40gb"),
     ({"gpu": [{"name": "NVIDIA L4"}]}, "nvidia-l4"),
+    # an 8-GPU node run with CUDA_VISIBLE_DEVICES=3: NVML lists all eight, torch sees (and matched) one
+    ({"gpu": {"cuda_visible_devices": "3", "devices": [
+        {"name": "NVIDIA H100 80GB HBM3", "torch_index": 0 if i == 3 else None} for i in range(8)]}},
+     "nvidia-h100-80gb-hbm3"),
+    ({"gpu": {"devices": [{"name": "NVIDIA A10G", "torch_index": None}, {"name": "NVIDIA L4", "torch_index": 0}]}},
+     "nvidia-l4"),
     ({"gpu": None, "cpu": {"model": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "torch_threads": 2}},
      "cpu-intel-xeon-platinum-8375c-2t"),
     ({"gpu": {"torch_cuda_available": False, "devices": []},

@@ -83,14 +83,14 @@ def test_sequential_kv_cache_equals_no_cache_recomputation(ar):
 def test_sequential_produces_exactly_k_slots_without_early_stop(ar):
     calls = []
     reps = encode(ar, TEXTS[:2], encoder="sequential", k=6, batch_size=2, step_callback=lambda p, s: calls.append((p, s)))
-    assert calls == [("prefill", 0)] + [("decode", j) for j in range(1, 6)]
+    assert calls == [("start", 0), ("prefill", 0)] + [("decode", j) for j in range(1, 6)]
     assert (reps.token_ids >= 0).all()
 
 
 def test_parallel_is_one_forward_pass(diff):
     calls = []
     encode(diff, TEXTS, encoder="parallel", k=16, batch_size=8, step_callback=lambda p, s: calls.append(p))
-    assert calls == ["forward"]
+    assert calls == ["start", "forward"]
 
 
 def test_denoise_steps_keep_each_slot_from_the_pass_that_unmasked_it(diff):

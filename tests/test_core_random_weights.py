@@ -1,4 +1,5 @@
-"""`:random` and tiny backbones: weights are a function of the seed alone, whatever the device or dtype."""
+"""`:random` and tiny backbones: weights are a function of the seed alone, whatever the device or dtype,
+except full-size `:random` weights on a GPU, drawn there with that device's seeded generator."""
 
 from __future__ import annotations
 
@@ -63,3 +64,39 @@ def test_unknown_architecture_is_refused_not_built_as_llama():
         BackboneSpec(name="m", family="ar", source="config", architecture="mistral", description="")
     with pytest.raises(RepbenchError, match="m: unknown architecture 'mistral'.*qwen2, llama"):
         _architecture(SimpleNamespace(name="m", architecture="mistral"))
+
+
+def test_full_size_weights_are_drawn_on_their_gpu_and_tiny_ones_on_the_cpu():
+    """The draw policy (bench JSON: cold_start.weights): a 7B draw on the CPU costs minutes of gpu-check's
+    budget, so full-size `:random` weights are drawn on their device; tiny ones stay device-independent."""
+    from repbench.backbones.loading import weight_draw
+    from repbench.backbones.registry import get_spec
+
+    cuda, cpu, meta = torch.device("cuda:0"), torch.device("cpu"), torch.device("meta")
+    full, tiny = get_spec("dream-7b-instruct:random"), get_spec("dream-7b-instruct:random:tiny")
+    assert weight_draw(full, cuda, 3)["generator"] == "cuda" and "other values than the CPU draw" in weight_draw(full, cuda, 3)["note"]
+    assert weight_draw(full, cpu, 3)["generator"] == "cpu" and weight_draw(tiny, cuda, 3)["generator"] == "cpu"
+    assert weight_draw(get_spec("tiny-ar"), cuda, 3)["generator"] == "cpu"
+    assert weight_draw(full, meta, 3)["generator"] is None
+    assert weight_draw(get_spec("qwen2.5-7b-instruct"), cuda, 3) is None  # real weights are not drawn
+
+
+def test_on_device_draw_is_the_devices_seeded_generator_in_parameter_order():
+    """randomise_(on_device=True), written out independently: one generator of the parameters' device,
+    float32 draws in parameter order, the same transforms, cast last (run here on the CPU)."""
+    from repbench.backbones.loading import randomise_
+
+    bb = load_backbone("llama3-8b-instruct:random:tiny", dtype="bfloat16")
+    randomise_(bb.model, 21, on_device=True)
+    gen = torch.Generator(device="cpu").manual_seed(21)
+    for name, p in bb.model.named_parameters():
+        noise = torch.randn(tuple(p.shape), generator=gen, dtype=torch.float32, device=p.device)
+        ref = 1.0 + 0.1 * noise if "norm" in name else (0.02 * noise if name.endswith("bias")
+                                                         else noise / (p.shape[-1] ** 0.5))
+        assert torch.equal(p.detach(), ref.to(torch.bfloat16)), name
+
+
+def test_meta_parameters_are_left_without_a_draw():
+    bb = load_backbone("qwen2.5-7b-instruct:random", device="meta", dtype="bfloat16")
+    assert bb.weights["generator"] is None and next(bb.model.parameters()).device.type == "meta"
+    assert sum(p.numel() for p in bb.model.parameters()) > 7e9  # the full architecture, nothing allocated

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,13 @@ def test_without_cuda_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gpu-check: no CUDA device"), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("gpu-check: "), proc.stderr
+    import torch
+
+    if torch.version.cuda is None:  # this machine's torch: the line names the fix, the CUDA index URL
+        assert "CPU-only build" in lines[0] and "--index-url https://download.pytorch.org/whl/cu" in lines[0]
+    else:
+        assert "no CUDA device" in lines[0]
     assert not (tmp_path / "baselines").exists() and not (tmp_path / "work").exists()  # failed before writing
 
 
@@ -139,6 +146,54 @@ def test_missing_energy_names_cells_without_a_reading(tmp_path):
     assert _module().missing_energy(path) == ["b"]
 
 
+def test_the_budget_is_enforced_not_reported_after_the_fact(tmp_path):
+    """A 12-second budget on the smoke run (~80 s unbounded): the running step is stopped when the budget
+    is spent, the later ones are never started, and the whole check ends within seconds of its budget."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    budget = 12
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--budget", str(budget), "--root",
+                           str(tmp_path / "baselines"), "--work", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=400, env=env)
+    wall = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    # interpreter start-up and the setup phase come before the clock's first step; a stopped step gets
+    # 10 s to end after SIGTERM: the check ends well before an unbounded smoke run would
+    assert wall < budget + 20, wall
+    (baseline,) = (tmp_path / "baselines").iterdir()
+    log = json.loads((baseline / "gpu-check" / "gpu_check_log.json").read_text())
+    rcs = {s["step"]: s["rc"] for s in log["steps"]}
+    assert rcs["latency"] == 124 and log["steps"][0]["seconds"] <= budget + 11
+    assert all(rc is None for step, rc in rcs.items() if step != "latency")  # not started
+    assert "budget is spent" in proc.stderr and "FAILED: latency" in proc.stdout
+    assert "[gpu-check phase: setup" in proc.stdout and "[gpu-check phase: latency (exit 124)" in proc.stdout
+
+
+def test_torch_build_check_names_the_cuda_index(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--torch-build"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    import torch
+
+    if torch.version.cuda is not None:
+        assert proc.returncode == 0 and proc.stderr == ""
+        return
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert "CPU-only build" in line and f"torch=={torch.__version__.split('+')[0]}" in line
+    assert "--index-url https://download.pytorch.org/whl/cu" in line
+
+
+def test_make_install_cuda_refuses_a_cpu_only_torch():
+    """`make install CUDA=1` (what `make gpu-check` asks for) refuses this machine's CPU-only torch."""
+    import torch
+
+    if torch.version.cuda is not None or not (ROOT / ".venv" / ".installed").is_file():
+        pytest.skip("needs this checkout's installed venv with a CPU-only torch")
+    proc = subprocess.run(["make", "-s", "install", "CUDA=1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "gpu-check: torch" in proc.stderr and "CPU-only build" in proc.stderr and "whl/cu" in proc.stderr
+
+
 @pytest.mark.slow
 def test_smoke_run_on_cpu_writes_the_baseline_and_comparisons(tmp_path):
     """Every step's glue on CPU with the tiny-scale pair (~80 s on 2 cores): files land where documented."""
@@ -157,3 +212,21 @@ def test_smoke_run_on_cpu_writes_the_baseline_and_comparisons(tmp_path):
     paper = pd.read_csv(baseline / "gpu-check" / "paper_latency.csv")
     assert set(paper["kind"]) == {"encode", "search"}
     assert (work / "report" / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_the_baseline_folder_is_the_gpu_that_runs(monkeypatch):
+    """torch's current device after CUDA_VISIBLE_DEVICES (here the one visible GPU of an 8-GPU node)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: {0: "NVIDIA H100 80GB HBM3"}[i])
+    assert _module().gpu_slug() == "nvidia-h100-80gb-hbm3"
+
+
+def test_offline_without_a_bundle_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--offline", str(tmp_path), "--root", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert "is not a bundle (no manifest.json)" in line and "repbench bundle DIR" in line
+    assert not (tmp_path / "b").exists()

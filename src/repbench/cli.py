@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("repbench.commands.compare", "compare bench JSONs / per-query tables against a baseline"),
     "baselines": ("repbench.commands.baselines", "list stored baselines under results/baselines"),
     "predict": ("repbench.commands.predict", "roofline floor and expected latency of an unmeasured GPU/backbone"),
+    "bundle": ("repbench.commands.bundle", "write the offline bundle for a CUDA node (bench/gpu_check.py --offline)"),
 }
 
 

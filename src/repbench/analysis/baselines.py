@@ -38,7 +38,8 @@ def _slug(text: str) -> str:
 
 def device_slug(environment: dict[str, Any]) -> str:
     """Directory name for a device's baselines: `<gpu-name>` (`2x-<gpu-name>` for several), else
-    `cpu-<model>-<threads>t`.
+    `cpu-<model>-<threads>t`. Only the GPUs torch can see count (CUDA_VISIBLE_DEVICES), where the capture
+    matched NVML's devices to torch's; NVML itself lists every GPU of the node.
 
     >>> device_slug({"gpu": [{"name": "NVIDIA H100 80GB HBM3"}]})
     'nvidia-h100-80gb-hbm3'
@@ -47,7 +48,8 @@ def device_slug(environment: dict[str, Any]) -> str:
     'cpu-intel-xeon-platinum-8375c-2t'
     """
     gpus = gpu_devices(environment)
-    names = [str(g["name"]) for g in gpus if g.get("name")]
+    visible = [g for g in gpus if g.get("torch_index") is not None]
+    names = [str(g["name"]) for g in (visible or gpus) if g.get("name")]
     if names:
         slug = _slug(names[0]) or "gpu"
         return f"{len(names)}x-{slug}" if len(names) > 1 else slug

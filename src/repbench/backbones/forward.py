@@ -10,107 +10,70 @@ the read columns. On the SmolLM2 parallel encoder (K=16, 32 text tokens) that is
 Numerically it is the same computation on fewer rows: the layers before the last are the very calls
 `model.model` makes, with the same inputs; in the last layer a matmul over a different number of rows
 may sum in another order (on MKL: equal bits for several rows, ~1e-6 relative for a single row).
-tests/test_backbone_forward.py holds it against the full forward. Architectures or attention backends
-it does not know take the full forward and slice it.
+tests/test_backbone_forward.py holds it against the full forward. The computation is in
+`repbench.backbones.rows`; which architectures take it is decided per model by
+`repbench.backbones.adapters` (an adapter per architecture, checked against the installed
+transformers); any other model takes the full forward and slices it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-# The decoder classes whose attention is exactly q/k/v/o projections + rotary + the attention
-# interface (transformers 5.23 Llama and Qwen2; Qwen2 adds q/k/v biases, which nn.Linear carries).
-_KNOWN_MODELS = frozenset({"LlamaModel", "Qwen2Model"})
-_KNOWN_BACKENDS = frozenset({"sdpa", "eager"})
+from repbench.backbones.adapters import forward_path
+from repbench.backbones.rows import rows_forward
+
 _CPU_VOCAB_BLOCK = 2048  # vocabulary rows per matmul in head_logits on CPU
+
+Columns = range | Sequence[int] | torch.Tensor
 
 
 def rows_supported(trunk: Any) -> bool:
-    """Whether `hidden_at` can compute the last layer at the read columns only for this `model.model`."""
-    cfg = trunk.config
-    return (type(trunk).__name__ in _KNOWN_MODELS and cfg._attn_implementation in _KNOWN_BACKENDS
-            and not getattr(trunk, "has_sliding_layers", False)
-            and all(t == "full_attention" for t in getattr(cfg, "layer_types", None) or ["full_attention"]))
+    """Whether `hidden_at` computes the last layer at the read columns only for this `model.model`."""
+    return forward_path(trunk).adapter is not None
 
 
-def hidden_at(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, cols: torch.Tensor,
+def _columns(cols: Columns, device: torch.device) -> tuple[torch.Tensor, int]:
+    """The read columns as an index tensor on `device`, and the smallest of them as a host int.
+
+    A `range` becomes a device `arange` (no host-to-device copy, so no wait for the device); a list or
+    a CPU tensor is copied once. A tensor already on the device costs one read of its values.
+    """
+    if isinstance(cols, range):
+        if len(cols) == 0:
+            raise ValueError("no columns to read")
+        return torch.arange(cols.start, cols.stop, cols.step, device=device), min(cols[0], cols[-1])
+    if isinstance(cols, torch.Tensor):
+        host = cols.tolist() if cols.device.type == "cpu" else None
+        idx = cols.to(device=device, dtype=torch.long)
+        return idx, int(min(host) if host is not None else idx.min())
+    host = [int(c) for c in cols]
+    return torch.tensor(host, dtype=torch.long, device=device), min(host)
+
+
+def hidden_at(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor | None, cols: Columns,
               cache: Any | None = None) -> torch.Tensor:
     """Final-norm hidden states [B, len(cols), H] at columns `cols` of `ids` [B, L].
 
     `model` is a transformers *ForCausalLM. With `cache` (a transformers Cache, possibly already
     holding a prefix) the call extends it by L positions, as `model.model(..., past_key_values=cache,
-    use_cache=True)` does; `attention_mask` then covers the cached and the new positions.
+    use_cache=True)` does; `attention_mask` then covers the cached and the new positions (None: no
+    padding anywhere, which spares transformers a read-back of the mask). Pass `cols`
+    as a `range` (what the encoders do) to keep host-device syncs out of the call.
     """
     trunk = model.model
-    if not rows_supported(trunk):
+    idx, lowest = _columns(cols, ids.device)
+    adapter = forward_path(trunk).adapter
+    if adapter is None:
         out = trunk(input_ids=ids, attention_mask=attention_mask, past_key_values=cache, use_cache=cache is not None)
-        return out.last_hidden_state[:, cols]
-    from transformers.masking_utils import create_causal_mask
-
-    x = trunk.embed_tokens(ids)
-    past = cache.get_seq_length() if cache is not None else 0
-    position_ids = (torch.arange(ids.shape[1], device=ids.device) + past).unsqueeze(0)
-    mask = create_causal_mask(config=trunk.config, inputs_embeds=x, attention_mask=attention_mask,
-                              past_key_values=cache, position_ids=position_ids)
-    pos_emb = trunk.rotary_emb(x, position_ids)
-    causal = bool(getattr(trunk.config, "is_causal", True))
-    layers = trunk.layers[: trunk.config.num_hidden_layers]
-    for layer in layers[:-1]:
-        x = layer(x, attention_mask=mask, position_embeddings=pos_emb, position_ids=position_ids,
-                  past_key_values=cache, use_cache=cache is not None, is_causal=causal)
-    x = _last_layer_at(layers[-1], x, cols.to(ids.device), mask, pos_emb, cache, causal, past)
-    return trunk.norm(x)
+        return out.last_hidden_state[:, idx]
+    return rows_forward(adapter, trunk, ids, attention_mask, idx, lowest, cache)
 
 
-def _last_layer_at(layer: Any, x: torch.Tensor, cols: torch.Tensor, mask: torch.Tensor | None,
-                   pos_emb: tuple[torch.Tensor, torch.Tensor], cache: Any | None, causal: bool, past: int
-                   ) -> torch.Tensor:
-    """One decoder layer (LlamaDecoderLayer / Qwen2DecoderLayer) whose output is needed at `cols` only."""
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-    from transformers.models.llama.modeling_llama import eager_attention_forward, rotate_half
-
-    attn = layer.self_attn
-    b, length, _ = x.shape
-    r = cols.numel()
-    h = layer.input_layernorm(x)
-    q = attn.q_proj(h[:, cols]).view(b, r, -1, attn.head_dim).transpose(1, 2)
-    k = attn.k_proj(h).view(b, length, -1, attn.head_dim).transpose(1, 2)
-    v = attn.v_proj(h).view(b, length, -1, attn.head_dim).transpose(1, 2)
-    cos, sin = (t.unsqueeze(1) for t in pos_emb)  # [1, 1, L, D]: the positions of this call
-    q = q * cos[:, :, cols] + rotate_half(q) * sin[:, :, cols]
-    k = k * cos + rotate_half(k) * sin
-    if cache is not None:
-        k, v = cache.update(k, v, attn.layer_idx)
-    backend = attn.config._attn_implementation
-    sub = _query_mask(mask, cols, k.shape[2], past, causal, backend, x.dtype)
-    attend = ALL_ATTENTION_FUNCTIONS.get_interface(backend, eager_attention_forward)
-    out, _ = attend(attn, q, k, v, sub, dropout=0.0, scaling=attn.scaling, is_causal=False)
-    x = x[:, cols] + attn.o_proj(out.reshape(b, r, -1).contiguous())
-    return x + layer.mlp(layer.post_attention_layernorm(x))
-
-
-def _query_mask(mask: torch.Tensor | None, cols: torch.Tensor, kv_len: int, past: int, causal: bool,
-                backend: str, dtype: torch.dtype) -> torch.Tensor | None:
-    """The attention mask of the full forward, restricted to the query rows `cols`.
-
-    transformers returns None when the pattern is implied (no padding): bidirectional then needs no
-    mask, causal one built here, since sdpa's `is_causal` aligns a short query block to the top-left.
-    """
-    if mask is not None:
-        return mask[:, :, cols]
-    if not causal:
-        return None
-    keep = torch.arange(kv_len, device=cols.device)[None, :] <= (cols + past)[:, None]
-    if bool(keep.all()):
-        return None
-    if backend == "eager":  # eager adds its mask to the scores
-        return torch.zeros(keep.shape, dtype=dtype, device=cols.device).masked_fill(~keep, torch.finfo(dtype).min)[None, None]
-    return keep[None, None]
-
-
-def head_logits(model: Any, h: torch.Tensor) -> torch.Tensor:
+def head_logits(model: Any, h: torch.Tensor, blocked: bool | None = None) -> torch.Tensor:
     """`model.lm_head(h)` for h [..., H], computed as W @ h^T with the [V, H] weight on the left.
 
     For the few rows an encoder reads, MKL's x @ W^T (what nn.Linear runs) streams the vocabulary
@@ -118,7 +81,8 @@ def head_logits(model: Any, h: torch.Tensor) -> torch.Tensor:
     and 27 ms for 2; W @ h^T in blocks of 2,048 vocabulary rows takes 12-14 ms and 3-5 ms (one
     thread: 25 vs 22 ms at 16 rows). A single row goes through MKL's sgemv, itself 2.5x slower than
     the same product with two columns, so one row is computed as two. The blocks only split the
-    vocabulary: every logit is the same 576-term dot product. On a GPU one matmul (no block loop).
+    vocabulary: every logit is the same 576-term dot product. `blocked` picks the path (default: the
+    blocks on CPU, one matmul elsewhere); tests run the GPU path on CPU with blocked=False.
     """
     head = model.lm_head
     if not isinstance(head, torch.nn.Linear) or head.bias is not None:
@@ -128,9 +92,10 @@ def head_logits(model: Any, h: torch.Tensor) -> torch.Tensor:
     if n == 1:
         flat = flat.repeat(2, 1)
     cols = flat.T
-    if flat.device.type == "cpu":
+    if blocked is None:
+        blocked = flat.device.type == "cpu"
+    if blocked:
         out = torch.cat([w @ cols for w in head.weight.split(_CPU_VOCAB_BLOCK)])
     else:
         out = head.weight @ cols
     return out.T[:n].reshape(*h.shape[:-1], out.shape[0])
-

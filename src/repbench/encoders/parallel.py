@@ -17,7 +17,7 @@ def layout(prompt: PromptIds, text_ids: list[int], k: int, mask_id: int) -> list
     return prompt.prefix + text_ids + prompt.suffix + [mask_id] * k + prompt.tail
 
 
-def readout_positions(length: int, k: int, readout: str, logits_shifted: bool) -> torch.Tensor:
+def readout_positions(length: int, k: int, readout: str, logits_shifted: bool) -> range:
     """Columns read for the K slots of a left-padded batch of width `length`.
 
     The mask block starts at g_start = L - K - 3 in every row. `paper` reads the mask positions as
@@ -26,7 +26,7 @@ def readout_positions(length: int, k: int, readout: str, logits_shifted: bool) -
     """
     g_start = length - k - N_TAIL
     shift = 1 if (readout == "aligned" and logits_shifted) else 0
-    return torch.arange(g_start - shift, g_start - shift + k)
+    return range(g_start - shift, g_start - shift + k)
 
 
 def _confidence(logits: torch.Tensor, kind: str) -> torch.Tensor:
@@ -44,7 +44,7 @@ def _confidence(logits: torch.Tensor, kind: str) -> torch.Tensor:
 def forward_parallel(
     bb: Backbone,
     ids: torch.Tensor,
-    attention_mask: torch.Tensor,
+    attention_mask: torch.Tensor | None,
     k: int,
     readout: str = "paper",
     denoise_steps: int = 1,
@@ -57,18 +57,22 @@ def forward_parallel(
     and each slot keeps the hidden state and logits of the pass that unmasked it.
     """
     b, length = ids.shape
-    pos = readout_positions(length, k, readout, bb.spec.logits_shifted).to(ids.device)
+    pos = readout_positions(length, k, readout, bb.spec.logits_shifted)
+    if step_callback is not None:
+        step_callback("start", 0)
     if denoise_steps == 1:  # the paper's setting: every slot is unmasked by the single pass
         h = hidden_at(bb.model, ids, attention_mask, pos)
         lg = head_logits(bb.model, h)
         if step_callback is not None:
             step_callback("forward", 0)
         return h.float(), lg.float(), lg.argmax(-1)
-    mask_cols = readout_positions(length, k, "paper", False).to(ids.device)
+    paper = readout_positions(length, k, "paper", False)
+    mask_cols = slice(paper.start, paper.stop)
     ids = ids.clone()
     hidden = logits = tokens = None
     saved = torch.zeros(b, k, dtype=torch.bool, device=ids.device)
-    timesteps = torch.linspace(1.0, 1e-3, denoise_steps + 1)
+    timesteps = torch.linspace(1.0, 1e-3, denoise_steps + 1).tolist()
+    n_masked = k  # the same count in every row, so kept on the host (no read-back from the device)
     for step in range(denoise_steps):
         h = hidden_at(bb.model, ids, attention_mask, pos)
         lg = head_logits(bb.model, h)
@@ -82,9 +86,9 @@ def forward_parallel(
         if step == denoise_steps - 1:
             unmask = still
         else:
-            t, s = float(timesteps[step]), float(timesteps[step + 1])
-            n_masked = int(still[0].sum())  # the same count in every row
+            t, s = timesteps[step], timesteps[step + 1]
             n = max(1, int(n_masked * (1 - s / t)))
+            n_masked = max(0, n_masked - n)
             conf = _confidence(lg, confidence).masked_fill(~still, float("-inf"))
             unmask = torch.zeros_like(still)
             unmask.scatter_(1, conf.topk(n, dim=1).indices, True)

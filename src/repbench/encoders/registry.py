@@ -31,6 +31,7 @@ class EncoderSpec:
     prompted: bool = False  # reads K slots through a prompt (dense slots + a sparse vector), not one pooled vector
     is_default: bool = False  # the family's encoder when none is named
     needs_mask: bool = False  # reads K mask slots, so the backbone needs a mask token
+    reads_columns: bool = True  # reads a few last-layer columns (backbones.forward.hidden_at), not every position
     palette_index: int = 7  # fixed colour slot, so an encoder keeps its colour in every figure
 
     def forward_fn(self) -> Callable[..., Any]:
@@ -47,7 +48,8 @@ REGISTRY: dict[str, EncoderSpec] = {
         EncoderSpec("parallel", "diffusion", f"{_BATCH}:parallel_batch", MAX_K,
                     _PROMPTED | {"readout", "denoise_steps", "confidence"}, prompted=True, is_default=True, needs_mask=True,
                     palette_index=1),
-        EncoderSpec("meanpool", "diffusion", f"{_BATCH}:meanpool_batch", 1, frozenset(), palette_index=2),
+        EncoderSpec("meanpool", "diffusion", f"{_BATCH}:meanpool_batch", 1, frozenset(), palette_index=2,
+                    reads_columns=False),
         EncoderSpec("lasttoken", "ar", f"{_BATCH}:lasttoken_batch", 1, frozenset(), palette_index=4),
     )
 }

@@ -18,7 +18,7 @@ from repbench.backbones.loading import Backbone
 def forward_sequential(
     bb: Backbone,
     ids: torch.Tensor,
-    attention_mask: torch.Tensor,
+    attention_mask: torch.Tensor | None,
     k: int,
     stop_ids: set[int] | None = None,
     early_stop: bool = False,
@@ -39,14 +39,16 @@ def forward_sequential(
     from transformers import DynamicCache
 
     cache = DynamicCache(config=bb.model.config)
-    last = torch.tensor([ids.shape[1] - 1], device=ids.device)
-    h = hidden_at(bb.model, ids, attention_mask, last, cache=cache)[:, 0]
+    # Built before the first forward: a host-to-device copy later would wait for the queued work.
+    stop = torch.tensor(sorted(stop_ids or ()), dtype=torch.long, device=ids.device) if early_stop else None
+    done = torch.zeros(b, dtype=torch.bool, device=ids.device)
+    if step_callback is not None:
+        step_callback("start", 0)
+    last = ids.shape[1] - 1
+    h = hidden_at(bb.model, ids, attention_mask, range(last, last + 1), cache=cache)[:, 0]
     lg = head_logits(bb.model, h)
     if step_callback is not None:
         step_callback("prefill", 0)
-    first = torch.zeros(1, dtype=torch.long, device=ids.device)
-    stop = torch.tensor(sorted(stop_ids or ()), dtype=torch.long, device=ids.device)
-    done = torch.zeros(b, dtype=torch.bool, device=ids.device)
     steps = 1
     for j in range(k):
         nxt = lg.argmax(-1)
@@ -63,8 +65,9 @@ def forward_sequential(
             done |= torch.isin(nxt, stop)
             if bool(done.all()):
                 break
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(b, 1)], dim=1)
-        h = hidden_at(bb.model, nxt[:, None], attention_mask, first, cache=cache)[:, 0]
+        if attention_mask is not None:  # None: no row padded, nothing to extend
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(b, 1)], dim=1)
+        h = hidden_at(bb.model, nxt[:, None], attention_mask, range(1), cache=cache)[:, 0]
         lg = head_logits(bb.model, h)
         steps += 1
         if step_callback is not None:

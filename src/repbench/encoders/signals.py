@@ -29,7 +29,7 @@ def batch_signals(logits: torch.Tensor | None, tokens: torch.Tensor, valid: torc
     }
     unit = torch.nn.functional.normalize(hidden.float(), dim=-1, eps=1e-12)
     gram = unit @ unit.transpose(1, 2)  # [B, K, K]
-    pair = valid.unsqueeze(2) & valid.unsqueeze(1) & torch.triu(torch.ones(k, k, dtype=torch.bool), 1)
+    pair = valid.unsqueeze(2) & valid.unsqueeze(1) & torch.triu(torch.ones(k, k, dtype=torch.bool, device=valid.device), 1)
     n_pairs = pair.sum((1, 2)).double()
     cos = (gram.double() * pair).sum((1, 2)) / n_pairs.clamp_min(1)
     out["mean_pairwise_cosine"] = torch.where(n_pairs > 0, cos, torch.full_like(cos, float("nan"))).cpu().numpy()

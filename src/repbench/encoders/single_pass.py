@@ -8,17 +8,19 @@ from repbench.backbones.forward import hidden_at
 from repbench.backbones.loading import Backbone
 
 
-def forward_meanpool(bb: Backbone, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mean of last-layer states over real tokens (fp32 accumulation) -> [B, H]."""
+def forward_meanpool(bb: Backbone, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of last-layer states over real tokens (fp32 accumulation; no mask: every token) -> [B, H]."""
     h = bb.model.model(input_ids=ids, attention_mask=attention_mask).last_hidden_state.float()
+    if attention_mask is None:  # the masked mean's own arithmetic with every weight 1
+        return h.sum(1) / h.shape[1]
     m = attention_mask.unsqueeze(-1).float()
     return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
-def forward_lasttoken(bb: Backbone, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def forward_lasttoken(bb: Backbone, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """Last-position state of a left-padded batch (the appended EOS) -> [B, H]."""
-    last = torch.tensor([ids.shape[1] - 1], device=ids.device)
-    return hidden_at(bb.model, ids, attention_mask, last)[:, 0].float()
+    last = ids.shape[1] - 1
+    return hidden_at(bb.model, ids, attention_mask, range(last, last + 1))[:, 0].float()
 
 
 def special_prefix(tokenizer) -> list[int]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from repbench.encoders.host import to_host
 from repbench.encoders.options import SPARSE_TOP_K
 
 TOP_K = SPARSE_TOP_K
@@ -67,48 +68,66 @@ def allowed_ids(tokenizer: Any, texts: list[str], mask_token_id: int | None) -> 
     return out
 
 
+def pad_allowed(allowed: list[torch.Tensor], device: torch.device | str | None = None) -> torch.Tensor:
+    """Per-text allowed ids as one [B, A] matrix padded with -1, on `device` (one copy for the batch)."""
+    width = max((len(a) for a in allowed), default=0)
+    out = torch.full((len(allowed), width), -1, dtype=torch.long)
+    for i, a in enumerate(allowed):
+        out[i, : len(a)] = a
+    return out.to(device) if device is not None else out
+
+
 def sparse_from_logits(
-    logits: torch.Tensor, valid: torch.Tensor, allowed: list[torch.Tensor], top_k: int = TOP_K,
+    logits: torch.Tensor, valid: torch.Tensor, allowed: list[torch.Tensor] | torch.Tensor, top_k: int = TOP_K,
     quantise: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Max-pooled sparse vectors from slot logits.
 
-    logits [B, K, V] float32, valid [B, K] bool, allowed: per item the vocabulary ids it may activate.
-    Per slot: weights log1p(relu(logit)) on allowed ids only, top-`top_k`, x100, truncated to an integer
-    when `quantise` (the diffusion path and AR K=1 upstream) or kept as floats (upstream's AR K>1 path,
-    method-spec §4.1 step 6; x100 only rescales, which no ranking or min-max fusion sees); then max over
-    the valid slots. Returns (ids [B, M] with -1 padding, weights [B, M]) sorted by weight descending,
-    then id ascending; zero weights are dropped.
+    logits [B, K, V] float32, valid [B, K] bool, allowed: per item the ascending vocabulary ids it may
+    activate (a list, or `pad_allowed`'s matrix already on the logits' device). Per slot: weights
+    log1p(relu(logit)) on allowed ids only, top-`top_k` (equal weights at the cut: lower id first), x100,
+    truncated to an integer when `quantise` (the diffusion path and AR K=1 upstream) or kept as floats
+    (upstream's AR K>1 path, method-spec §4.1 step 6; x100 only rescales, which no ranking or min-max
+    fusion sees); then max over the valid slots. Returns host tensors (ids [B, M] with -1 padding,
+    weights [B, M]) sorted by weight descending, then id ascending; zero weights are dropped.
+
+    The batch is computed on the logits' device (`sparse_rows`) and copied to the host once, at the end.
     """
-    rows_ids: list[torch.Tensor] = []
-    rows_w: list[torch.Tensor] = []
-    for b in range(logits.shape[0]):
-        ids = allowed[b].to(logits.device)
-        if ids.numel() == 0 or not bool(valid[b].any()):
-            rows_ids.append(torch.empty(0, dtype=torch.long))
-            rows_w.append(torch.empty(0))
-            continue
-        # Non-finite logits count as 0 (§3.6); cleaned here, on the allowed columns only.
-        w = torch.nan_to_num(logits[b][:, ids].float(), nan=0.0, posinf=0.0, neginf=0.0)
-        w = torch.log1p(torch.relu(w)) * SCALE  # [K, A]
-        if quantise:
-            w = torch.trunc(w)
-        if ids.numel() > top_k:  # keep each slot's top-k, zero the rest
-            keep = torch.zeros_like(w, dtype=torch.bool)
-            keep.scatter_(1, w.topk(top_k, dim=1).indices, True)
-            w = torch.where(keep, w, torch.zeros_like(w))
-        w = torch.where(valid[b].to(w.device).unsqueeze(1), w, torch.zeros_like(w))
-        pooled = w.max(dim=0).values
-        nz = pooled > 0
-        ids_nz, w_nz = ids[nz].cpu(), pooled[nz].cpu()
-        # `ids` ascend, so a stable sort by weight leaves equal weights in id order
-        order = torch.sort(w_nz, descending=True, stable=True).indices
-        rows_ids.append(ids_nz[order])
-        rows_w.append(w_nz[order])
-    width = max((len(r) for r in rows_ids), default=0)
-    out_ids = torch.full((len(rows_ids), width), -1, dtype=torch.long)
-    out_w = torch.zeros((len(rows_ids), width), dtype=torch.float32)
-    for b, (i, w) in enumerate(zip(rows_ids, rows_w, strict=True)):
-        out_ids[b, : len(i)] = i
-        out_w[b, : len(w)] = w
-    return out_ids, out_w
+    return trim_rows(*to_host(*sparse_rows(logits, valid, allowed, top_k, quantise)))
+
+
+def sparse_rows(logits: torch.Tensor, valid: torch.Tensor, allowed: list[torch.Tensor] | torch.Tensor,
+                top_k: int = TOP_K, quantise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sparse_from_logits` on the logits' device, before the host copy: (ids [B, A], weights [B, A]),
+    every row sorted, ids -1 where the weight is 0."""
+    dev = logits.device
+    ids = pad_allowed(allowed, dev) if isinstance(allowed, list) else allowed.to(dev)
+    b, k = logits.shape[0], logits.shape[1]
+    if ids.shape[1] == 0:
+        return torch.full((b, 0), -1, dtype=torch.long, device=dev), torch.zeros((b, 0), device=dev)
+    real = ids >= 0
+    cols = ids.clamp_min(0).unsqueeze(1).expand(b, k, ids.shape[1])
+    # Non-finite logits count as 0 (§3.6); cleaned here, on the allowed columns only.
+    w = torch.nan_to_num(logits.gather(2, cols).float(), nan=0.0, posinf=0.0, neginf=0.0)
+    w = torch.log1p(torch.relu(w)) * SCALE  # [B, K, A]
+    if quantise:
+        w = torch.trunc(w)
+    w = torch.where(real.unsqueeze(1), w, torch.zeros_like(w))
+    if ids.shape[1] > top_k:  # keep each slot's top-k, zero the rest; a stable sort keeps ties in id order
+        keep = torch.zeros_like(w, dtype=torch.bool)
+        keep.scatter_(2, torch.sort(w, dim=2, descending=True, stable=True).indices[..., :top_k], True)
+        w = torch.where(keep, w, torch.zeros_like(w))
+    w = torch.where(valid.to(dev).bool().unsqueeze(2), w, torch.zeros_like(w))
+    pooled = w.max(dim=1).values  # [B, A]; padding columns stay 0 and sort last
+    # ids ascend within a row, so a stable sort by weight leaves equal weights in id order
+    order = torch.sort(pooled, dim=1, descending=True, stable=True).indices
+    w_sorted = pooled.gather(1, order)
+    ids_sorted = torch.where(w_sorted > 0, ids.gather(1, order), torch.full_like(order, -1))
+    return ids_sorted, w_sorted
+
+
+def trim_rows(ids: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sparse_rows`' host copies cut to the widest row's count of non-zero weights."""
+    width = int((ids >= 0).sum(1).max()) if ids.shape[0] else 0
+    return ids[:, :width].contiguous(), weights[:, :width].contiguous()
+

@@ -19,14 +19,18 @@ def single_vectors(reps: Representations) -> np.ndarray:
     active = reps.valid.bool() & (unit.abs().sum(dim=-1) > 0)
     total = (unit * active.unsqueeze(-1)).sum(dim=1)
     count = active.sum(dim=1, keepdim=True).clamp(min=1)
-    return (total / count).contiguous().numpy().astype(np.float32, copy=False)
+    return (total / count).cpu().numpy().astype(np.float32, copy=False)  # faiss-cpu searches on the host
+
+
+def _host(v: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    return v.cpu() if isinstance(v, torch.Tensor) else v
 
 
 class FlatIPIndex:
     """Exact inner-product search (faiss IndexFlatIP) over fixed document vectors."""
 
     def __init__(self, v_docs: np.ndarray | torch.Tensor):
-        v = np.ascontiguousarray(np.asarray(v_docs, dtype=np.float32))
+        v = np.ascontiguousarray(np.asarray(_host(v_docs), dtype=np.float32))
         if v.ndim != 2:
             raise ValueError(f"document vectors must be 2-D [N, H], got shape {v.shape}")
         self.index = faiss.IndexFlatIP(v.shape[1])
@@ -43,7 +47,7 @@ class FlatIPIndex:
         arbitrary subset of the documents tied at the d-th score, so the search is widened until every
         row's last returned score is below its d-th, then cut by (score desc, index asc).
         """
-        q = np.ascontiguousarray(np.asarray(v_queries, dtype=np.float32))
+        q = np.ascontiguousarray(np.asarray(_host(v_queries), dtype=np.float32))
         d = min(int(depth), self.ntotal)
         if d <= 0 or q.shape[0] == 0:
             return np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64)

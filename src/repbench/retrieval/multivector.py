@@ -45,7 +45,7 @@ def maxsim_search(
     with torch.inference_mode():
         for qs in range(0, nq, q_block):
             qb = q_t[qs:qs + q_block]
-            top = RunningTopK(qb.shape[0], depth)
+            top = RunningTopK(qb.shape[0], depth, device=qb.device)
             for ds in range(0, n, chunk_docs):
                 top.add(maxsim_scores(qb, d_t[ds:ds + chunk_docs]), ds)
             s, i = top.result()

@@ -11,8 +11,8 @@ from repbench.retrieval.topk import RunningTopK
 
 def to_csr(ids: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tensor, vocab_size: int) -> sp.csr_matrix:
     """Padded (id, weight) rows -> CSR [N, vocab_size]. Id -1 is padding; a repeated id keeps its max weight."""
-    ids_a = np.asarray(torch.as_tensor(ids), dtype=np.int64)
-    w_a = np.asarray(torch.as_tensor(weights), dtype=np.float32)
+    ids_a = np.asarray(torch.as_tensor(ids).cpu(), dtype=np.int64)  # scipy builds the matrix on the host
+    w_a = np.asarray(torch.as_tensor(weights).cpu(), dtype=np.float32)
     if ids_a.shape != w_a.shape or ids_a.ndim != 2:
         raise ValueError(f"sparse ids {ids_a.shape} and weights {w_a.shape} must be equal 2-D shapes")
     n = ids_a.shape[0]

@@ -16,14 +16,18 @@ def topk_desc(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     q, n = scores.shape
     k = min(k, n)
     if k == 0:
-        return scores.new_zeros((q, 0)), torch.zeros((q, 0), dtype=torch.long)
+        return scores.new_zeros((q, 0)), torch.zeros((q, 0), dtype=torch.long, device=scores.device)
     kth = torch.topk(scores, k, dim=1, sorted=True).values[:, -1:]
     greater = scores > kth
     equal = scores == kth
     need = k - greater.sum(dim=1, keepdim=True)
     # torch.topk picks among equal values arbitrarily; take the first `need` tied positions instead.
     take = greater | (equal & (torch.cumsum(equal, dim=1) <= need))
-    pos = take.nonzero()[:, 1].view(q, k)  # row-major, so positions ascend within each row
+    # Exactly k taken per row: the i-th taken position goes to column i (others to a spare column k).
+    # A scatter, not nonzero(), whose data-dependent shape would wait for the device.
+    slot = torch.where(take, torch.cumsum(take, dim=1) - 1, k)
+    cols = torch.arange(n, device=scores.device).expand(q, n)
+    pos = torch.empty((q, k + 1), dtype=torch.long, device=scores.device).scatter_(1, slot, cols)[:, :k]
     vals = scores.gather(1, pos)
     order = torch.sort(vals, dim=1, descending=True, stable=True).indices
     return vals.gather(1, order), pos.gather(1, order)
@@ -36,10 +40,10 @@ class RunningTopK:
     concatenation, which keeps the position order equal to the index order among equal scores.
     """
 
-    def __init__(self, n_queries: int, k: int):
+    def __init__(self, n_queries: int, k: int, device: torch.device | str | None = None):
         self.k = k
-        self.scores = torch.empty((n_queries, 0), dtype=torch.float32)
-        self.idx = torch.empty((n_queries, 0), dtype=torch.long)
+        self.scores = torch.empty((n_queries, 0), dtype=torch.float32, device=device)
+        self.idx = torch.empty((n_queries, 0), dtype=torch.long, device=device)
         self._next = 0
 
     def add(self, chunk_scores: torch.Tensor, start: int) -> None:
@@ -47,9 +51,11 @@ class RunningTopK:
             raise ValueError("chunks must be added in ascending document order")
         n = chunk_scores.shape[1]
         self._next = start + n
-        cols = torch.arange(start, start + n, dtype=torch.long).expand(chunk_scores.shape[0], n)
-        all_scores = torch.cat([self.scores, chunk_scores.float()], dim=1)
-        all_idx = torch.cat([self.idx, cols], dim=1)
+        dev = chunk_scores.device
+        cols = torch.arange(start, start + n, dtype=torch.long, device=dev).expand(chunk_scores.shape[0], n)
+        # The kept lists follow the chunks' device (empty ones are created wherever the caller said).
+        all_scores = torch.cat([self.scores.to(dev), chunk_scores.float()], dim=1)
+        all_idx = torch.cat([self.idx.to(dev), cols], dim=1)
         vals, pos = topk_desc(all_scores, self.k)
         self.scores, self.idx = vals, all_idx.gather(1, pos)
 

@@ -272,39 +272,61 @@ def measure_energy(
     sync: Callable[[], None] = lambda: None,
     min_window_s: float = 0.1,
     max_iterations: int = 1_000_000,
+    min_span_s: float = 1.0,
+    min_ticks: int = 10,
+    max_wait_s: float = 30.0,
 ) -> dict[str, Any]:
-    """Energy per call from total-energy counter deltas over a window of at least `min_window_s`.
+    """Energy per call from total-energy counter deltas over a window between two counter ticks.
 
-    The counter updates only every 20-100 ms, so one call is far too short to read: the window is
-    filled with back-to-back calls, the device is synchronised before both reads, and the delta is
-    divided by the number of calls. Returns nulls if the counter is not supported.
+    The counter only moves every 20-100 ms, so a window's ends are aligned to its updates: the workload
+    runs until the counter ticks (the window opens on that reading), then until the window has lasted
+    `min_window_s` and either `min_span_s` seconds or `min_ticks` ticks, and closes on the next tick.
+    The counter is read between calls (host reads, no device sync); the calls issued between the
+    opening and the closing tick are the window's iterations. Returns nulls if the counter is not
+    supported, and says so when it does not move within `max_wait_s`.
     """
     if min_window_s < 0.1:
         raise ValueError(f"energy window must be >= 100 ms, got {min_window_s * 1e3:g} ms")
     sync()
-    e0 = device.energy_mj()
-    if e0 is None:
+    last = device.energy_mj()
+    if last is None:
         return {"energy_j_per_iter": None, "energy_window_s": None, "energy_iterations": 0,
                 "energy_note": "nvmlDeviceGetTotalEnergyConsumption not supported on this GPU"}
+    t_wait = time.perf_counter()
+    e0 = None
+    while e0 is None:  # the window opens on a tick, with the workload already running
+        fn()
+        now = device.energy_mj()
+        if now is not None and now != last:
+            e0 = now
+        elif time.perf_counter() - t_wait > max_wait_s:
+            return {"energy_j_per_iter": None, "energy_window_s": None, "energy_iterations": 0,
+                    "energy_note": f"energy counter did not move within {max_wait_s:g} s"}
     t0 = time.perf_counter()
-    n = 0
+    n = ticks = 0
+    last = e0
     while True:
         fn()
         n += 1
-        # Synchronise only at the window's end, so the loop keeps the GPU busy like a real workload.
-        if n >= max_iterations or time.perf_counter() - t0 >= min_window_s:
-            sync()
-            if time.perf_counter() - t0 >= min_window_s or n >= max_iterations:
+        now = device.energy_mj()
+        if now is None or now < last:
+            return {"energy_j_per_iter": None, "energy_window_s": time.perf_counter() - t0, "energy_iterations": n,
+                    "energy_note": "energy counter unreadable or went backwards during the window"}
+        elapsed = time.perf_counter() - t0
+        if now != last:
+            ticks += 1
+            last = now
+            if elapsed >= min_window_s and (elapsed >= min_span_s or ticks >= min_ticks):
                 break
-    window = time.perf_counter() - t0
-    e1 = device.energy_mj()
-    if e1 is None or e1 < e0:
-        return {"energy_j_per_iter": None, "energy_window_s": window, "energy_iterations": n,
-                "energy_note": "energy counter unreadable or went backwards during the window"}
+        if n >= max_iterations or elapsed > max_wait_s + min_span_s:
+            return {"energy_j_per_iter": None, "energy_window_s": elapsed, "energy_iterations": n,
+                    "energy_note": f"energy window did not close on a counter tick ({ticks} ticks in {elapsed:.1f} s)"}
+    sync()
     return {
-        "energy_j_per_iter": (e1 - e0) / 1000.0 / n,
-        "energy_window_s": window,
+        "energy_j_per_iter": (last - e0) / 1000.0 / n,
+        "energy_window_s": time.perf_counter() - t0,
         "energy_iterations": n,
+        "energy_ticks": ticks,
         "energy_note": None,
     }
 

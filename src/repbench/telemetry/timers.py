@@ -1,10 +1,11 @@
 """Per-iteration timers (methodology rules 1, 7).
 
-On CUDA each iteration is bracketed by CUDA events on the current stream, and also by a host
-`perf_counter` read after a device synchronisation at both ends (end-to-end time, including Python
-and launches). Event times are read only after the final synchronisation. On CPU the work is
-synchronous, so `perf_counter` alone is exact. Step marks (prefill / decode steps) use the same
-clock as the iteration: events on CUDA, `perf_counter` on CPU.
+On CUDA each iteration is bracketed by CUDA events recorded on `torch.cuda.current_stream(device)` (the
+stream the measured work is queued on, whichever device is current), and also by a host `perf_counter`
+read after a device synchronisation at both ends (end-to-end time, including Python and launches).
+Event times are read only after the final synchronisation; `elapsed_time` is in milliseconds. On CPU the
+work is synchronous, so `perf_counter` alone is exact. Step marks (start / prefill / decode steps) use
+the same clock as the iteration: events on CUDA, `perf_counter` on CPU.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class IterationTimer:
     def _stamp(self) -> Any:
         if self.cuda:
             ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
+            ev.record(torch.cuda.current_stream(self.device))
             return ev
         return time.perf_counter()
 
@@ -102,21 +103,32 @@ class IterationTimer:
 
 
 def step_breakdown(record: IterationRecord) -> dict[str, Any]:
-    """Prefill time, per-decode-step times and the tail after the last mark, from one iteration's marks.
+    """Prefill time, per-decode-step times, the tail after the last mark, and the model-only time, from
+    one iteration's marks.
 
-    Each step's time is the gap since the previous mark, so prefill + steps + tail == total.
+    Each step's time is the gap since the previous step mark, so prefill + steps + tail == total; a
+    "start" mark (an encoder's first model call of a batch) does not split a step. The model-only time
+    sums, over batches, each batch's start mark to its last mark: the forwards without the host work
+    around them (tokens to tensors before, copies of the results after). None without start marks.
     """
     prefill = None
     steps: list[float] = []
     prev = 0.0
+    model, start = 0.0, None
     for phase, _step, t in record.marks:
+        if phase == "start":
+            if start is not None:
+                model += prev - start
+            start = t
+            continue
         gap = t - prev
         if phase == "prefill":
             prefill = gap
         elif phase == "decode":
             steps.append(gap)
         prev = t
-    return {"prefill_s": prefill, "decode_step_s": steps, "tail_s": record.seconds - prev}
+    model_s = None if start is None else model + max(0.0, prev - start)
+    return {"prefill_s": prefill, "decode_step_s": steps, "tail_s": record.seconds - prev, "model_s": model_s}
 
 
 def time_blocked(
