@@ -98,7 +98,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="skip search cells whose index needs more (default: 25%% of available memory)")
     _add(g, "--repbench-gate", action="store_true", default=False,
                 help="fail a benchmark whose measured ratio or time misses its goal (the tool's own checks); "
-                     "by default goals are recorded in extra_info.goal, flagged and summarised, never failed")
+                     "by default goals are recorded in extra_info.goal_checks, flagged and summarised, never failed")
 
 
 def _opt(config: pytest.Config, name: str) -> Any:
@@ -266,14 +266,14 @@ _PROGRESS = pytest.StashKey[CellProgress]()
 def goal(request: pytest.FixtureRequest, benchmark):
     """`goal(what, value, goal, slack=0.0)`: record a measured value against its goal (lower is better).
 
-    Recorded in extra_info["goal"] (a list) and the session summary; a missed goal is printed as MISSED
+    Recorded in extra_info["goal_checks"] (a list) and the session summary; a missed goal is printed as MISSED
     and fails the test only under --repbench-gate, because a busy machine must not fail a measurement.
     """
     config = request.config
 
     def check(what: str, value: float, target: float, slack: float = 0.0) -> GoalCheck:
         result = check_goal(request.node.name, what, value, target, slack)
-        benchmark.extra_info.setdefault("goal", []).append(result.as_dict())
+        benchmark.extra_info.setdefault("goal_checks", []).append(result.as_dict())
         config.stash.setdefault(_GOALS, []).append(result)
         print(f"\n{result.line()}", end="")
         if not result.met and config.getoption("--repbench-gate"):

@@ -14,12 +14,12 @@ import importlib
 
 import pandas as pd
 import pytest
+from shared_data import require_data
 
 from repbench.cli import COMMANDS, DefaultsHelpFormatter, main
 from repbench.commands.encode_options import MODEL_DEFAULTS, default_threads
 from repbench.evaluation.metrics import DEFAULT_MEASURES, evaluate
 from repbench.evaluation.trec import read_qrels, read_run
-from shared_data import require_data
 
 
 @pytest.mark.parametrize("backbone", ["tiny-diffusion", pytest.param("smollm2-135m-instruct", marks=pytest.mark.slow)])

@@ -1,7 +1,7 @@
 """Benchmark goals: a measured ratio (or time) checked against its goal, recorded and reported.
 
 A benchmark a user runs to measure their machine reports what it measured; it does not fail because the
-machine was busy. Each goal check is recorded (extra_info["goal"] and the session summary) and flagged
+machine was busy. Each goal check is recorded (extra_info["goal_checks"] and the session summary) and flagged
 when missed; only with the explicit gate (`pytest bench/ --repbench-gate`, what the tool's own checks
 use) does a missed goal fail the test.
 """

@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="directory searched (recursively) for latency JSONs and effectiveness/analysis CSVs")
     parser.add_argument("--out", type=Path, default=Path("report"), help="output directory (default: report)")
     parser.add_argument("--no-pdf", action="store_true", help="write report.tex and report.md, no report.pdf")
-    parser.add_argument("--recipes", type=Path, default=None, help="recipe directory (default: the recipes shipped in repbench.recipes)")
+    parser.add_argument("--recipes", type=Path, default=None, help="a directory of recipe .py files to run instead (default: the recipes shipped with repbench)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-self-hits", action="store_true", help="keep a doc whose id equals the query id")
     parser.add_argument("--no-verify", action="store_true", help="skip the per-shard sha256 check (faster, unsafe)")
     parser.add_argument("--out", required=True, help="output directory for runs/<mode>.trec")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar over the passage chunks")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ BETTER = Raw(r"$^{\dagger}$", "†")
 WORSE = Raw(r"$^{\ddagger}$", "‡")
 NOISY = Raw(r"$^{\circ}$", "°")
 MEASURE_NAMES = {"ndcg_cut_10": "nDCG@10", "recip_rank_10": "MRR@10", "recall_100": "R@100",
-                 "recall_1000": "R@1000"}
+                 "recall_1000": "R@1000", "map": "MAP"}
 MODE_ORDER = {m: i for i, m in enumerate(MODES)}
 
 
