@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from repbench.errors import RepbenchError
 
@@ -140,10 +141,10 @@ def run(args: argparse.Namespace) -> int:
         if args.fail_on_eff and effectiveness.table.empty:
             raise RepbenchError(f"--fail-on-eff: 0 cells matched between BASE {pbase.path} and NEW {pnew.path}, so "
                                 "the gate would pass without comparing anything")
+        warnings += [w for w in cmp.effectiveness_environment_warnings(pbase, pnew) if w not in warnings]
     elif args.fail_on_eff:
         raise RepbenchError(f"--fail-on-eff gates effectiveness, but {base_path} and {new_path} hold no "
                             "comparable per_query.csv tables")
-        warnings += [w for w in cmp.effectiveness_environment_warnings(pbase, pnew) if w not in warnings]
 
     _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
     if args.markdown:
@@ -169,7 +170,23 @@ def run(args: argparse.Namespace) -> int:
     failed = bool(gate and gate["failed"])
     if args.fail_on_eff and effectiveness is not None and (effectiveness.table["verdict"] == "FAIL").any():
         failed = True
+    if not matched_cells(latency, effectiveness):
+        # Nothing was compared: a zero exit would read as "no difference".
+        print(f"repbench compare: 0 cells matched between BASE {base_path} and NEW {new_path}: nothing was "
+              "compared (check that both timed the same configurations, or use --by backbone)", file=sys.stderr)
+        return 1
     return 1 if failed else 0
+
+
+def matched_cells(latency: Any, effectiveness: Any) -> int:
+    return sum(len(c.table) for c in (latency, effectiveness) if c is not None)
+
+
+def summary_line(kind: str, table: Any, column: str, order: tuple[str, ...]) -> str:
+    """'144 OK / 3 OKish / 0 FAIL of 147 cells' from a comparison table's verdict column."""
+    counts = table[column].value_counts() if len(table) else {}
+    parts = [f"{int(counts.get(v, 0))} {v}" for v in order]
+    return f"{kind}: " + " / ".join(parts) + f" of {len(table)} cells compared"
 
 
 def _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate) -> None:
@@ -218,3 +235,8 @@ def _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
         for title, items in (("only in BASE", effectiveness.only_base), ("only in NEW", effectiveness.only_new)):
             for item in items:
                 console.print(f"{title}: {item}")
+    # The one line to read first, after a table that can run to hundreds of rows.
+    if latency is not None:
+        console.print(summary_line("latency", latency.table, "verdict", ("faster", "same", "slower")))
+    if effectiveness is not None:
+        console.print(summary_line("effectiveness", effectiveness.table, "verdict", ("OK", "OKish", "FAIL")))
