@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from repbench.benchmarking.harness import CellMeasurement, CellPlan, RoundsRunner, cold_start, is_oom
+from repbench.benchmarking.memory import cell_memory
 from repbench.benchmarking.workloads import ordinary_token_ids, sparse_rows, synthetic_text_ids, unit_vectors
 from repbench.errors import RepbenchError
 from repbench.telemetry.nvml import NvmlDevice
@@ -259,7 +260,8 @@ class BenchContext:
             if is_oom(exc):
                 return self.skip(cell.id, info, f"out of memory: {str(exc).splitlines()[0][:300]}")
             raise
-        out = {**info, **fields, "model_input_tokens": model_tokens, "cold_start": loaded.cold_start}
+        out = {**info, **fields, "model_input_tokens": model_tokens, "cold_start": loaded.cold_start,
+               **cell_memory(bb.model, fields, self.device)}
         self.results.append({**info, "median_s": fields["stats"]["median"],
                              "ci_low": fields["stats"]["median_ci_low"],
                              "ci_high": fields["stats"]["median_ci_high"], "flag": fields["stats"]["flag"]})

@@ -133,7 +133,8 @@ def _bench_table(fingerprint: tuple) -> pd.DataFrame:
     for path, _, _ in fingerprint:
         rows += _bench_rows(Path(path))
     frame = pd.DataFrame(rows)
-    for col in ("family", "input_tokens", "batch_size", "peak_memory_bytes", "energy_j_per_query",
+    for col in ("family", "input_tokens", "batch_size", "peak_memory_bytes", "cell_peak_memory_bytes",
+                "energy_j_per_query",
                 "index_size", "k_p", "mode", "query_batch", "reason", "dtype", "device"):
         if col not in frame.columns:
             frame[col] = None

@@ -166,7 +166,7 @@ def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Tab
             rest = [Cell(f"skipped: {r.get('reason') or 'no reason given'}"), Cell("--"), Cell("--"), Cell("0"),
                     Cell("--")]
         else:
-            mem = r["peak_memory_bytes"]
+            mem = r.get("cell_peak_memory_bytes")  # the cell's own peak; a process-wide one is not shown
             energy = r["energy_j_per_query"]
             d = _digits(r["median_ms"]) if not pd.isna(r["median_ms"]) else 2
             flag = r.get("noise_flag")
@@ -182,8 +182,9 @@ def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Tab
         rows.append(lead + common + rest + extra)
     devices = ", ".join(sorted(enc["device_label"].astype(str).unique()))
     caption = [f"Encoding latency on {devices}: median ms per query with a 95% percentile-bootstrap CI from "
-               "the raw per-iteration samples (time per call divided by the batch size); peak memory in MiB (process peak "
-               "RSS on CPU, torch max allocated on GPU); "
+               "the raw per-iteration samples (time per call divided by the batch size); peak memory in MiB: the "
+               "cell's own (its backbone's weights plus the growth over its memory pass; '--' where the file holds "
+               "only a process-wide peak, which includes backbones loaded earlier); "
                "energy in joules per query ('--' where not measured, e.g. on CPU)."]
     if with_paper:
         caption.append(" Paper: the paper's H100 reading for the same backbone, encoder and K at a similar "
