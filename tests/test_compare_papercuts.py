@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from test_compare_latency import cell, write_bench
 
 from repbench.analysis.runs import dataset_name, read_runs, run_names
 from repbench.cli import main
 from repbench.evaluation.sweep import run_file_name
-from test_compare_latency import cell, write_bench
 
 
 def _samples(seed: int, scale: float = 1.0) -> list[float]:

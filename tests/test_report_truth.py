@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 import report_fixtures as fx
+
 from repbench.report import build_report, figures, inputs, pdf_pages, style
 from repbench.report.adaptive import adaptive_table
 from repbench.report.latex import Section
