@@ -95,7 +95,25 @@ def missing_inputs(recipe: Recipe, found: dict[str, list[Path]]) -> list[str]:
     return [kind for kind in recipe.inputs if not found.get(kind)]
 
 
-def build_report(results: Path, out: Path, compile_pdf: bool = True, recipes: Path | None = None) -> dict:
+def _external_runs(results: Path, out: Path, runs: dict[str, str] | None, qrels: Path | None,
+                   dataset: str | None) -> None:
+    """Evaluate `runs` into out/external/per_query.csv, or remove a previous report's table when none."""
+    from repbench.report import external
+
+    if not runs:
+        (out / external.EXTERNAL_FILE).unlink(missing_ok=True)
+        return
+    from repbench.evaluation.metrics import DEFAULT_MEASURES
+    from repbench.report.inputs import sweep_per_query
+
+    swept = sweep_per_query(results)
+    measures = list(dict.fromkeys(swept["measure"])) if swept is not None else list(DEFAULT_MEASURES)
+    external.write_external(out, external.evaluate_runs(runs, results, measures, qrels, dataset))
+
+
+def build_report(results: Path, out: Path, compile_pdf: bool = True, recipes: Path | None = None,
+                 runs: dict[str, str] | None = None, run_qrels: Path | None = None,
+                 run_dataset: str | None = None) -> dict:
     """Run every recipe, write out/report.tex (and report.md) and report.pdf: compiled by pdflatex when it
     exists, else laid out by matplotlib (pdf_pages) from the same sections, figures and tables.
 
@@ -107,6 +125,7 @@ def build_report(results: Path, out: Path, compile_pdf: bool = True, recipes: Pa
     if not results.is_dir():
         raise RepbenchError(f"results directory {results} does not exist")
     out.mkdir(parents=True, exist_ok=True)
+    _external_runs(results, out, runs, run_qrels, run_dataset)
     found = available_inputs(results)
     produced: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}
