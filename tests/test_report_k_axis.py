@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import report_fixtures as fx
 import scipy.stats
 
-import report_fixtures as fx
 from repbench.cli import main
 from repbench.evaluation.trec import write_run
 from repbench.report import build_report, k_axis, wide
