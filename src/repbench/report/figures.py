@@ -297,7 +297,7 @@ def teaser(points: pd.DataFrame, how: str, measure: str, device: str, paper: pd.
         marker, _ = styles[bb]
         bad = (grp["noisy_cells"] != "").to_numpy()
         ax.plot(grp["latency_ms"], grp["value"], color=style.encoder_colour(enc), marker=marker, ls="-",
-                label=f"{bb} / {enc}", markevery=[int(i) for i in np.flatnonzero(~bad)])
+                label=f"measured: {bb} / {enc}", markevery=[int(i) for i in np.flatnonzero(~bad)])
         noise.draw_hollow(ax, grp[bad], "latency_ms", "value", style.encoder_colour(enc), marker)
         for _, r in grp[grp["variant"] == "multi"].iterrows():
             ax.annotate(f"({r['k_q']},{r['k_p']})", (r["latency_ms"], r["value"]), textcoords="offset points",
