@@ -71,3 +71,17 @@ def test_run_files_and_tags_name_the_system(tmp_path):
     assert ":" not in runs[0].name
     tags = {line.split()[5] for line in Path(runs[0]).read_text().splitlines()}
     assert tags == {"tiny-diffusion/parallel/q1p2/sparse_max"}
+
+
+def test_compare_takes_trec_runs_with_qrels(capsys):
+    from shared_data import require_data
+
+    te = require_data("trec_eval_test")
+    argv = ["compare", f"bm25={te / 'results.test'}", str(te / "results.test"), "--qrels", str(te / "qrels.test")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    # the same run on both sides: every measure OK; MAP as trec_eval's out.test prints it
+    assert "effectiveness: 5 OK / 0 OKish / 0 FAIL of 5 cells compared" in out
+    assert "0.1785" in out
+    assert main(argv[:3]) == 2
+    assert "give --qrels" in capsys.readouterr().err

@@ -85,3 +85,26 @@ def read_qrels_file(path: str | os.PathLike) -> Qrels:
     if not Path(path).exists():
         raise RepbenchError(f"{path}: no such qrels file")
     return read_qrels(path)
+
+
+def is_run_spec(spec: str | os.PathLike) -> bool:
+    """A TREC run given as NAME=RUN, or a file whose first line reads as a run."""
+    from repbench.evaluation.sniff import file_kind
+
+    name, path = split_run_spec(spec)
+    return name is not None or (Path(path).is_file() and file_kind(path) == "run")
+
+
+def run_per_query(spec: str | os.PathLike, qrels_path: str | os.PathLike, measures: Sequence[str]):
+    """A TREC run (path or NAME=RUN) evaluated on `qrels_path` as a per-query table `repbench compare` reads:
+    dataset from the collection, one cell (backbone 'external', encoder 'run', mode 'trec'), so two runs of
+    the same system on two machines or versions compare cell for cell."""
+    from repbench.analysis.baselines import PerQueryRun
+
+    _, path = split_run_spec(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingQueriesWarning)
+        values = evaluate(read_run(path), read_qrels_file(qrels_path), list(measures))
+    table = values.assign(dataset=dataset_name(qrels_path), backbone="external", family="external",
+                          encoder="run", k_q=0, k_p=0, mode="trec")
+    return PerQueryRun(path=Path(path), table=table, header=None)
