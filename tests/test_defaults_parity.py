@@ -17,7 +17,7 @@ import pytest
 from shared_data import require_data
 
 from repbench.cli import COMMANDS, DefaultsHelpFormatter, main
-from repbench.commands.encode_options import MODEL_DEFAULTS, default_threads
+from repbench.commands.encode_options import MODEL_DEFAULTS, busy_hint, default_threads
 from repbench.evaluation.metrics import DEFAULT_MEASURES, evaluate
 from repbench.evaluation.trec import read_qrels, read_run
 
@@ -73,8 +73,9 @@ def test_every_option_has_help_written_for_users(name):
         assert "repbench." not in text and "evaluation." not in text and "()" not in text, (name, text)
 
 
-def test_thread_default_leaves_busy_cores_alone():
-    assert default_threads(2, 0.2) == 2
-    assert default_threads(2, 3.1) == 1  # the busy 2-core machine: 1 thread was twice as fast
-    assert default_threads(16, 4.0) == 12
-    assert default_threads(4, None) == 4
+def test_thread_default_is_fixed_per_machine_and_busy_machines_get_a_hint():
+    assert default_threads(2, 2) == 2
+    assert default_threads(4, 2) == 2  # hyper-threads: one thread per physical core
+    assert default_threads(2, None) == 2 and default_threads(1, 8) == 1
+    assert busy_hint(2, 0.3, 2) is None and busy_hint(1, 9.0, 2) is None
+    assert "--threads 1 can be up to twice as fast" in busy_hint(2, 3.1, 2)  # the busy 2-core machine

@@ -35,8 +35,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=MODEL_DEFAULTS["batch_size"],
                    help="texts encoded together (padding changes the last bits of the vectors)")
     g.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: the cores this process may use, less the load already "
-                        "on them; 1 on a busy 2-core machine)")
+                   help="CPU threads for torch (default: one per physical core this process may use, or "
+                        "OMP_NUM_THREADS; a busy machine gets a hint that fewer may be faster)")
 
 
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,13 +66,21 @@ def method_fields(args: argparse.Namespace) -> dict[str, Any]:
             "sparse_top_k": args.sparse_top_k}
 
 
-def default_threads(cores: int, load: float | None) -> int:
-    """Torch threads for a CPU run: the cores this process may use less those other processes keep busy
-    (the 1-minute load average), at least 1. Oversubscribed threads spin against each other: on a 2-core
-    machine at load 3, one thread encodes about twice as fast as two."""
-    if load is None:
-        return max(1, cores)
-    return max(1, min(cores, int(cores - load + 0.5)))
+def default_threads(usable: int, physical: int | None) -> int:
+    """Torch threads for a CPU run: one per physical core this process may use (hyper-threads share a
+    core's float units, so a second thread per core only contends). Fixed for the machine, never read off
+    the current load: the thread count can change the last bits of the vectors, and a resumed run must
+    give the bytes an uninterrupted one gives."""
+    return max(1, min(usable, physical or usable))
+
+
+def busy_hint(threads: int, load: float | None, cores: int) -> str | None:
+    """A one-line hint when other processes already keep the cores busy."""
+    if load is None or threads <= 1 or load < cores - 0.5:
+        return None
+    return (f"the machine is busy (load average {load:.1f} on {cores} cores): --threads 1 can be up to twice as "
+            f"fast as the default {threads} here; keep one thread count per output directory, since it can change "
+            "the last bits of the vectors")
 
 
 def apply_threads(args: argparse.Namespace, command: str) -> int | None:
@@ -81,6 +89,7 @@ def apply_threads(args: argparse.Namespace, command: str) -> int | None:
     import os
     import sys
 
+    import psutil
     import torch
 
     from repbench.errors import RepbenchError
@@ -89,16 +98,17 @@ def apply_threads(args: argparse.Namespace, command: str) -> int | None:
         raise RepbenchError(f"--threads must be a positive integer, got {args.threads}")
     if str(args.device).startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()):
         return None
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if args.threads is None and os.environ.get("OMP_NUM_THREADS"):
-        return torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = torch.get_num_threads()
+    else:
+        threads = args.threads or default_threads(usable, psutil.cpu_count(logical=False))
+        torch.set_num_threads(threads)
     try:
         load: float | None = os.getloadavg()[0]
     except (OSError, AttributeError):
         load = None
-    threads = args.threads or default_threads(cores, load)
-    torch.set_num_threads(threads)
-    if args.threads is None and threads < cores:
-        print(f"repbench {command}: using {threads} CPU thread(s) of {cores} (load average {load:.1f} from other "
-              "processes; --threads N to choose)", file=sys.stderr)
+    hint = busy_hint(threads, load, usable) if args.threads is None else None
+    if hint:
+        print(f"repbench {command}: {hint}", file=sys.stderr)
     return threads
