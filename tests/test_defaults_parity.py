@@ -79,3 +79,13 @@ def test_thread_default_is_fixed_per_machine_and_busy_machines_get_a_hint():
     assert default_threads(2, None) == 2 and default_threads(1, 8) == 1
     assert busy_hint(2, 0.3, 2) is None and busy_hint(1, 9.0, 2) is None
     assert "--threads 1 can be up to twice as fast" in busy_hint(2, 3.1, 2)  # the busy 2-core machine
+
+
+def test_encode_progress_is_per_text_and_can_be_turned_off(tmp_path, capsys):
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(f'{{"_id": "d{i}", "text": "word {i} and more words"}}\n' for i in range(11)))
+    assert main(["encode", str(src), "--backbone", "tiny-ar", "--batch-size", "4", "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "11/11" in err and "text/s" in err  # texts, not shards, with a rate
+    assert main(["encode", str(src), "--backbone", "tiny-ar", "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    assert "text/s" not in capsys.readouterr().err

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         }
         out = encode_sharded(args.out, ids, texts, config, pool.rows_encoder(encoder, opts),
                              shard_size=args.shard_size, header=result_header(config, "representations"),
+                             progress=not args.no_progress,
                              store_dtype=args.store_dtype, shard_index=args.shard_index,
                              worker_count=args.num_shards,
                              run_shards=pool.shard_runner(args.out, ids, texts, args.shard_size, encoder, opts))
