@@ -52,51 +52,56 @@ def _defaults(key: str) -> str:
                      for kind, d in PLAN_DEFAULTS.items())
 
 
-def _add(group: Any, name: str, **kw: Any) -> None:
-    """addoption with the default shown in --help (unless the help already states it)."""
-    default, text = kw.get("default"), kw.get("help", "")
-    if default not in (None, False) and "default" not in text and "GPU" not in text:
-        kw["help"] = f"{text} (default {default})"
-    group.addoption(name, **kw)
+class _ShowDefaults:
+    """An option group whose --help shows each default (unless the help text already states it)."""
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    def addoption(self, name: str, **kw: Any) -> None:
+        default, text = kw.get("default"), kw.get("help", "")
+        if default not in (None, False) and "default" not in text and "GPU" not in text:
+            kw["help"] = f"{text} (default {default})"
+        self.group.addoption(name, **kw)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("repbench", "repbench latency harness")
-    _add(g, "--backbones", default="tiny-ar,tiny-diffusion",
+    g = _ShowDefaults(parser.getgroup("repbench", "repbench latency harness"))
+    g.addoption("--backbones", default="tiny-ar,tiny-diffusion",
                 help="comma list of backbones (pairs such as tiny-ar,tiny-diffusion; smollm2-135m-instruct,"
                      "smollm2-135m-instruct:bidirectional; <paper>:random on a GPU)")
-    _add(g, "--encoders", default="default",
+    g.addoption("--encoders", default="default",
                 help="comma list of encoders, or 'default' (sequential for ar, parallel for diffusion); "
                      "meanpool/lasttoken add the single-pass baselines")
-    _add(g, "--k", default="1,2,4,8,16", help="comma list of K (representatives per text)")
-    _add(g, "--input-tokens", default="32,128,512", help="comma list of synthetic text lengths (tokens)")
-    _add(g, "--batch-size", default="1", help="comma list of batch sizes")
+    g.addoption("--k", default="1,2,4,8,16", help="comma list of K (representatives per text)")
+    g.addoption("--input-tokens", default="32,128,512", help="comma list of synthetic text lengths (tokens)")
+    g.addoption("--batch-size", default="1", help="comma list of batch sizes")
     # The same model defaults as `repbench encode` and `repbench evaluate` (one definition).
-    _add(g, "--device", default=MODEL_DEFAULTS["device"], help=f"{DEVICE_HELP} (default {MODEL_DEFAULTS['device']})")
-    _add(g, "--dtype", default=MODEL_DEFAULTS["dtype"], help=f"{DTYPE_HELP} (default {MODEL_DEFAULTS['dtype']})")
-    _add(g, "--attn", default=MODEL_DEFAULTS["attn"], help=f"{ATTN_HELP} (default {MODEL_DEFAULTS['attn']})")
-    _add(g, "--warmup", default=None, type=int, help=f"untimed iterations per cell at the full shape ({_defaults('warmup')})")
-    _add(g, "--warmup-max-time", default=None, type=float,
+    g.addoption("--device", default=MODEL_DEFAULTS["device"], help=f"{DEVICE_HELP} (default {MODEL_DEFAULTS['device']})")
+    g.addoption("--dtype", default=MODEL_DEFAULTS["dtype"], help=f"{DTYPE_HELP} (default {MODEL_DEFAULTS['dtype']})")
+    g.addoption("--attn", default=MODEL_DEFAULTS["attn"], help=f"{ATTN_HELP} (default {MODEL_DEFAULTS['attn']})")
+    g.addoption("--warmup", default=None, type=int, help=f"untimed iterations per cell at the full shape ({_defaults('warmup')})")
+    g.addoption("--warmup-max-time", default=None, type=float,
                 help=f"stop warm-up early after this many seconds, >= 2 iterations ({_defaults('warmup_max_time')})")
-    _add(g, "--min-rounds", default=None, type=int, help=f"timed iterations per cell, at least ({_defaults('min_rounds')})")
-    _add(g, "--min-time", default=None, type=float, help=f"timed seconds per cell, at least ({_defaults('min_time')})")
-    _add(g, "--max-time", default=None, type=float,
+    g.addoption("--min-rounds", default=None, type=int, help=f"timed iterations per cell, at least ({_defaults('min_rounds')})")
+    g.addoption("--min-time", default=None, type=float, help=f"timed seconds per cell, at least ({_defaults('min_time')})")
+    g.addoption("--max-time", default=None, type=float,
                 help=f"cap on timed seconds per cell ({_defaults('max_time')}), never below 5 rounds")
-    _add(g, "--energy-window", default=0.5, type=float, help="seconds per energy window (>= 0.1; GPU only)")
-    _add(g, "--order", default="interleave", help="interleave (ABAB across families) | shuffle (seeded)")
-    _add(g, "--seed", default=0, type=int, help="seed for synthetic inputs and --order shuffle")
-    _add(g, "--search-sizes", default=None,
+    g.addoption("--energy-window", default=0.5, type=float, help="seconds per energy window (>= 0.1; GPU only)")
+    g.addoption("--order", default="interleave", help="interleave (ABAB across families) | shuffle (seeded)")
+    g.addoption("--seed", default=0, type=int, help="seed for synthetic inputs and --order shuffle")
+    g.addoption("--search-sizes", default=None,
                 help="comma list of index sizes (GPU default 1K..1M log grid; CPU 1000,10000)")
-    _add(g, "--search-kinds", default=",".join(SEARCH_KINDS), help="comma list of dense, maxsim, sparse")
-    _add(g, "--search-kp", default="1,4,16", help="comma list of K_p for exact MaxSim")
-    _add(g, "--search-kq", default=4, type=int, help="query vectors K_q for MaxSim")
-    _add(g, "--search-batch", default="1,32", help="comma list of query batch sizes")
-    _add(g, "--search-hidden", default="auto",
+    g.addoption("--search-kinds", default=",".join(SEARCH_KINDS), help="comma list of dense, maxsim, sparse")
+    g.addoption("--search-kp", default="1,4,16", help="comma list of K_p for exact MaxSim")
+    g.addoption("--search-kq", default=4, type=int, help="query vectors K_q for MaxSim")
+    g.addoption("--search-batch", default="1,32", help="comma list of query batch sizes")
+    g.addoption("--search-hidden", default="auto",
                 help="comma list of vector sizes, or auto (the hidden sizes of --backbones)")
-    _add(g, "--search-depth", default=100, type=int, help="top-k depth of every search")
-    _add(g, "--search-max-gib", default=None, type=float,
+    g.addoption("--search-depth", default=100, type=int, help="top-k depth of every search")
+    g.addoption("--search-max-gib", default=None, type=float,
                 help="skip search cells whose index needs more (default: 25%% of available memory)")
-    _add(g, "--repbench-gate", action="store_true", default=False,
+    g.addoption("--repbench-gate", action="store_true", default=False,
                 help="fail a benchmark whose measured ratio or time misses its goal (the tool's own checks); "
                      "by default goals are recorded in extra_info.goal_checks, flagged and summarised, never failed")
 

@@ -186,9 +186,10 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
     caption = (f"Encoding latency vs input length on {devices}, batch size {batch}: single representation (K=1, "
                f"solid) vs multi (K={', '.join(str(k) for k in sorted(multi_ks)) or '-'}, dashed), median ms per "
                "query with 95% bootstrap CI bands. "
-               + (f"The paper's H100 readings (repbench/recipes/paper; multi = K=4 for AR, (K_q*, K_p*) for "
-                  f"diffusion) are the {style.describe_markers(style.PAPER_OVERLAY)} in the measured panels and the "
-                  f"{style.describe_markers(style.PAPER_PANEL)} in the last panel." if paper is not None else "")
+               + (f"The {style.describe_markers(style.PAPER_OVERLAY)} in the measured panels and the "
+                  f"{style.describe_markers(style.PAPER_PANEL)} in the last panel are the paper's H100 readings "
+                  "(repbench/recipes/paper; multi = K=4 for AR, (K_q*, K_p*) for diffusion)." if paper is not None
+                  else "")
                + noise.caption(measured))
     return fig, caption
 
@@ -227,7 +228,7 @@ def search_latency(cells: pd.DataFrame, paper: pd.DataFrame | None):
     devices = ", ".join(sorted(cells["device_label"].unique()))
     caption = (f"Search latency vs index size (log-log) on {devices}: exact search, median ms per query with 95% "
                "bootstrap CI bands, one line per score mode and K_p (line style)."
-               + (f" The paper's H100 readings: {style.describe_markers(style.PAPER_OVERLAY)}."
+               + (f" {style.describe_markers(style.PAPER_OVERLAY).capitalize()}: the paper's H100 readings."
                   if paper is not None else "")
                + noise.caption(shown))
     return fig, caption
