@@ -141,6 +141,7 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
     fig, axes = style.subplots(ncols, nrows)
     flat = list(axes.flat)
     multi_ks = set()
+    overlaid = False  # the caption names only the markers actually drawn
     for ax, ((dev, bb), grp) in zip(flat, groups, strict=False):
         mk = _multi_k(grp["k"])
         for enc, egrp in grp.groupby("encoder"):
@@ -155,6 +156,7 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
             for variant, ls in (("single", "-"), ("multi", "--")):
                 r = ref[ref["variant"] == variant].sort_values("input_tokens")
                 if len(r):
+                    overlaid = True
                     ax.plot(r["input_tokens"], r["latency_ms"], ls=ls, marker="o", **style.PAPER_OVERLAY,
                             label=f"paper H100 {'K=1' if variant == 'single' else 'multi'}")
         ax.set_title(bb.replace(":", ":\n", 1) + (f" ({dev})" if multi_device else ""))  # long variant names wrap
@@ -186,10 +188,10 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
     caption = (f"Encoding latency vs input length on {devices}, batch size {batch}: single representation (K=1, "
                f"solid) vs multi (K={', '.join(str(k) for k in sorted(multi_ks)) or '-'}, dashed), median ms per "
                "query with 95% bootstrap CI bands. "
-               + (f"The {style.describe_markers(style.PAPER_OVERLAY)} in the measured panels and the "
-                  f"{style.describe_markers(style.PAPER_PANEL)} in the last panel are the paper's H100 readings "
-                  "(repbench/recipes/paper; multi = K=4 for AR, (K_q*, K_p*) for diffusion)." if paper is not None
-                  else "")
+               + ("The " + (f"{style.describe_markers(style.PAPER_OVERLAY)} in the measured panels and the "
+                            if overlaid else "") + f"{style.describe_markers(style.PAPER_PANEL)} in the last panel "
+                  "are the paper's H100 readings (repbench/recipes/paper; multi = K=4 for AR, (K_q*, K_p*) for "
+                  "diffusion)." if paper is not None else "")
                + noise.caption(measured))
     return fig, caption
 
