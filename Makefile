@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: demo test test-all bench gpu-check lint install clean
+.PHONY: demo test test-all bench bench-gate gpu-check lint install clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,13 @@ test-all: $(STAMP) $(RAY_STAMP)
 	$(BIN)/ruff check src tests bench
 	HF_HUB_OFFLINE=1 $(BIN)/pytest tests -q
 
+# `make bench` measures and reports (a missed goal is flagged, never a failure); `make bench-gate` is the
+# tool's own check on a quiet machine: the same run, failing on a missed overhead goal.
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest bench --benchmark-json out.json
+
+bench-gate: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest bench --benchmark-json out.json --repbench-gate
 
 # A CUDA machine's baseline in < 8 min (bench/gpu_check.py); exits 2 with one line where there is no CUDA.
 gpu-check: $(STAMP)

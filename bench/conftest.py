@@ -17,6 +17,7 @@ import psutil  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from repbench.benchmarking.goals import GoalCheck, check_goal, gate_message, summary_lines  # noqa: E402
 from repbench.benchmarking.harness import CellPlan  # noqa: E402
 from repbench.benchmarking.latency import (  # noqa: E402
     SEARCH_KINDS,
@@ -28,6 +29,8 @@ from repbench.benchmarking.latency import (  # noqa: E402
     relative_latency_table,
     search_cells,
 )
+from repbench.benchmarking.progress import CellProgress  # noqa: E402
+from repbench.commands.encode_options import ATTN_HELP, DEVICE_HELP, DTYPE_HELP, MODEL_DEFAULTS  # noqa: E402
 from repbench.telemetry.environment import result_header  # noqa: E402
 from repbench.telemetry.nvml import open_telemetry  # noqa: E402
 
@@ -49,8 +52,21 @@ def _defaults(key: str) -> str:
                      for kind, d in PLAN_DEFAULTS.items())
 
 
+class _ShowDefaults:
+    """An option group whose --help shows each default (unless the help text already states it)."""
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    def addoption(self, name: str, **kw: Any) -> None:
+        default, text = kw.get("default"), kw.get("help", "")
+        if default not in (None, False) and "default" not in text and "GPU" not in text:
+            kw["help"] = f"{text} (default {default})"
+        self.group.addoption(name, **kw)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("repbench", "repbench latency harness")
+    g = _ShowDefaults(parser.getgroup("repbench", "repbench latency harness"))
     g.addoption("--backbones", default="tiny-ar,tiny-diffusion",
                 help="comma list of backbones (pairs such as tiny-ar,tiny-diffusion; smollm2-135m-instruct,"
                      "smollm2-135m-instruct:bidirectional; <paper>:random on a GPU)")
@@ -60,9 +76,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--k", default="1,2,4,8,16", help="comma list of K (representatives per text)")
     g.addoption("--input-tokens", default="32,128,512", help="comma list of synthetic text lengths (tokens)")
     g.addoption("--batch-size", default="1", help="comma list of batch sizes")
-    g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    g.addoption("--dtype", default="auto", help="auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16")
-    g.addoption("--attn", default="sdpa", help="attention backend, the same for every backbone (sdpa | eager | ...)")
+    # The same model defaults as `repbench encode` and `repbench evaluate` (one definition).
+    g.addoption("--device", default=MODEL_DEFAULTS["device"], help=f"{DEVICE_HELP} (default {MODEL_DEFAULTS['device']})")
+    g.addoption("--dtype", default=MODEL_DEFAULTS["dtype"], help=f"{DTYPE_HELP} (default {MODEL_DEFAULTS['dtype']})")
+    g.addoption("--attn", default=MODEL_DEFAULTS["attn"], help=f"{ATTN_HELP} (default {MODEL_DEFAULTS['attn']})")
     g.addoption("--warmup", default=None, type=int, help=f"untimed iterations per cell at the full shape ({_defaults('warmup')})")
     g.addoption("--warmup-max-time", default=None, type=float,
                 help=f"stop warm-up early after this many seconds, >= 2 iterations ({_defaults('warmup_max_time')})")
@@ -84,6 +101,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--search-depth", default=100, type=int, help="top-k depth of every search")
     g.addoption("--search-max-gib", default=None, type=float,
                 help="skip search cells whose index needs more (default: 25%% of available memory)")
+    g.addoption("--repbench-gate", action="store_true", default=False,
+                help="fail a benchmark whose measured ratio or time misses its goal (the tool's own checks); "
+                     "by default goals are recorded in extra_info.goal_checks, flagged and summarised, never failed")
 
 
 def _opt(config: pytest.Config, name: str) -> Any:
@@ -243,6 +263,53 @@ def bench_ctx(request: pytest.FixtureRequest) -> BenchContext:
     return ctx
 
 
+_GOALS = pytest.StashKey[list[GoalCheck]]()
+_PROGRESS = pytest.StashKey[CellProgress]()
+
+
+@pytest.fixture
+def goal(request: pytest.FixtureRequest, benchmark):
+    """`goal(what, value, goal, slack=0.0)`: record a measured value against its goal (lower is better).
+
+    Recorded in extra_info["goal_checks"] (a list) and the session summary; a missed goal is printed as MISSED
+    and fails the test only under --repbench-gate, because a busy machine must not fail a measurement.
+    """
+    config = request.config
+
+    def check(what: str, value: float, target: float, slack: float = 0.0) -> GoalCheck:
+        result = check_goal(request.node.name, what, value, target, slack)
+        benchmark.extra_info.setdefault("goal_checks", []).append(result.as_dict())
+        config.stash.setdefault(_GOALS, []).append(result)
+        print(f"\n{result.line()}", end="")
+        if not result.met and config.getoption("--repbench-gate"):
+            pytest.fail(gate_message(result), pytrace=False)
+        return result
+
+    return check
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_PROGRESS] = CellProgress([item.nodeid.split("::")[0] for item in session.items])
+
+
+_DURATIONS: dict[str, float] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    # One line per finished cell (setup + call + teardown), so a long run shows where it is and an ETA.
+    _DURATIONS[item.nodeid] = _DURATIONS.get(item.nodeid, 0.0) + call.duration
+    yield
+    progress = item.config.stash.get(_PROGRESS, None)
+    if call.when != "teardown" or progress is None:
+        return
+    progress.finished(item.nodeid.split("::")[0], _DURATIONS.pop(item.nodeid, 0.0))
+    tr = item.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None and progress.total > 1:
+        tr.ensure_newline()
+        tr.write_line(progress.line())
+
+
 @pytest.fixture
 def pedantic_runner(benchmark):
     """Runs our timed target through pytest-benchmark (which also times each call on the host)."""
@@ -301,6 +368,12 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    lines = summary_lines(config.stash.get(_GOALS, []), gated=config.getoption("--repbench-gate"),
+                          cores=os.cpu_count())
+    if lines:
+        terminalreporter.write_sep("=", "repbench: goals (measured value vs goal; lower is better)")
+        for line in lines:
+            terminalreporter.write_line(line)
     ctx: BenchContext | None = getattr(config, "_repbench_ctx", None)
     if ctx is None or not ctx.results:
         return
@@ -309,7 +382,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if rows:
         tr.write_sep("=", "repbench: encoding latency at each K relative to K=1 (median)")
         tr.write_line(format_relative_table(rows))
-        tr.write_line("sequential (AR) should grow ~linearly in K; parallel (diffusion) within ~(L+K)/L of K=1.")
+        tr.write_line("sequential (AR) should grow ~linearly in K; parallel (diffusion) within ~(L+K)/L of K=1. "
+                      "'noisy'/'invalid': the cell at K or at K=1 is too spread (IQR/median > 10%/25%) for its "
+                      "ratio to be read; rerun it on a quiet machine.")
     flags = [r.get("flag") for r in ctx.results]
     if flags.count("invalid") or flags.count("noisy"):
         tr.write_line(f"noise: {flags.count('invalid')} cells with IQR/median > 25% (invalid: rerun, e.g. with "

@@ -5,7 +5,8 @@ measures, the evaluator built outside the timing (the strictest comparison: our 
 evaluator and the tidy frame). Goal (issue 15): ours <= 1.1x the direct call. Each round times both,
 alternating which goes first, so machine load hits both alike. Reported in extra_info, from wall-clock
 time: the ratio of medians, the min-based ratio and the median of the per-round (paired) ratios; and the
-median and min-based ratios of process CPU time. The goal is asserted on the CPU-time median ratio: both
+median and min-based ratios of process CPU time. The goal is checked (failing only under --repbench-gate)
+on the CPU-time median ratio: both
 sides are single-threaded and do no I/O, so on an idle machine their wall time is their CPU time, while
 on a shared one (the 2-core box at load 8) wall-clock ratios swing by +-20% from round to round with
 other processes' scheduling, which CPU time does not see.
@@ -29,7 +30,7 @@ from repbench.evaluation.metrics import DEFAULT_MEASURES, evaluate
 GOAL = 1.1
 ROUNDS = 7
 # The same measures as DEFAULT_MEASURES, in pytrec_eval's spelling (MRR@10 derives from recip_rank).
-DIRECT_MEASURES = {"ndcg_cut.10", "recip_rank", "recall.100,1000"}
+DIRECT_MEASURES = {"ndcg_cut.10", "recip_rank", "map", "recall.100,1000"}
 
 
 def _size() -> tuple[int, int]:
@@ -51,7 +52,7 @@ def _collection(n_queries: int, n_docs: int, seed: int = 0):
     return run, qrels
 
 
-def test_evaluate_overhead_over_pytrec_eval(benchmark):
+def test_evaluate_overhead_over_pytrec_eval(benchmark, goal):
     n_queries, n_docs = _size()
     run, qrels = _collection(n_queries, n_docs)
     direct_evaluator = pytrec_eval.RelevanceEvaluator(qrels, DIRECT_MEASURES)
@@ -104,5 +105,4 @@ def test_evaluate_overhead_over_pytrec_eval(benchmark):
           f"min-based {ratio_min:.3f}, paired median {statistics.median(per_round):.3f}, "
           f"CPU-time median {ratio_cpu_median:.3f}, min-based {ratio_cpu_min:.3f} "
           f"(direct median {statistics.median(direct_s):.2f} s wall, {statistics.median(cpu_direct):.2f} s CPU)")
-    assert ratio_cpu_median <= GOAL, (
-        f"evaluate costs {ratio_cpu_median:.3f}x the CPU time of a direct pytrec_eval call (goal <= {GOAL})")
+    goal("CPU-time median ratio vs pytrec_eval", ratio_cpu_median, GOAL)

@@ -18,7 +18,7 @@ SIZES = [int(x) for x in os.environ.get("REPBENCH_SCALE_SIZES", "10000,100000").
 CHUNK_DOCS = int(os.environ.get("REPBENCH_SCALE_CHUNK", "8192"))
 
 
-def test_streaming_search_scales_flat_in_memory_linear_in_time(benchmark, tmp_path_factory):
+def test_streaming_search_scales_flat_in_memory_linear_in_time(benchmark, goal, tmp_path_factory):
     root = Path(os.environ.get("REPBENCH_SCALE_ROOT") or tmp_path_factory.mktemp("scale"))
     results = {}
 
@@ -41,5 +41,5 @@ def test_streaming_search_scales_flat_in_memory_linear_in_time(benchmark, tmp_pa
     for n, r in results.items():
         print(f"\nN={n}: {r['seconds']:.2f} s, peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB, "
               f"{r['bytes_per_query'] / 2**20:.1f} MiB streamed per query")
-    assert rss_ratio < 1.5, f"peak RSS grew {rss_ratio:.2f}x from {small} to {large} passages"
-    assert per_doc_ratio < 2.0, f"time per passage grew {per_doc_ratio:.2f}x from {small} to {large}"
+    goal(f"peak RSS ratio {large}/{small} passages", rss_ratio, 1.5)
+    goal(f"time-per-passage ratio {large}/{small} passages", per_doc_ratio, 2.0)

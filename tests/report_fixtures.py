@@ -37,6 +37,9 @@ def bench_json(path: Path, ks=(1, 2, 4, 8), lengths=(32, 128), index_sizes=(1000
                         "batch_size": 1, "device": "cpu", "dtype": "float32", "attn": "sdpa",
                         "peak_memory_bytes": int((50 + 0.1 * length + (2 * k if encoder == "sequential" else 0.2 * k))
                                                  * 2**20),
+                        # the cell's own peak, as the harness records it (weights + growth over its pass)
+                        "cell_peak_memory_bytes": int((5 + 0.1 * length + (2 * k if encoder == "sequential"
+                                                                           else 0.2 * k)) * 2**20),
                         "tokens_per_s": 1000.0, "queries_per_s": 100.0,
                         "energy_j_per_query": (0.5 + 0.1 * k) if energy else None,
                         "model_input_tokens": length + 60 + (k + 3 if encoder == "parallel" else 0)}

@@ -24,7 +24,7 @@ STAGES: list[tuple[str, ...]] = [
     ("benchmarking",),
     ("analysis",),
     ("report", "recipes"),  # recipes draw with the report's readers and styles
-    ("commands", "cli", "__main__"),
+    ("commands", "cli", "__main__", "api"),  # api: the pandas facade, repbench.evaluate
 ]
 STAGE_OF = {top: level for level, tops in enumerate(STAGES) for top in tops}
 

@@ -61,8 +61,8 @@ def test_eval_run_bad_file_exits_2_with_location(tmp_path, capsys):
     assert f"{run}:2: duplicate doc id 'd1' for query '1' (first on line 1)" in capsys.readouterr().err
     good = tmp_path / "good.trec"
     good.write_text("1 Q0 d1 1 0.5 t\n")
-    assert main(["eval-run", str(good), str(qrels), "--measures", "ndcg@10"]) == 2
-    assert "unknown measure 'ndcg@10'" in capsys.readouterr().err
+    assert main(["eval-run", str(good), str(qrels), "--measures", "ndgc@10"]) == 2  # ndcg@10 is ir_measures'
+    assert "unknown measure 'ndgc@10' (did you mean" in capsys.readouterr().err
 
 
 def test_evaluate_command_end_to_end_on_tiny_backbone(tmp_path, capsys):
@@ -77,7 +77,7 @@ def test_evaluate_command_end_to_end_on_tiny_backbone(tmp_path, capsys):
     assert "synthetic-40d-6q-s5" not in printed and "syn: 40 docs, 6 queries; tiny-ar / sequential" in printed
     table = (out / "per_query.csv").read_text().splitlines()
     assert table[0] == "dataset,backbone,family,encoder,k_q,k_p,mode,qid,measure,value"
-    assert len(table) - 1 == (3 + 5) * 6 * 4
+    assert len(table) - 1 == (3 + 5) * 6 * 5  # cells x queries x 5 default measures (MAP included)
     assert table[1].startswith("syn,tiny-ar,ar,sequential,1,1,single_dense,q000,ndcg_cut_10,")
     assert main([*argv[:-1]]) == 0  # resumed: same output, nothing recomputed
     assert (out / "per_query.csv").read_text().splitlines() == table

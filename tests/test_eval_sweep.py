@@ -79,7 +79,7 @@ def test_sweep_outputs_and_sanity(tmp_path):
     table = pd.read_csv(tmp_path / "per_query.csv", dtype={"qid": str})
     assert list(table.columns) == list(PER_QUERY_COLUMNS)
     # (1,1) has the three single-vector modes, the other three cells all five; 10 queries x 4 measures
-    assert len(table) == (3 + 3 * 5) * 10 * 4
+    assert len(table) == (3 + 3 * 5) * 10 * 5  # cells x queries x 5 default measures
     assert set(table["qid"]) == set(COLL.qrels)
     assert table["value"].between(0, 1).all()
     summary = pd.read_csv(tmp_path / "summary.csv")

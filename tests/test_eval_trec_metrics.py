@@ -90,8 +90,8 @@ def test_relevance_level_changes_binary_measures_only():
 
 
 def test_unknown_measure_is_refused():
-    with pytest.raises(RepbenchError, match="unknown measure 'ndcg@10'"):
-        evaluate(RUN, {"q1": QRELS["q1"]}, ["ndcg@10"])
+    with pytest.raises(RepbenchError, match="unknown measure 'ndgc@10'"):  # ndcg@10 is ir_measures' nDCG@10
+        evaluate(RUN, {"q1": QRELS["q1"]}, ["ndgc@10"])
 
 
 def test_summary_counts_missing_queries():

@@ -149,10 +149,23 @@ def _run(name: str, argv: list[str], debug: bool) -> int:
         return EXIT_INTERNAL_ERROR
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already states one (or there is none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or action.required or default in (None, False, [], argparse.SUPPRESS)
+                or "default" in text.lower()):
+            return action.help
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
 def _dispatch(name: str, argv: list[str]) -> int:
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"repbench {name}", description=help_)
+    parser = argparse.ArgumentParser(prog=f"repbench {name}", description=help_,
+                                     formatter_class=DefaultsHelpFormatter)
     module.add_arguments(parser)
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an error (also REPBENCH_DEBUG=1)")

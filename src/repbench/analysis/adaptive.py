@@ -82,8 +82,8 @@ def score_option_set(
     for s_i, (name, factory) in enumerate(selectors.items()):
         picks, fold_rules = cross_validate(V, X, option.qids, names, fold_of, factory)
         adaptive = V[picks, cols]
-        low, high = bootstrap_mean_ci(np.vstack([adaptive, oracle, best_values, adaptive - best_values]),
-                                      n_bootstrap=n_bootstrap, seed=seed)
+        low, high = bootstrap_mean_ci(np.vstack([adaptive, oracle, best_values, adaptive - best_values,
+                                                 oracle - best_values]), n_bootstrap=n_bootstrap, seed=seed)
         gap = oracle.mean() - best_values.mean()
         p = pvalues(adaptive - best_values, test=test, n_permutations=n_permutations,
                     seed=np.random.SeedSequence([seed, s_i]))[0]
@@ -95,7 +95,9 @@ def score_option_set(
             "oracle_ci_high": high[1], "best_cell": option.cell_label(best), "best_mean": best_values.mean(),
             "best_ci_low": low[2], "best_ci_high": high[2], "gain": adaptive.mean() - best_values.mean(),
             "gain_ci_low": low[3], "gain_ci_high": high[3],
-            "gap_closed": (adaptive.mean() - best_values.mean()) / gap if gap > 0 else np.nan,
+            # A share of a gap indistinguishable from 0 is noise over noise (the "-3419%"): only a
+            # gap whose bootstrap CI excludes 0 gets one.
+            "gap_closed": (adaptive.mean() - best_values.mean()) / gap if gap > 0 and low[4] > 0 else np.nan,
             "test": test, "p_value": p, "rule": rule_texts[0] if len(rule_texts) == 1 else
             f"{len(rule_texts)} different rules over {len(fold_rules)} folds",
         })

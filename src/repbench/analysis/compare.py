@@ -227,7 +227,30 @@ def bench_environment_warnings(base: BenchRun, new: BenchRun, base_cells: pd.Dat
                            base.header.get("config"))
     nf = environment_facts(new.environment, new.cells if new_cells is None else new_cells,
                            new.header.get("config"))
-    return environment_differences(bf, nf)
+    return environment_differences(bf, nf) + load_differences(base, new)
+
+
+def median_load(run: BenchRun) -> float | None:
+    """Median 1-minute load average recorded around the run's cells (load_avg_before/after), or None."""
+    values = [float(r[k]) for r in run.records for k in ("load_avg_before", "load_avg_after", "load_average")
+              if isinstance(r.get(k), (int, float)) and np.isfinite(r[k])]
+    return float(np.median(values)) if values else None
+
+
+def load_differences(base: BenchRun, new: BenchRun) -> list[str]:
+    """A warning when the two runs were taken under clearly different machine load: their latency ratios
+    then include the contention, which no within-run CI covers."""
+    lb, ln = median_load(base), median_load(new)
+    if lb is None or ln is None:
+        missing = [side for side, v in (("BASE", lb), ("NEW", ln)) if v is None]
+        return [f"{' and '.join(missing)} recorded no machine load, so contention cannot be ruled out"] \
+            if len(missing) == 1 else []
+    low, high = sorted((lb, ln))
+    if high - low >= 1.0 and high >= 2 * max(low, 0.25):
+        return [f"the runs were taken under different load: NEW at {ln:.1f}, BASE at {lb:.1f} (median 1-minute "
+                "load average over the cells); latency ratios include that contention, rerun both on a quiet "
+                "machine before reading a difference as a change"]
+    return []
 
 
 # ------------------------------------------------------------------------------------- effectiveness

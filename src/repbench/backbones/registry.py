@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from repbench.errors import RepbenchError
+from repbench.errors import RepbenchError, did_you_mean
 
 Family = Literal["ar", "diffusion"]
 ARCHITECTURES = ("qwen2", "llama")  # what loading.build_config can build; anything else is refused
@@ -171,7 +171,7 @@ def get_spec(name: str) -> BackboneSpec:
     if name in SPECS:
         return SPECS[name]
     known = ", ".join(SPECS)
-    raise RepbenchError(f"unknown backbone {name!r}; known backbones: {known}")
+    raise RepbenchError(f"unknown backbone {name!r}{did_you_mean(name, SPECS)}; known backbones: {known}")
 
 
 def list_specs() -> list[BackboneSpec]:

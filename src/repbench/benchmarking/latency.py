@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from repbench.benchmarking.harness import CellMeasurement, CellPlan, RoundsRunner, cold_start, is_oom
+from repbench.benchmarking.memory import cell_memory
 from repbench.benchmarking.workloads import ordinary_token_ids, sparse_rows, synthetic_text_ids, unit_vectors
 from repbench.errors import RepbenchError
 from repbench.telemetry.nvml import NvmlDevice
@@ -260,7 +261,8 @@ class BenchContext:
                 return self.skip(cell.id, info, f"out of memory: {str(exc).splitlines()[0][:300]}")
             raise
         out = {**info, **fields, "model_input_tokens": model_tokens, "cold_start": loaded.cold_start,
-               "forward_path": encoder_forward_path(bb, cell.encoder)}
+               "forward_path": encoder_forward_path(bb, cell.encoder),
+               **cell_memory(bb.model, fields, self.device)}
         self.results.append({**info, "median_s": fields["stats"]["median"],
                              "ci_low": fields["stats"]["median_ci_low"],
                              "ci_high": fields["stats"]["median_ci_high"], "flag": fields["stats"]["flag"]})
@@ -327,6 +329,9 @@ def encoder_forward_path(bb: Any, encoder: str) -> str:
     return forward_path(bb.model.model).describe()
 
 
+NOISE_FLAGS = ("noisy", "invalid")  # stats.flag values whose medians are not read as results
+
+
 def relative_latency_table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (backbone, family, encoder, input length, batch): median latency at each K over K=1."""
     groups: dict[tuple, dict[int, float]] = {}
@@ -334,19 +339,24 @@ def relative_latency_table(results: list[dict[str, Any]]) -> list[dict[str, Any]
         if r.get("input_tokens") is None:
             continue
         key = (r["family"], r["backbone"], r["encoder"], r["input_tokens"], r["batch_size"])
-        groups.setdefault(key, {})[r["k"]] = r["median_s"]
+        groups.setdefault(key, {})[r["k"]] = (r["median_s"], r.get("flag"))
     rows = []
     for (family, backbone, encoder, length, bs), by_k in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        base = by_k.get(1)
+        base, base_flag = by_k.get(1, (None, None))
         for k in sorted(by_k):
+            median, flag = by_k[k]
+            # A ratio resting on a cell whose samples are too spread (stats.flag) is noise, not a result.
+            noisy = [f for f in (flag, base_flag) if f in NOISE_FLAGS]
             rows.append({"family": family, "backbone": backbone, "encoder": encoder, "input_tokens": length,
-                         "batch_size": bs, "k": k, "median_ms": by_k[k] * 1e3,
-                         "rel_k1": (by_k[k] / base) if base else None})
+                         "batch_size": bs, "k": k, "median_ms": median * 1e3,
+                         "rel_k1": (median / base) if base else None,
+                         "noise": "invalid" if "invalid" in noisy else (noisy[0] if noisy else None)})
     return rows
 
 
 def format_relative_table(rows: list[dict[str, Any]]) -> str:
-    """Text table: one line per (family, backbone, encoder, L, batch), columns K with latency / K=1."""
+    """Text table: one line per (family, backbone, encoder, L, batch), columns K with latency / K=1; a ratio
+    resting on a cell flagged noisy or invalid (at K or at K=1) shows the flag instead of a number."""
     if not rows:
         return "(no encoding cells measured)"
     ks = sorted({r["k"] for r in rows})
@@ -362,8 +372,11 @@ def format_relative_table(rows: list[dict[str, Any]]) -> str:
         k1 = by_k.get(1)
         cells = []
         for k in ks:
-            rel = by_k.get(k, {}).get("rel_k1")
-            cells.append(f"{rel:>9.2f}" if rel is not None and not math.isnan(rel) else f"{'-':>9}")
+            rel, noise = by_k.get(k, {}).get("rel_k1"), by_k.get(k, {}).get("noise")
+            if noise:
+                cells.append(f"{noise:>9}")
+            else:
+                cells.append(f"{rel:>9.2f}" if rel is not None and not math.isnan(rel) else f"{'-':>9}")
         k1_ms = f"{k1['median_ms']:>10.2f}" if k1 else f"{'-':>10}"
         lines.append(f"{family:<10}{backbone:<38}{encoder:<11}{length:>5}{bs:>4}{k1_ms}" + "".join(cells))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from repbench.errors import RepbenchError
 
@@ -29,8 +30,12 @@ def parse_fraction(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("base", help="BASE: bench JSON, per_query.csv, or baseline dir (results/baselines/<slug>)")
+    parser.add_argument("base", help="BASE: bench JSON, per_query.csv, baseline dir (results/baselines/<slug>), or a "
+                                     "TREC run (NAME=RUN as in `repbench report --run`, with --qrels)")
     parser.add_argument("new", nargs="?", help="NEW: same kinds as BASE; optional with --by backbone (one run)")
+    parser.add_argument("--qrels", default=None,
+                        help="qrels for TREC runs given as BASE/NEW: each is evaluated per query (MAP, nDCG@10, "
+                             "MRR@10, R@100, R@1000) and compared as one cell")
     parser.add_argument("--by", choices=("cell", "backbone"), default="cell",
                         help="cell: same configuration in BASE and NEW (default); backbone: --base-backbone "
                              "cells vs --new-backbone cells on matching encoder/k/input_tokens/batch_size")
@@ -64,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _kinds(path: Path) -> set[str]:
     from repbench.analysis.baselines import PER_QUERY_FILE
+    from repbench.analysis.runs import is_run_spec
+
+    if is_run_spec(path):
+        return {"effectiveness"}
     from repbench.schema.bench import BENCH_FILE
 
     if path.is_dir():
@@ -120,6 +129,16 @@ def run(args: argparse.Namespace) -> int:
         raise RepbenchError(f"--n-boot must be at least 100, got {args.n_boot}")
     base_path = Path(args.base)
     new_path = Path(args.new) if args.new is not None else base_path
+    from repbench.analysis.runs import is_run_spec, run_per_query
+    from repbench.evaluation.metrics import DEFAULT_MEASURES
+
+    runs = [p for p in (base_path, new_path) if is_run_spec(p)]
+    if runs and args.qrels is None:
+        raise RepbenchError(f"{runs[0]} is a TREC run: give --qrels to evaluate it")
+
+    def per_query(path: Path):
+        return run_per_query(str(path), args.qrels, DEFAULT_MEASURES) if is_run_spec(path) else load_per_query(path)
+
     kinds = _kinds(base_path) & _kinds(new_path)
     if not kinds:
         raise RepbenchError(f"{base_path} and {new_path} hold nothing comparable (one is latency, the other "
@@ -156,15 +175,15 @@ def run(args: argparse.Namespace) -> int:
         raise RepbenchError(f"{flag} gates latency, but {base_path} and {new_path} hold no comparable bench "
                             "JSONs; expected two bench JSONs (or baseline directories holding them)")
     if "effectiveness" in kinds:
-        pbase, pnew = load_per_query(base_path), load_per_query(new_path)
+        pbase, pnew = per_query(base_path), per_query(new_path)
         effectiveness = cmp.compare_effectiveness(pbase, pnew, test=args.test, tolerance=args.eff_tolerance, **bb)
         if args.fail_on_eff and effectiveness.table.empty:
             raise RepbenchError(f"--fail-on-eff: 0 cells matched between BASE {pbase.path} and NEW {pnew.path}, so "
                                 "the gate would pass without comparing anything")
+        warnings += [w for w in cmp.effectiveness_environment_warnings(pbase, pnew) if w not in warnings]
     elif args.fail_on_eff:
         raise RepbenchError(f"--fail-on-eff gates effectiveness, but {base_path} and {new_path} hold no "
                             "comparable per_query.csv tables")
-        warnings += [w for w in cmp.effectiveness_environment_warnings(pbase, pnew) if w not in warnings]
 
     _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
     if args.markdown:
@@ -190,7 +209,23 @@ def run(args: argparse.Namespace) -> int:
     failed = bool(gate and (gate["failed"] or gate.get("efficiency_failed")))
     if args.fail_on_eff and effectiveness is not None and (effectiveness.table["verdict"] == "FAIL").any():
         failed = True
+    if not matched_cells(latency, effectiveness):
+        # Nothing was compared: a zero exit would read as "no difference".
+        print(f"repbench compare: 0 cells matched between BASE {base_path} and NEW {new_path}: nothing was "
+              "compared (check that both timed the same configurations, or use --by backbone)", file=sys.stderr)
+        return 1
     return 1 if failed else 0
+
+
+def matched_cells(latency: Any, effectiveness: Any) -> int:
+    return sum(len(c.table) for c in (latency, effectiveness) if c is not None)
+
+
+def summary_line(kind: str, table: Any, column: str, order: tuple[str, ...]) -> str:
+    """'144 OK / 3 OKish / 0 FAIL of 147 cells' from a comparison table's verdict column."""
+    counts = table[column].value_counts() if len(table) else {}
+    parts = [f"{int(counts.get(v, 0))} {v}" for v in order]
+    return f"{kind}: " + " / ".join(parts) + f" of {len(table)} cells compared"
 
 
 def _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate) -> None:
@@ -244,3 +279,8 @@ def _print_terminal(base_path, new_path, latency, effectiveness, warnings, gate)
         for title, items in (("only in BASE", effectiveness.only_base), ("only in NEW", effectiveness.only_new)):
             for item in items:
                 console.print(f"{title}: {item}")
+    # The one line to read first, after a table that can run to hundreds of rows.
+    if latency is not None:
+        console.print(summary_line("latency", latency.table, "verdict", ("faster", "same", "slower")))
+    if effectiveness is not None:
+        console.print(summary_line("effectiveness", effectiveness.table, "verdict", ("OK", "OKish", "FAIL")))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 DEMO_BACKBONES = ("smollm2-135m-instruct", "smollm2-135m-instruct:bidirectional")
 BASELINE = "smollm2-135m-instruct/sequential/q1p1/single_dense"
-DEMO_SUBDIRS = ("synthetic", "collection", "eval", "bench", "analysis")
+DEMO_SUBDIRS = ("synthetic", "collection", "eval", "bench", "analysis", "external")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +82,16 @@ def _print_top_passages(collection, run_path: Path, n_queries: int = 4, depth: i
             print(f"    {rank}. {doc:>6} {score:8.4f} {mark}  {docs[doc][:70]}")
 
 
+def _bm25_run(collection, path: Path) -> Path:
+    """A lexical baseline over the demo collection, written as an ordinary TREC run file."""
+    from repbench.evaluation.trec import round_scores, write_run
+    from repbench.retrieval.bm25 import bm25_run
+
+    qids, qtexts = collection.judged_queries()
+    run = bm25_run(collection.corpus_ids, collection.corpus_texts, qids, qtexts)
+    return write_run(path, round_scores(run), tag="bm25")
+
+
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -118,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         run_file_name(f"{DEMO_BACKBONES[1]}/parallel/q4p4/fusion_multi_sparse_max"))
     if best_parallel.exists():
         _print_top_passages(collection, best_parallel)
+    bm25 = _bm25_run(collection, out / "external" / "bm25.trec")
     print(f"[{time.perf_counter() - t:.0f}s]")
 
     if not args.skip_bench:
@@ -149,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"[{time.perf_counter() - t:.0f}s]")
 
     t = _step("5. report")
-    report_args = ["report", "--results", str(out), "--out", str(args.report)]
+    # BM25 as an external TREC run: the paper-style table's baseline and a reference line in the K figure.
+    report_args = ["report", "--results", str(out), "--out", str(args.report), "--run", f"bm25={bm25}"]
     if args.no_pdf:
         report_args.append("--no-pdf")
     _check(main(report_args), "report")

@@ -5,30 +5,26 @@ from __future__ import annotations
 import argparse
 import time
 
-from repbench.commands.encode_options import add_method_arguments, method_fields
+from repbench.commands.encode_options import (
+    add_method_arguments,
+    add_model_arguments,
+    apply_threads,
+    method_fields,
+)
 from repbench.encoders.registry import ENCODERS, check
 from repbench.engines import add_engine_arguments
 
 
-def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by every command that loads a backbone."""
-    parser.add_argument("--backbone", required=True, help="registry name (see `repbench backbones`)")
-    parser.add_argument("--model-path", default=None, help="local checkpoint directory for a real backbone")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    parser.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on CUDA, fp32 on CPU)")
-    parser.add_argument("--attn", default="sdpa", help="attention backend, the same for every backbone")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="JSONL with _id, optional title, text (.jsonl or .jsonl.gz)")
-    add_backbone_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument("--encoder", default=None, choices=ENCODERS,
                         help="default: the backbone family's (sequential for ar, parallel for diffusion)")
-    parser.add_argument("--k", type=int, default=1, help="number of representatives K")
-    parser.add_argument("--side", choices=("query", "passage"), default="passage")
+    parser.add_argument("--k", type=int, default=1, help="number of representatives K per text")
+    parser.add_argument("--side", choices=("query", "passage"), default="passage",
+                        help="which prompt the texts get: query or passage")
     parser.add_argument("--out", required=True, help="output directory (resumable)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (texts done, rate and ETA)")
     parser.add_argument("--shard-size", type=int, default=1000, help="items per shard (default 1000)")
     parser.add_argument("--store-dtype", choices=("float16", "bfloat16", "float32"), default="float16",
                         help="dtype of the dense tensors on disk (default float16; sparse weights stay exact)")
@@ -61,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.shard_index < args.num_shards:
         raise RepbenchError(f"--shard-index must be in [0, {args.num_shards}), got {args.shard_index}")
     ids, texts = read_texts_jsonl(args.input)  # validates every line before anything is written
+    apply_threads(args, "encode")
     spec = get_spec(args.backbone)
     encoder = args.encoder or default_encoder(spec.family)
     method = method_fields(args)
@@ -80,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         }
         out = encode_sharded(args.out, ids, texts, config, pool.rows_encoder(encoder, opts),
                              shard_size=args.shard_size, header=result_header(config, "representations"),
+                             progress=not args.no_progress,
                              store_dtype=args.store_dtype, shard_index=args.shard_index,
                              worker_count=args.num_shards,
                              run_shards=pool.shard_runner(args.out, ids, texts, args.shard_size, encoder, opts))

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from repbench.evaluation.metrics import DEFAULT_MEASURES, summarize
+from repbench.evaluation.sniff import check_run_then_qrels
 from repbench.evaluation.trec import read_qrels, read_run_with_id, require_relevant
 from repbench.evaluation.trec_eval_text import trec_eval
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     measures = [*args.measure, *(m for item in args.measures for m in item.split(",") if m)]
     if not measures:
         measures = ["num_q", *DEFAULT_MEASURES]
+    check_run_then_qrels(args.run, args.qrels, "eval-run")
     run_, run_id = read_run_with_id(args.run)
     qrels = require_relevant(read_qrels(args.qrels), args.qrels, args.relevance_level)
     text, table, notes = trec_eval(run_, qrels, measures, run_id=run_id, per_query=args.per_query,

@@ -12,7 +12,12 @@ import argparse
 import os
 from pathlib import Path
 
-from repbench.commands.encode_options import add_method_arguments, method_fields
+from repbench.commands.encode_options import (
+    add_method_arguments,
+    add_model_arguments,
+    apply_threads,
+    method_fields,
+)
 from repbench.encoders.registry import ENCODERS
 from repbench.engines import add_engine_arguments
 from repbench.evaluation.collections import load_beir, subsample
@@ -22,8 +27,9 @@ from repbench.retrieval.search import DEFAULT_DEPTH, MODES, parse_modes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backbone", required=True, help="backbone name (see `repbench backbones`)")
-    parser.add_argument("--encoder", default=None, choices=ENCODERS, help="default: the family's own")
+    add_model_arguments(parser)
+    parser.add_argument("--encoder", default=None, choices=ENCODERS,
+                        help="default: the backbone family's (sequential for ar, parallel for diffusion)")
     parser.add_argument("--dataset", required=True, help="BEIR-layout directory (corpus, queries, qrels/)")
     parser.add_argument("--split", default="test", help="qrels split (default test)")
     parser.add_argument("--kq", default="1,2,4", help="query K values, comma separated (default 1,2,4)")
@@ -32,23 +38,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (resumed if it exists)")
     parser.add_argument("--cache", default=None, help="representation cache directory (default OUT/reps)")
     parser.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="documents per query (default 1000)")
-    parser.add_argument("--max-length", type=int, default=256, help="max text tokens per item (default 256)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--measures", default=",".join(DEFAULT_MEASURES), help="trec_eval measure names")
+    parser.add_argument("--measures", default=",".join(DEFAULT_MEASURES),
+                        help="comma list of measures, trec_eval names (ndcg_cut_10, map, recall_100) or "
+                             "ir_measures names (nDCG@10, AP, R@100, RR@10)"
+                             )
     parser.add_argument("--relevance-level", type=int, default=1,
                         help="minimum grade binary measures (recall, recip_rank, P) count as relevant (default 1)")
     parser.add_argument("--keep-self-hits", action="store_true",
                         help="keep a retrieved doc whose id equals the query id (the paper keeps them)")
     parser.add_argument("--subsample", default=None, metavar="QUERIES,DISTRACTORS",
-                        help="evaluate on evaluation.collections.subsample(n_queries, n_distractors, --seed)")
+                        help="a smaller collection for a quick run: QUERIES judged queries drawn at random "
+                             "(--seed) with all their judged documents, plus DISTRACTORS other documents")
     parser.add_argument("--seed", type=int, default=0, help="seed of --subsample (default 0)")
-    parser.add_argument("--model-path", default=None, help="local checkpoint directory for a real backbone")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32")
     parser.add_argument("--shard-size", type=int, default=None,
                         help="encode each side in shards of this many items, concatenated (default: one "
                              "shard per side); with --engine ray the shards are spread over the workers")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (cells, and texts encoded with rate and ETA)")
     add_engine_arguments(parser)
     add_method_arguments(parser)
 
@@ -71,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if args.shard_size is not None and args.shard_size < 1:
         raise RepbenchError(f"--shard-size must be a positive integer, got {args.shard_size}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    with worker_pool(args, BackboneRequest(args.backbone, device=args.device, dtype=args.dtype,
+    apply_threads(args, "evaluate")
+    with worker_pool(args, BackboneRequest(args.backbone, device=args.device, dtype=args.dtype, attn=args.attn,
                                          path=args.model_path)) as pool:
         config = SweepConfig(
             backbone=args.backbone, encoder=args.encoder or default_encoder(pool.info.spec.family), kq=kq, kp=kp,

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-self-hits", action="store_true", help="keep a doc whose id equals the query id")
     parser.add_argument("--no-verify", action="store_true", help="skip the per-shard sha256 check (faster, unsafe)")
     parser.add_argument("--out", required=True, help="output directory for runs/<mode>.trec")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar over the passage chunks")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from repbench.evaluation.trec import round_scores, write_run
     from repbench.retrieval.search import modes_for, parse_modes
     from repbench.retrieval.streaming import store_shapes, stream_retrieve
+    from repbench.schema import system_name
 
     if args.depth < 1 or (args.chunk_docs is not None and args.chunk_docs < 1):
         raise RepbenchError("--depth and --chunk-docs must be positive integers")
@@ -74,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
     dt = time.perf_counter() - t0
     out = Path(args.out)
     for mode, mode_run in runs.items():
-        write_run(out / "runs" / f"{mode}.trec", round_scores(mode_run), tag=mode)
+        # The tag names the system as evaluate's runs do: backbone/encoder/qKpK/mode.
+        tag = system_name(str(queries.meta.get("backbone")), str(queries.meta.get("encoder")), queries.k,
+                          store_shapes(docs)[0], mode)
+        write_run(out / "runs" / f"{mode}.trec", round_scores(mode_run), tag=tag)
     print(f"searched {len(docs)} passages for {len(queries)} queries in {dt:.1f}s "
           f"({', '.join(runs)}) -> {out / 'runs'}")
     return 0

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from repbench.analysis.perquery import align
-from repbench.analysis.runs import read_qrels_file, read_runs, runs_table
+from repbench.analysis.runs import dataset_name, read_qrels_file, read_runs, runs_table
 from repbench.analysis.significance import significance_table
 from repbench.analysis.summary import format_significance
 from repbench.commands.analyze import add_significance_options
@@ -18,7 +17,8 @@ from repbench.schema.tables import write_significance
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN",
-                        help="TREC run files; the first is the baseline; systems are named by file stem "
+                        help="TREC run files, or NAME=FILE to name one (bm25=runs/bm25.trec, as in `repbench "
+                             "report --run`); the first is the baseline; unnamed runs are named by file stem "
                              "(by file name where two stems coincide)")
     parser.add_argument("--qrels", required=True, help="qrels (TREC 4 columns or BEIR TSV)")
     parser.add_argument("--measure", default="ndcg_cut_10", help="trec_eval measure name (default: ndcg_cut_10)")
@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="minimum grade counted relevant by binary measures (default: 1)")
     parser.add_argument("--format", choices=("text", "csv"), default="text",
                         help="csv prints the significance.csv columns (default: text)")
-    parser.add_argument("--dataset", help="dataset name written into the table's dataset column "
-                                          "(default: the qrels file name without its extensions)")
+    parser.add_argument("--dataset", help="dataset name written into the table's dataset column (default: the "
+                                          "collection's folder for BEIR-layout qrels, <dataset>/qrels/test.tsv, "
+                                          "else the qrels file name without its extensions)")
     parser.add_argument("--out", metavar="FILE", help="also write the table as CSV to FILE (atomically)")
     add_significance_options(parser)
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     aligned = align(tidy, intersect=args.intersect)
     table = significance_table(
         aligned.matrix, baseline=next(iter(runs)), all_pairs=args.all_pairs, measure=args.measure,
-        dataset=args.dataset or Path(args.qrels).name.split(".")[0],
+        dataset=args.dataset or dataset_name(args.qrels),
         test=args.test, correction=args.correction, alpha=args.alpha, n_permutations=args.permutations,
         n_bootstrap=args.bootstrap, seed=args.seed,
     )

@@ -29,7 +29,7 @@ def encode(
     encoder: str | None = None,
     options: EncodeOptions | None = None,
     *,
-    progress: bool = False,
+    progress: bool | Callable[[int], Any] = False,
     step_callback: Callable[[str, int], None] | None = None,
     on_signals: Callable[[list[str], dict[str, np.ndarray]], None] | None = None,
     **fields: Any,
@@ -48,12 +48,13 @@ def encode_ids(
     options: EncodeOptions | None = None,
     *,
     texts: Sequence[str] | None = None,
-    progress: bool = False,
+    progress: bool | Callable[[int], Any] = False,
     step_callback: Callable[[str, int], None] | None = None,
     on_signals: Callable[[list[str], dict[str, np.ndarray]], None] | None = None,
     **fields: Any,
 ) -> Representations:
-    """Encode pre-tokenised texts (see `encode`). `texts` drive the sparse content filter; when omitted
+    """Encode pre-tokenised texts (see `encode`). `progress`: True for a per-text bar, or a callable
+    given the number of texts done after each batch. `texts` drive the sparse content filter; when omitted
     they are decoded from `text_ids`. `step_callback(phase, step)` marks forward steps for the bench.
     `on_signals(ids, arrays)`, when given, receives once, after encoding, the encode-time signals of every
     text in input order (encoders.signals; read off each batch, no extra forward pass)."""
@@ -69,19 +70,25 @@ def encode_ids(
     # Longest first: fewer pad tokens per batch; the original order is restored at the end.
     order = sorted(range(n), key=lambda i: -len(text_ids[i]))
     batches = [order[s: s + opts.batch_size] for s in range(0, n, opts.batch_size)]
-    iterator = batches
-    if progress:
+    bar, update = None, progress if callable(progress) else None
+    if progress is True and n:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(batches, desc=f"{bb.spec.name} {encoder} K={opts.k} {opts.side}", unit="batch")
+        # Per text, with rate and ETA: on a CPU a real collection takes minutes to hours.
+        bar = tqdm(total=n, desc=f"{bb.spec.name} {encoder} K={opts.k} {opts.side}", unit="text")
+        update = bar.update
     parts: list[tuple[list[int], Representations]] = []
     with torch.inference_mode():
-        for batch in iterator:
+        for batch in batches:
             rows = [list(text_ids[i]) for i in batch]
             rep = forward(bb, rows, [texts[i] for i in batch] if texts is not None else None, opts, prep,
                           step_callback)
             rep.ids = [ids[i] for i in batch]
             parts.append((batch, rep))
+            if update is not None:
+                update(len(batch))
+    if bar is not None:
+        bar.close()
     reps = _restore_order(parts, n) if parts else _empty(opts.k, bb.hidden_size)
     if on_signals is not None:
         on_signals(list(ids), concat_signals(prep.signals, np.asarray([i for b in batches for i in b], dtype=np.int64)))

@@ -13,6 +13,7 @@ so a SLURM array task or a Ray task writes its own shards without coordination; 
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -131,6 +132,23 @@ def verify_shard(out: str | Path, index: int, ids: Sequence[str] | None = None, 
     return entry
 
 
+def _counting(encode_fn: EncodeFn, update: Callable[[int], Any]) -> EncodeFn:
+    """`encode_fn` reporting texts done to `update`: per batch when it takes `progress=`, else per shard."""
+    try:
+        per_batch = "progress" in inspect.signature(encode_fn).parameters
+    except (TypeError, ValueError):
+        per_batch = False
+    if per_batch:
+        return lambda ids, texts: encode_fn(ids, texts, progress=update)
+
+    def per_shard(ids: list[str], texts: list[str]) -> Representations:
+        reps = encode_fn(ids, texts)
+        update(len(ids))
+        return reps
+
+    return per_shard
+
+
 def encode_sharded(
     out: str | Path,
     ids: Sequence[str],
@@ -174,13 +192,19 @@ def encode_sharded(
         iterator = []
         if todo:
             run_shards(todo, cfg["options_hash"], store_dtype)
-    elif progress and todo:
+    bar = None
+    if run_shards is None and progress and todo:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(todo, desc=f"shards -> {out}", unit="shard")
+        # Per text, not per shard: a 1,000-text shard on a CPU takes minutes, so a shard bar sits at 0/1.
+        rows = sum(hi - lo for lo, hi in (shard_rows(len(ids), shard_size, i) for i in todo))
+        bar = tqdm(total=rows, desc=f"encode -> {out.name} ({len(todo)} shard(s))", unit="text")
+        encode_fn = _counting(encode_fn, bar.update)
     for i in iterator:
         lo, hi = shard_rows(len(ids), shard_size, i)
         encode_shard(out, i, ids[lo:hi], texts[lo:hi], encode_fn, cfg["options_hash"], store_dtype)
+    if bar is not None:
+        bar.close()
     if all(shard_stem(out, i).with_suffix(".json").exists() for i in range(n_shards)):
         # Every shard was hashed as it was written or resumed, and every read re-checks the sha256, so
         # the bytes are not re-read here (a TB for Dream on MS MARCO; `repbench merge` does it). The

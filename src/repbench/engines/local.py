@@ -38,7 +38,8 @@ class LocalPool:
         self.info: BackboneInfo = self.worker.info()
 
     def rows_encoder(self, encoder: str, options: EncodeOptions) -> Callable[[list[str], list[str]], Representations]:
-        return lambda ids, texts: self.worker.encode_rows(ids, texts, encoder, options)
+        return lambda ids, texts, progress=False: self.worker.encode_rows(ids, texts, encoder, options,
+                                                                          progress=progress)
 
     def shard_runner(self, *_: Any, **__: Any) -> None:
         return None  # encode_sharded's own loop is the local engine

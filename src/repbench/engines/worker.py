@@ -30,7 +30,7 @@ class BackboneRequest:
         from repbench.backbones.loading import resolve_device
 
         device = str(resolve_device(self.device))
-        dtype = self.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+        dtype = self.dtype if self.dtype not in (None, "auto") else ("bfloat16" if device.startswith("cuda") else "float32")
         return load_backbone(self.name, device=device, dtype=dtype, attn=self.attn, path=self.path)
 
 
@@ -72,12 +72,13 @@ class ShardWorker:
         return BackboneInfo.of(self.backbone)
 
     def encode_rows(self, ids: list[str], texts: list[str], encoder: str, options: EncodeOptions,
-                    signals: bool = False) -> Any:
-        """The rows' Representations; with `signals`, (Representations, the encode-time signal arrays)."""
+                    signals: bool = False, progress: Any = False) -> Any:
+        """The rows' Representations; with `signals`, (Representations, the encode-time signal arrays).
+        `progress` is `encode_ids`' (True: a bar; a callable: texts done per batch)."""
         from repbench.encoders import encode
 
         got: list = []
-        reps = encode(self.backbone, texts, ids=ids, encoder=encoder, options=options,
+        reps = encode(self.backbone, texts, ids=ids, encoder=encoder, options=options, progress=progress,
                       on_signals=(lambda _, arrays: got.append(arrays)) if signals else None)
         return (reps, got[0] if got else {}) if signals else reps
 

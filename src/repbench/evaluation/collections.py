@@ -13,8 +13,9 @@ import numpy as np
 
 from repbench.errors import RepbenchError
 from repbench.evaluation.trec import Qrels, read_qrels, require_relevant
-from repbench.io import atomic_write_text, read_texts_jsonl
+from repbench.io import atomic_write_text, read_json, read_texts_jsonl
 
+PROVENANCE_FILE = "repbench_provenance.json"  # beside corpus.jsonl of a generated collection
 
 @dataclass
 class Collection:
@@ -60,6 +61,10 @@ class Collection:
         atomic_write_text(directory / "corpus.jsonl", corpus)
         atomic_write_text(directory / "queries.jsonl", queries)
         atomic_write_text(directory / "qrels" / f"{self.split}.tsv", qrels)
+        if self.info.get("synthetic"):
+            # Provenance travels with the files, so every result made from them (and the report) knows
+            # these are generated numbers, not a real collection's.
+            atomic_write_text(directory / PROVENANCE_FILE, json.dumps(self.info, sort_keys=True) + "\n")
         return directory
 
 
@@ -98,9 +103,12 @@ def load_beir(path: str | os.PathLike, split: str = "test") -> Collection:
     corpus_ids, corpus_texts = read_texts_jsonl(corpus_file)
     query_ids, query_texts = read_texts_jsonl(queries_file)
     qrels = require_relevant(read_qrels(qrels_file), qrels_file)
+    info = read_json(root / PROVENANCE_FILE, "repbench's provenance record") if (root / PROVENANCE_FILE).is_file() \
+        else {}
     return Collection(
         name=root.name, corpus_ids=corpus_ids, corpus_texts=corpus_texts, query_ids=query_ids,
         query_texts=query_texts, qrels=qrels, split=split, source=str(root),
+        info=info if isinstance(info, dict) else {},
     )
 
 

@@ -9,7 +9,10 @@ Accepted, as trec_eval accepts them (``trec_eval -m``):
   ``rbp``, ``rbp_resid`` and ``unj`` are not among them);
 
 and, as repbench always accepted, an output name (``ndcg_cut_10``, ``P_10``, ``iprec_at_recall_0.10``)
-and ``recip_rank_<N>``, reciprocal rank on the top N (MRR@N, method-spec §6.5).
+and ``recip_rank_<N>``, reciprocal rank on the top N (MRR@N, method-spec §6.5); and ir_measures' names
+(``nDCG@10``, ``P@5``, ``R@100``, ``RR@10``, ``AP``, ``AP@100``, ``Success@5``, ``Rprec``, ``Bpref``,
+case-insensitive), translated to the trec_eval measure they compute (``nDCG@10`` is ``ndcg_cut.10``;
+results carry trec_eval's output names).
 
 Parameters are checked here because pytrec_eval's C code crashes the interpreter on some malformed ones
 (e.g. ``ndcg.1``) instead of raising.
@@ -21,7 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from repbench.errors import RepbenchError
+from repbench.errors import RepbenchError, did_you_mean
 
 # How trec_eval takes parameters for each measure (meas_init.c), in trec_eval's print order (measures.c).
 NONE, LONG_CUT, DOUBLE_CUT, DOUBLE_PARAMS, PAIRS = "none", "long_cut", "double_cut", "double_params", "pairs"
@@ -131,18 +134,60 @@ def _split(spec: str) -> tuple[str, str | None]:
         return base, params
     # An output name: the longest base that takes parameters wins ("map_cut_10" is map_cut + 10).
     for base in sorted((b for b in CATALOGUE if CATALOGUE[b][0] != NONE), key=len, reverse=True):
-        if spec.startswith(base + "_") and len(spec) > len(base) + 1:
-            return base, spec[len(base) + 1:]
+        rest = spec[len(base) + 1:]
+        # Output-name parameters start with a number: "ndcg_cut10" is a typo, not ndcg with "cut10".
+        if spec.startswith(base + "_") and rest and (rest[0].isdigit() or rest[0] in ".-+"):
+            return base, rest
     if spec.startswith(_RR_CUT) and len(spec) > len(_RR_CUT):
         return _RR_CUT, spec[len(_RR_CUT):]
     raise _unknown(spec)
 
 
+# ir_measures' names -> (trec_eval spec without a cutoff, trec_eval spec with cutoff N as {n}).
+IR_MEASURES: dict[str, tuple[str | None, str | None]] = {
+    "ndcg": ("ndcg", "ndcg_cut.{n}"), "p": (None, "P.{n}"), "r": (None, "recall.{n}"),
+    "rr": ("recip_rank", "recip_rank_{n}"), "ap": ("map", "map_cut.{n}"), "success": (None, "success.{n}"),
+    "rprec": ("Rprec", None), "bpref": ("bpref", None), "numret": ("num_ret", None), "numrel": ("num_rel", None),
+    "numrelret": ("num_rel_ret", None), "numq": ("num_q", None), "infap": ("infAP", None),
+    # ranx's spellings of the same
+    "mrr": ("recip_rank", "recip_rank_{n}"), "map": ("map", "map_cut.{n}"), "precision": (None, "P.{n}"),
+    "recall": ("recall", "recall.{n}"),
+}
+_IR_NAME = re.compile(r"^(?P<name>[A-Za-z]+)(?P<rel>\([^)]*\))?(?:@(?P<cut>[^@]*))?$")
+EXAMPLE_NAMES = ("ndcg_cut_10", "ndcg_cut.10", "P_10", "P.10", "recall_100", "recall_1000", "recip_rank_10",
+                 "map_cut_10", "success_10", "nDCG@10", "P@10", "R@100", "RR@10", "AP")
+
+
+def from_ir_measures(spec: str) -> str:
+    """The trec_eval spec of an ir_measures name (`nDCG@10` -> `ndcg_cut.10`); other specs unchanged."""
+    if spec in CATALOGUE or spec in NICKNAMES:
+        return spec
+    m = _IR_NAME.match(spec)
+    if not m or m.group("name").lower() not in IR_MEASURES or ("@" not in spec and not m.group("rel")
+                                                                and spec.lower() == spec and spec != "ap"):
+        return spec
+    plain, cut = IR_MEASURES[m.group("name").lower()]
+    if m.group("rel"):
+        raise _bad(spec, "a per-measure relevance level is not supported; use -l N (--relevance-level) for all")
+    n = m.group("cut")
+    if n is None:
+        if plain is None:
+            raise _bad(spec, f"{m.group('name')} needs a cutoff, e.g. {m.group('name')}@10")
+        return plain
+    if cut is None:
+        raise _bad(spec, f"{m.group('name')} takes no cutoff")
+    if not n.isdigit() or int(n) < 1:
+        raise _bad(spec, "the cutoff after @ must be a positive integer")
+    return cut.format(n=int(n))
+
+
 def _unknown(spec: str) -> RepbenchError:
     hint = " (a parametrised measure such as P.5,10 goes in one -m, one per flag)" if spec[:1].isdigit() else ""
+    hint = hint or did_you_mean(spec, [*CATALOGUE, *NICKNAMES, *EXAMPLE_NAMES])
     return RepbenchError(
         f"unknown measure {spec!r}{hint}; use trec_eval names (map, P.5,10, ndcg_cut.10, ndcg_cut_10, "
-        f"recall_1000, recip_rank, utility.2,-1,0,0, all_trec, ...) or recip_rank_<N> for MRR@N"
+        f"recall_1000, recip_rank, utility.2,-1,0,0, all_trec, ...), recip_rank_<N> for MRR@N, or ir_measures "
+        "names (nDCG@10, P@5, R@100, RR@10, AP)"
     )
 
 
@@ -160,7 +205,7 @@ def resolve(specs: Iterable[str], text: bool = True) -> list[Measure]:
         raise RepbenchError("no measures requested")
     wanted: list[tuple[str, str | None]] = []  # (base, params) in request order
     for spec in specs:
-        spec = spec.strip()
+        spec = from_ir_measures(spec.strip())
         if spec in NICKNAMES:
             wanted += [(b, None) for b in NICKNAMES[spec] if text or (b not in TEXT and b != "num_q")]
             continue

@@ -28,7 +28,7 @@ from repbench.errors import RepbenchError
 from repbench.evaluation.measures import COUNTS, GEOMETRIC, MIN_GEO_MEAN, Measure, resolve
 from repbench.retrieval.ranking import trec_order
 
-DEFAULT_MEASURES: tuple[str, ...] = ("ndcg_cut_10", "recip_rank_10", "recall_100", "recall_1000")
+DEFAULT_MEASURES: tuple[str, ...] = ("ndcg_cut_10", "recip_rank_10", "map", "recall_100", "recall_1000")
 
 
 class MissingQueriesWarning(UserWarning):

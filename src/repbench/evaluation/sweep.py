@@ -111,7 +111,9 @@ def parse_ks(text: str, option: str = "K") -> list[int]:
 
 
 def run_file_name(system: str) -> str:
-    return system.replace("/", "__") + ".trec"
+    """`backbone/encoder/qKpK/mode` as a file name: '/' -> '__', and no ':' (variant names such as
+    `:bidirectional`), which Windows, scp and make all read as something else."""
+    return system.replace("/", "__").replace(":", "_") + ".trec"
 
 
 def _reports_signals(encode_fn: EncodeFn) -> bool:
@@ -333,7 +335,7 @@ def _write_cell(out: Path, config: SweepConfig, kq: int, kp: int, cell_file: Pat
     # The runs first, the cell file last: its presence marks the cell done.
     for mode, run in runs.items():
         system = system_name(config.backbone, config.encoder, kq, kp, mode)
-        write_run(out / "runs" / run_file_name(system), run, tag=mode)
+        write_run(out / "runs" / run_file_name(system), run, tag=system)  # the tag names the whole system
     write_per_query(cell_file, table)
 
 

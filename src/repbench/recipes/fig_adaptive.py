@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from repbench.report import adaptive, inputs, style
+from repbench.report import adaptive, inputs, provenance, style
 
 KIND, SECTION, TITLE = "figure", "Oracle K", "Adaptive K per query (cross-validated)"
 INPUTS = ("adaptive",)
@@ -10,5 +10,5 @@ INPUTS = ("adaptive",)
 
 def run(results: Path, out: Path) -> list[Path]:
     table = inputs.require(inputs.load_csv_kind(results, "adaptive"), "adaptive", results)
-    fig, caption = adaptive.adaptive_figure(table)
+    fig, caption = adaptive.adaptive_figure(table, provenance.synthetic_datasets(results))
     return style.save_figure(fig, out, "fig_adaptive", caption)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from repbench.report import adaptive, inputs, style
+from repbench.report import adaptive, inputs, provenance, style
 
 KIND, SECTION, TITLE = "figure", "Oracle K", "Distribution of the optimal K per query"
 INPUTS = ("oracle_k",)
@@ -10,5 +10,5 @@ INPUTS = ("oracle_k",)
 
 def run(results: Path, out: Path) -> list[Path]:
     table = inputs.require(inputs.load_csv_kind(results, "oracle_k"), "oracle_k", results)
-    fig, caption = adaptive.optimal_k_distribution(table)
+    fig, caption = adaptive.optimal_k_distribution(table, provenance.synthetic_datasets(results))
     return style.save_figure(fig, out, "fig_oracle_k_distribution", caption)

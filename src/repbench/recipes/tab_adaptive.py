@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from repbench.report import adaptive, inputs, latex
+from repbench.report import adaptive, inputs, latex, provenance
 
 KIND, SECTION, TITLE = "table", "Oracle K", "Adaptive K per query"
 INPUTS = ("adaptive",)
@@ -10,4 +10,4 @@ INPUTS = ("adaptive",)
 
 def run(results: Path, out: Path) -> list[Path]:
     table = inputs.require(inputs.load_csv_kind(results, "adaptive"), "adaptive", results)
-    return latex.write_table(adaptive.adaptive_table(table), out, "tab_adaptive")
+    return latex.write_table(adaptive.adaptive_table(table, provenance.synthetic_datasets(results)), out, "tab_adaptive")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from repbench.report import inputs, latex, tables
+from repbench.report import inputs, latex, provenance, tables
 
 KIND, SECTION, TITLE = "table", "Effectiveness", "Effectiveness by dataset and system"
 INPUTS = ("effectiveness",)  # optional: significance.csv; repbench/recipes/paper/{model_card,promptreps_nfcorpus}.csv
@@ -17,4 +17,6 @@ def run(results: Path, out: Path) -> list[Path]:
             if f is not None]
     paper = pd.concat(refs, ignore_index=True) if refs else None
     table = tables.effectiveness_table(means, significance, paper)
+    table.caption.append(provenance.provenance_note(means["dataset"], means["backbone"],
+                                                    provenance.synthetic_datasets(results)))
     return latex.write_table(table, out, "tab_effectiveness")

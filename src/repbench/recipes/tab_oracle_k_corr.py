@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from repbench.report import adaptive, inputs, latex
+from repbench.report import adaptive, inputs, latex, provenance
 
 KIND, SECTION, TITLE = "table", "Oracle K", "Optimal K vs difficulty and length"
 INPUTS = ("oracle_k_corr",)
@@ -10,4 +10,4 @@ INPUTS = ("oracle_k_corr",)
 
 def run(results: Path, out: Path) -> list[Path]:
     table = inputs.require(inputs.load_csv_kind(results, "oracle_k_corr"), "oracle_k_corr", results)
-    return latex.write_table(adaptive.correlation_table(table), out, "tab_oracle_k_corr")
+    return latex.write_table(adaptive.correlation_table(table, provenance.synthetic_datasets(results)), out, "tab_oracle_k_corr")

@@ -8,13 +8,17 @@ import pandas as pd
 from repbench.report import style
 from repbench.report.inputs import SkipRecipe
 from repbench.report.latex import Cell, Table
+from repbench.report.provenance import provenance_note
 from repbench.report.tables import measure_name, pick_measure
 
 SYSTEM_KEYS = ["dataset", "backbone", "encoder"]
 SELECTOR_NAMES = {"fixed_cv": "fixed (CV)", "threshold": "threshold rule", "logistic": "logistic regression",
                   "gbt": "boosted trees"}
-DEMO_NOTE = ("On the demo the backbones are SmolLM2-135M (autoregressive) and the same weights read "
-             "bidirectionally: neither is a trained diffusion LM.")
+
+
+def _note(frame: pd.DataFrame, synthetic: dict | None) -> str:
+    """The provenance sentences for the datasets and backbones this figure or table shows."""
+    return provenance_note(frame["dataset"], frame["backbone"], synthetic or {})
 
 
 def _ci(m: float, lo: float, hi: float) -> str:
@@ -44,7 +48,7 @@ def _option_label(r) -> str:
     return "grid"
 
 
-def adaptive_table(adaptive: pd.DataFrame) -> Table:
+def adaptive_table(adaptive: pd.DataFrame, synthetic: dict | None = None) -> Table:
     measure = pick_measure(adaptive["measure"])
     data = _widest_scope(adaptive[(adaptive["measure"] == measure) & (adaptive["selector"] != "fixed_cv")])
     if data.empty:
@@ -54,7 +58,10 @@ def adaptive_table(adaptive: pd.DataFrame) -> Table:
                "oracle [95% CI]", "gap closed", "p (Holm)"]
     rows = []
     for _, r in data.iterrows():
-        closed = "--" if pd.isna(r["gap_closed"]) else f"{100 * r['gap_closed']:.0f}%"
+        # Older adaptive.csv files computed it for any positive gap: also require the oracle's CI to clear
+        # the fixed cell's mean.
+        shown = not pd.isna(r["gap_closed"]) and r["oracle_ci_low"] > r["best_mean"]
+        closed = f"{100 * r['gap_closed']:.0f}%" if shown else "--"
         rows.append([Cell(str(r["dataset"])), Cell(f"{r['backbone']}/{r['encoder']}/{r['mode']}"),
                      Cell(_option_label(r)), Cell(SELECTOR_NAMES.get(r["selector"], r["selector"])),
                      Cell(str(int(r["n"]))),
@@ -68,12 +75,13 @@ def adaptive_table(adaptive: pd.DataFrame) -> Table:
                f"mean {measure_name(measure)} with 95% bootstrap CIs. Each query is scored by a selector fitted on "
                "the other folds only, from encode-time signals of the query; the best fixed cell and the oracle are "
                "chosen on all queries (optimistic). Gap closed = (adaptive - fixed) / (oracle - fixed). p: paired "
-               "test against the best fixed cell, Holm-adjusted across datasets; bold = significant gain. "
-               + DEMO_NOTE + " (applies when the dataset is the demo's synthetic one)"]
+               "test against the best fixed cell, Holm-adjusted across datasets; bold = significant gain. Gap closed is "
+               "shown only where the oracle's lead over the fixed cell exceeds its 95% CI ('--' otherwise: a share "
+               "of a gap indistinguishable from 0 is not a finding)." + _note(data, synthetic)]
     return Table(columns=columns, rows=rows, caption=caption, label="tab:adaptive", align="llllrrlrrrr")
 
 
-def adaptive_figure(adaptive: pd.DataFrame):
+def adaptive_figure(adaptive: pd.DataFrame, synthetic: dict | None = None):
     measure = pick_measure(adaptive["measure"])
     data = _widest_scope(adaptive[adaptive["measure"] == measure])
     systems = list(data.groupby(SYSTEM_KEYS, sort=True))[:6]
@@ -113,8 +121,8 @@ def adaptive_figure(adaptive: pd.DataFrame):
     style.legend_below(fig, axes, ncol=min(len(series), 5))
     caption = (f"Adaptive K per query (cross-validated selectors) vs the best fixed cell and the oracle, mean "
                f"{measure_name(measure)} with 95% bootstrap CIs, over the widest option set (the (K_q, K_p) grid "
-               "where swept). The oracle is an optimistic upper bound selected on the test queries. " + DEMO_NOTE
-               + " (for the demo's synthetic dataset)")
+               "where swept). The oracle is an optimistic upper bound selected on the test queries."
+               + _note(data, synthetic))
     return fig, caption
 
 
@@ -127,7 +135,7 @@ def _panels(optimal: pd.DataFrame) -> pd.DataFrame:
     return kq[kq["fixed_k"] == keep]
 
 
-def optimal_k_distribution(optimal: pd.DataFrame):
+def optimal_k_distribution(optimal: pd.DataFrame, synthetic: dict | None = None):
     measure = pick_measure(optimal["measure"])
     data = _panels(optimal[optimal["measure"] == measure])
     systems = list(data.groupby(SYSTEM_KEYS, sort=True))[:6]
@@ -153,11 +161,11 @@ def optimal_k_distribution(optimal: pd.DataFrame):
     style.legend_below(fig, axes, ncol=3)
     caption = (f"Distribution of the optimal K_q per query on {measure_name(measure)} (the per-query oracle's "
                "pick; ties go to the cheapest cell). Hatched: queries whose cells all tie (often all zero), which "
-               "the tie rule sends to the smallest K. " + DEMO_NOTE + " (for the demo's synthetic dataset)")
+               "the tie rule sends to the smallest K." + _note(data, synthetic))
     return fig, caption
 
 
-def optimal_k_scatter(optimal: pd.DataFrame):
+def optimal_k_scatter(optimal: pd.DataFrame, synthetic: dict | None = None):
     measure = pick_measure(optimal["measure"])
     data = _panels(optimal[optimal["measure"] == measure])
     panels = list(data.groupby(SYSTEM_KEYS, sort=True))[:6]
@@ -178,11 +186,11 @@ def optimal_k_scatter(optimal: pd.DataFrame):
     style.legend_below(fig, axes, ncol=3)
     caption = (f"Optimal K_q per query against query difficulty ({measure_name(measure)} under the best fixed "
                "cell, or the baseline run given to repbench adapt), jittered vertically. Spearman correlations with "
-               "bootstrap CIs are in the table. " + DEMO_NOTE + " (for the demo's synthetic dataset)")
+               "bootstrap CIs are in the table." + _note(data, synthetic))
     return fig, caption
 
 
-def correlation_table(corr: pd.DataFrame) -> Table:
+def correlation_table(corr: pd.DataFrame, synthetic: dict | None = None) -> Table:
     measure = pick_measure(corr["measure"])
     data = corr[(corr["measure"] == measure) & (corr["scope"] == "kq") & (corr["target"] == "k_q")
                 & (corr["subset"] == "all")]
@@ -207,5 +215,5 @@ def correlation_table(corr: pd.DataFrame) -> Table:
                ") and with query length (text tokens), 95% percentile bootstrap CIs over queries; -- = undefined "
                "(a constant variable). All queries; oracle_k_corr.csv also has the subset without all-tied "
                "queries. Difficulty under the best fixed cell is not independent of the optimum (that cell is one "
-               "of the options); a baseline run (e.g. BM25) gives an independent one. " + DEMO_NOTE + " (for the demo's synthetic dataset)"]
+               "of the options); a baseline run (e.g. BM25) gives an independent one." + _note(data, synthetic)]
     return Table(columns=columns, rows=rows, caption=caption, label="tab:oracle-k-corr", align="llrrrr")

@@ -22,7 +22,7 @@ from repbench.errors import RepbenchError
 from repbench.io import atomic_write_json, atomic_write_text
 from repbench.report import latex, pdf_pages
 from repbench.report.inputs import INPUT_DESCRIPTIONS, SkipRecipe, available_inputs
-from repbench.report.provenance import environment_lines
+from repbench.report.provenance import demo_banner, environment_lines, synthetic_datasets
 
 SECTIONS = ("Effectiveness", "Latency", "Oracle K", "Memory and energy")
 
@@ -95,7 +95,25 @@ def missing_inputs(recipe: Recipe, found: dict[str, list[Path]]) -> list[str]:
     return [kind for kind in recipe.inputs if not found.get(kind)]
 
 
-def build_report(results: Path, out: Path, compile_pdf: bool = True, recipes: Path | None = None) -> dict:
+def _external_runs(results: Path, out: Path, runs: dict[str, str] | None, qrels: Path | None,
+                   dataset: str | None) -> None:
+    """Evaluate `runs` into out/external/per_query.csv, or remove a previous report's table when none."""
+    from repbench.report import external
+
+    if not runs:
+        (out / external.EXTERNAL_FILE).unlink(missing_ok=True)
+        return
+    from repbench.evaluation.metrics import DEFAULT_MEASURES
+    from repbench.report.inputs import sweep_per_query
+
+    swept = sweep_per_query(results)
+    measures = list(dict.fromkeys(swept["measure"])) if swept is not None else list(DEFAULT_MEASURES)
+    external.write_external(out, external.evaluate_runs(runs, results, measures, qrels, dataset))
+
+
+def build_report(results: Path, out: Path, compile_pdf: bool = True, recipes: Path | None = None,
+                 runs: dict[str, str] | None = None, run_qrels: Path | None = None,
+                 run_dataset: str | None = None) -> dict:
     """Run every recipe, write out/report.tex (and report.md) and report.pdf: compiled by pdflatex when it
     exists, else laid out by matplotlib (pdf_pages) from the same sections, figures and tables.
 
@@ -107,12 +125,14 @@ def build_report(results: Path, out: Path, compile_pdf: bool = True, recipes: Pa
     if not results.is_dir():
         raise RepbenchError(f"results directory {results} does not exist")
     out.mkdir(parents=True, exist_ok=True)
+    _external_runs(results, out, runs, run_qrels, run_dataset)
     found = available_inputs(results)
     produced: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}
     failed: dict[str, str] = {}
     sections = {name: latex.Section(name) for name in SECTIONS}
-    md_parts: list[str] = [f"# repbench report\n\nFrom `{results}`.\n"]
+    banner = demo_banner(synthetic_datasets(results))
+    md_parts: list[str] = ["# repbench report\n\n" + (f"> **{banner}**\n\n" if banner else "") + f"From `{results}`.\n"]
     all_recipes = discover_recipes(recipes)
     for recipe in all_recipes:
         missing = missing_inputs(recipe, found)
@@ -149,7 +169,8 @@ def build_report(results: Path, out: Path, compile_pdf: bool = True, recipes: Pa
              "(the paper tables shipped in repbench/recipes/paper/*.csv, or <results>/paper/, each with its source)."]
     environment = environment_lines(results)
     shown = [s for s in sections.values() if s.figures or s.tables]
-    tex = atomic_write_text(out / "report.tex", latex.document("repbench report", intro, shown, notes, environment))
+    tex = atomic_write_text(out / "report.tex", latex.document("repbench report", intro, shown, notes, environment,
+                                                               banner=banner))
     markdown = atomic_write_text(out / "report.md", "\n".join(md_parts + (
         ["## Environment\n", *[f"- {line}" for line in environment], ""] if environment else []) + (
         ["## Skipped\n", *[f"- {n}" for n in notes], ""] if notes else [])))
@@ -157,7 +178,8 @@ def build_report(results: Path, out: Path, compile_pdf: bool = True, recipes: Pa
     if not compile_pdf:
         message = "PDF not requested (--no-pdf)"
     elif not latex.pdflatex_available():
-        pdf, pages = pdf_pages.render_pdf(out / "report.pdf", "repbench report", intro, shown, notes, environment)
+        pdf, pages = pdf_pages.render_pdf(out / "report.pdf", "repbench report", intro, shown, notes, environment,
+                                          banner=banner)
         engine = "matplotlib"
         message = (f"pdflatex not found: {pdf} laid out with matplotlib ({pages} pages); for the LaTeX version "
                    "install texlive-latex-base texlive-latex-recommended")
@@ -166,6 +188,6 @@ def build_report(results: Path, out: Path, compile_pdf: bool = True, recipes: Pa
         message = f"compiled {pdf}"
     summary = {"produced": produced, "skipped": skipped, "failed": failed, "tex": str(tex),
                "markdown": str(markdown), "pdf": str(pdf) if pdf else None, "pdf_engine": engine,
-               "pdf_pages": pages, "pdf_message": message}
+               "pdf_pages": pages, "pdf_message": message, "banner": banner}
     atomic_write_json(out / "report.json", summary)
     return summary

@@ -141,6 +141,7 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
     fig, axes = style.subplots(ncols, nrows)
     flat = list(axes.flat)
     multi_ks = set()
+    overlaid = False  # the caption names only the markers actually drawn
     for ax, ((dev, bb), grp) in zip(flat, groups, strict=False):
         mk = _multi_k(grp["k"])
         for enc, egrp in grp.groupby("encoder"):
@@ -155,8 +156,9 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
             for variant, ls in (("single", "-"), ("multi", "--")):
                 r = ref[ref["variant"] == variant].sort_values("input_tokens")
                 if len(r):
-                    ax.plot(r["input_tokens"], r["latency_ms"], color=style.PAPER_COLOUR, ls=ls, marker="o",
-                            mfc="white", label=f"paper H100 {'K=1' if variant == 'single' else 'multi'}")
+                    overlaid = True
+                    ax.plot(r["input_tokens"], r["latency_ms"], ls=ls, marker="o", **style.PAPER_OVERLAY,
+                            label=f"paper H100 {'K=1' if variant == 'single' else 'multi'}")
         ax.set_title(bb.replace(":", ":\n", 1) + (f" ({dev})" if multi_device else ""))  # long variant names wrap
         ax.set_xlabel("input length (tokens)")
         ax.set_ylabel("encoding latency (ms/query)")
@@ -168,8 +170,10 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
         for (bb, enc, variant), r in paper.groupby(["backbone", "encoder", "variant"]):
             r = r.sort_values("input_tokens")
             ls = "-" if variant == "single" else "--"
-            ax.plot(r["input_tokens"], r["latency_ms"], color=style.encoder_colour(enc), marker=pmarkers[bb],
-                    ls=ls, label=f"paper {PAPER_NAMES.get(bb, bb)} {r['k_label'].iloc[0]}")
+            panel = {**style.PAPER_PANEL, "color": style.encoder_colour(enc)}
+            ax.plot(r["input_tokens"], r["latency_ms"], marker=pmarkers[bb], ls=ls,
+                    **{k: v for k, v in panel.items() if v is not None},
+                    label=f"paper {PAPER_NAMES.get(bb, bb)} {r['k_label'].iloc[0]}")
         ax.set_title("paper (H100, 7-8B, batch 1)")
         ax.set_xlabel("input length (tokens)")
         ax.set_ylabel("encoding latency (ms/query)")
@@ -184,8 +188,10 @@ def latency_vs_length(cells: pd.DataFrame, paper: pd.DataFrame | None):
     caption = (f"Encoding latency vs input length on {devices}, batch size {batch}: single representation (K=1, "
                f"solid) vs multi (K={', '.join(str(k) for k in sorted(multi_ks)) or '-'}, dashed), median ms per "
                "query with 95% bootstrap CI bands. "
-               + ("The last panel and grey open markers are the paper's H100 readings (repbench/recipes/paper, "
-                  "method-spec §8; multi = K=4 for AR, (K_q*, K_p*) for diffusion)." if paper is not None else "")
+               + ("The " + (f"{style.describe_markers(style.PAPER_OVERLAY)} in the measured panels and the "
+                            if overlaid else "") + f"{style.describe_markers(style.PAPER_PANEL)} in the last panel "
+                  "are the paper's H100 readings (repbench/recipes/paper; multi = K=4 for AR, (K_q*, K_p*) for "
+                  "diffusion)." if paper is not None else "")
                + noise.caption(measured))
     return fig, caption
 
@@ -210,8 +216,8 @@ def search_latency(cells: pd.DataFrame, paper: pd.DataFrame | None):
         if paper is not None:
             for i, (series, r) in enumerate(paper.groupby("series", sort=False)):
                 r = r.sort_values("index_size")
-                ax.plot(r["index_size"], r["latency_ms"], color=style.PAPER_COLOUR, ls=kp_ls[int(r["k_p"].iloc[0])],
-                        marker=style.marker_for(i + 1), mfc="white", label=f"paper H100: {series}")
+                ax.plot(r["index_size"], r["latency_ms"], ls=kp_ls[int(r["k_p"].iloc[0])],
+                        marker=style.marker_for(i + 1), **style.PAPER_OVERLAY, label=f"paper H100: {series}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"query batch {int(b)}")
@@ -224,7 +230,8 @@ def search_latency(cells: pd.DataFrame, paper: pd.DataFrame | None):
     devices = ", ".join(sorted(cells["device_label"].unique()))
     caption = (f"Search latency vs index size (log-log) on {devices}: exact search, median ms per query with 95% "
                "bootstrap CI bands, one line per score mode and K_p (line style)."
-               + (" Grey open markers: the paper's H100 readings (method-spec §8)." if paper is not None else "")
+               + (f" {style.describe_markers(style.PAPER_OVERLAY).capitalize()}: the paper's H100 readings."
+                  if paper is not None else "")
                + noise.caption(shown))
     return fig, caption
 
@@ -293,7 +300,7 @@ def teaser(points: pd.DataFrame, how: str, measure: str, device: str, paper: pd.
         marker, _ = styles[bb]
         bad = (grp["noisy_cells"] != "").to_numpy()
         ax.plot(grp["latency_ms"], grp["value"], color=style.encoder_colour(enc), marker=marker, ls="-",
-                label=f"{bb} / {enc}", markevery=[int(i) for i in np.flatnonzero(~bad)])
+                label=f"measured: {bb} / {enc}", markevery=[int(i) for i in np.flatnonzero(~bad)])
         noise.draw_hollow(ax, grp[bad], "latency_ms", "value", style.encoder_colour(enc), marker)
         for _, r in grp[grp["variant"] == "multi"].iterrows():
             ax.annotate(f"({r['k_q']},{r['k_p']})", (r["latency_ms"], r["value"]), textcoords="offset points",
@@ -332,21 +339,33 @@ def teaser(points: pd.DataFrame, how: str, measure: str, device: str, paper: pd.
     return fig, caption
 
 
-def memory_kind(cells: pd.DataFrame) -> tuple[str, str]:
-    """Axis label and caption note for `peak_memory_bytes`, which means different things per device."""
-    kinds = set(cells.get("peak_memory_kind", pd.Series(dtype=object)).dropna().astype(str))
-    if kinds == {"process_peak_rss"}:
-        return ("process peak RSS", "On CPU the figure is the process's peak resident set size, which only grows "
-                "during a run, so it bounds rather than isolates each cell's memory.")
-    if kinds == {"torch_max_memory_allocated"}:
-        return "peak GPU memory allocated", "GPU memory is torch.cuda.max_memory_allocated, reset per cell."
-    return "peak memory", ""
+def cell_peak_mib(cells: pd.DataFrame) -> pd.Series:
+    """Each cell's own peak memory in MiB (`cell_peak_memory_bytes`: its weights plus what its pass added),
+    NaN where the cell's peak was not isolated: a process-wide peak (older bench JSONs) is never read as a
+    cell's, since it holds every backbone loaded earlier in the session."""
+    return pd.to_numeric(cells.get("cell_peak_memory_bytes", pd.Series(index=cells.index, dtype=float)),
+                         errors="coerce") / 2**20
+
+
+def memory_note(cells: pd.DataFrame) -> str:
+    """What the memory numbers are, and which cells have none because their peak could not be isolated."""
+    mib = cell_peak_mib(cells)
+    text = ("Peak memory per cell: the backbone's weights plus the growth of the resident set (CPU, peak RSS "
+            "reset before the pass) or of torch's allocated memory (GPU) over a pass separate from timing; memory "
+            "that other backbones loaded in the same session hold is not counted.")
+    missing = cells[mib.isna()]
+    if len(missing):
+        names = sorted({f"{r['backbone']}/{r['encoder']}" for _, r in missing.iterrows()})
+        text += (f" Not isolated, so not shown: {len(missing)} cell(s) ({', '.join(names[:4])}"
+                 f"{', ...' if len(names) > 4 else ''}) whose file records only a process-wide peak.")
+    return text
 
 
 def memory_energy_vs_k(cells: pd.DataFrame):
-    """Peak memory (and energy per query where measured) vs K, one line per backbone/encoder."""
+    """Per-cell peak memory (and energy per query where measured) vs K, one line per backbone/encoder."""
     cells = cells[cells["input_tokens"].notna()].copy()
-    cells["peak_mib"] = pd.to_numeric(cells["peak_memory_bytes"], errors="coerce") / 2**20
+    note = memory_note(cells)
+    cells["peak_mib"] = cell_peak_mib(cells)
     cells["energy"] = pd.to_numeric(cells["energy_j_per_query"], errors="coerce")
     cells = cells[cells["peak_mib"].notna() | cells["energy"].notna()]
     if cells.empty:
@@ -356,8 +375,8 @@ def memory_energy_vs_k(cells: pd.DataFrame):
     length = 128 if 128 in lengths else lengths[len(lengths) // 2]
     cells = cells[cells["input_tokens"] == length]
     has_energy = cells["energy"].notna().any()
-    mem_label, mem_note = memory_kind(cells)
-    panels = [("peak_mib", f"{mem_label} (MiB)")] + ([("energy", "energy (J/query)")] if has_energy else [])
+    panels = ([("peak_mib", "cell peak memory (MiB)")] if cells["peak_mib"].notna().any() else []) + (
+        [("energy", "energy (J/query)")] if has_energy else [])
     fig, axes = style.subplots(len(panels))
     styles = _backbone_styles(cells["backbone"])
     multi_device = cells["device_label"].nunique() > 1
@@ -375,6 +394,6 @@ def memory_energy_vs_k(cells: pd.DataFrame):
     style.legend_below(fig, axes, ncol=2)
     devices = ", ".join(sorted(cells["device_label"].unique()))
     caption = (f"Peak memory{' and energy per query' if has_energy else ''} vs K on {devices} at input length "
-               f"{int(length)} tokens, batch size {batch} (measured in passes separate from timing). {mem_note}"
+               f"{int(length)} tokens, batch size {batch}. {note}"
                + ("" if has_energy else " Energy was not measured on this device (no NVML energy counter)."))
     return fig, caption

@@ -80,6 +80,21 @@ def _load_csvs(fingerprint: tuple, kind: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def sweep_per_query(results: Path) -> pd.DataFrame | None:
+    """Every per_query.csv under `results`, one row per (cell, mode, query, measure) (a table found twice
+    counts once), with `system` (backbone/encoder/qK_qpK_p/mode) and `mode_order` (the registry's)."""
+    frame = load_csv_kind(results, "per_query")
+    if frame is None:
+        return None
+    keys = ["dataset", "backbone", "encoder", "k_q", "k_p", "mode", "qid", "measure"]
+    frame = frame.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
+    frame["k_q"], frame["k_p"] = frame["k_q"].astype(int), frame["k_p"].astype(int)
+    frame["qid"], frame["dataset"] = frame["qid"].astype(str), frame["dataset"].astype(str)
+    frame["system"] = system_names(frame)
+    frame["mode_order"] = frame["mode"].map({m: i for i, m in enumerate(MODES)}).fillna(len(MODES))
+    return frame
+
+
 def effectiveness_means(results: Path) -> pd.DataFrame | None:
     """Mean per (dataset, system, measure): summary.csv when present, else computed from per_query.csv."""
     summary = load_csv_kind(results, "summary")
@@ -134,7 +149,8 @@ def _bench_table(fingerprint: tuple) -> pd.DataFrame:
     for path, _, _ in fingerprint:
         rows += _bench_rows(Path(path))
     frame = pd.DataFrame(rows)
-    for col in ("family", "input_tokens", "batch_size", "peak_memory_bytes", "energy_j_per_query",
+    for col in ("family", "input_tokens", "batch_size", "peak_memory_bytes", "cell_peak_memory_bytes",
+                "energy_j_per_query",
                 "index_size", "k_p", "mode", "query_batch", "reason", "dtype", "device"):
         if col not in frame.columns:
             frame[col] = None

@@ -148,8 +148,10 @@ class Section:
 
 
 def document(title: str, intro: list[str], sections: list[Section], skipped: list[str],
-             environment: list[str] = ()) -> str:
+             environment: list[str] = (), banner: str | None = None) -> str:
     lines = [PREAMBLE, rf"\title{{{escape(title)}}}", r"\date{}", r"\begin{document}", r"\maketitle"]
+    if banner:  # what the numbers are and are not, before anything else on page 1
+        lines.append(rf"\noindent\fbox{{\parbox{{\dimexpr\linewidth-2\fboxsep-2\fboxrule}}{{\textbf{{{escape(banner)}}}}}}}" + "\n")
     lines += [escape(p) + "\n" for p in intro]
     for sec in sections:
         lines.append(rf"\section{{{escape(sec.title)}}}")

@@ -46,11 +46,12 @@ class _Page:
         self.fig.text(0.5, 0.025, str(number), ha="center", va="center", fontsize=7, color="0.4")
 
     def text(self, text: str, size: float = BODY_PT, weight: str = "normal", gap: float = 0.35,
-             width: int = CHARS_PER_LINE) -> None:
+             width: int = CHARS_PER_LINE, boxed: bool = False) -> None:
         scale = size / BODY_PT
         lines = _wrap(text, int(width / scale))
+        box = {"boxstyle": "square,pad=0.6", "facecolor": "#fff3cd", "edgecolor": "#b00000", "linewidth": 1.2}
         self.fig.text(LEFT, self.y, "\n".join(lines), ha="left", va="top", fontsize=size, weight=weight,
-                      linespacing=1.3)
+                      linespacing=1.3, bbox=box if boxed else None)
         self.y -= LINE_FRAC * scale * (len(lines) + gap)
 
     def room(self) -> float:
@@ -142,7 +143,7 @@ def _figure(page: _Page, png: Path, label: str, caption: str, size: tuple[float,
 
 
 def render_pdf(path: Path, title: str, intro: list[str], sections: list[Section], skipped: list[str],
-               environment: list[str], base: Path | None = None) -> tuple[Path, int]:
+               environment: list[str], base: Path | None = None, banner: str | None = None) -> tuple[Path, int]:
     """Write the report to `path` (atomically); returns (path, page count).
 
     Section figure and table paths are relative to `base` (default: the PDF's directory), as in report.tex.
@@ -170,6 +171,8 @@ def render_pdf(path: Path, title: str, intro: list[str], sections: list[Section]
 
         page = new_page()
         page.text(title, size=16, weight="bold", gap=0.8)
+        if banner:  # what the numbers are and are not, first on page 1
+            page.text(banner, size=9.5, weight="bold", gap=2.0, width=CHARS_PER_LINE - 8, boxed=True)
         for para in intro:
             page.text(para, gap=0.8)
         page.text("Typeset without pdflatex: figures are the recipes' PNGs, tables their Markdown form; "

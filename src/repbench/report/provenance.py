@@ -100,3 +100,47 @@ def load_statement(cells: pd.DataFrame) -> str:
         text += (" Above the core count, other processes competed for the CPU, so run-to-run contention can "
                  "exceed the within-cell CIs.")
     return text
+
+
+def synthetic_datasets(results: Path) -> dict[str, dict[str, Any]]:
+    """Dataset name -> its generator record, for the datasets the sweeps under `results` read from a
+    generated collection (metadata.json: collection.info.synthetic, written by `synthetic_collection`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in find_named(Path(results), "metadata.json"):
+        header = _header(path)
+        collection = header.get("collection") if header else None
+        if isinstance(collection, dict) and isinstance(collection.get("info"), dict):
+            record = collection["info"].get("synthetic")
+            if isinstance(record, dict) and collection.get("name"):
+                out[str(collection["name"])] = record
+    return out
+
+
+def provenance_note(datasets: Any, backbones: Any, synthetic: dict[str, dict[str, Any]]) -> str:
+    """What the shown numbers are, from what is shown: a sentence for each generated dataset among
+    `datasets` and for each backbone that is an ablation rather than a trained model; '' for real data
+    and real models (a real collection's caption never says "synthetic")."""
+    parts = []
+    for name in sorted({str(d) for d in datasets} & set(synthetic)):
+        rec = synthetic[name]
+        size = (f" of {rec['n_docs']} documents and {rec['n_queries']} queries, seed {rec['seed']}"
+                if {"n_docs", "n_queries", "seed"} <= set(rec) else "")
+        parts.append(f"Dataset '{name}' is repbench's generated demo collection{size} (planted relevant "
+                     "documents): its numbers show the machinery, not retrieval quality on real data.")
+    ablations = sorted({str(b) for b in backbones if str(b).endswith(":bidirectional")})
+    if ablations:
+        parts.append(f"{', '.join(ablations)}: autoregressive weights read bidirectionally, a parallel-readout "
+                     "ablation, not a trained diffusion LM.")
+    return (" " + " ".join(parts)) if parts else ""
+
+
+def demo_banner(synthetic: dict[str, dict[str, Any]]) -> str | None:
+    """The first thing the PDF says when any result comes from a generated collection."""
+    if not synthetic:
+        return None
+    names = ", ".join(f"'{n}'" for n in sorted(synthetic))
+    return (f"DEMO DATA. The effectiveness, oracle-K and adaptive-K numbers of dataset(s) {names} come from "
+            "repbench's seeded synthetic collection (a few dozen generated documents with planted relevant "
+            "ones), encoded by small CPU models. They show that the pipeline runs end to end; they are NOT "
+            "measurements of retrieval quality on a real collection, and NOT the paper's models or findings. "
+            "Latency figures are this machine's.")

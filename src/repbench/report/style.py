@@ -88,3 +88,19 @@ def save_figure(fig, out: Path, stem: str, caption: str) -> list[Path]:
     plt.close(fig)
     atomic_write_text(Path(out) / "figures" / f"{stem}.caption.txt", caption.strip() + "\n")
     return paths
+
+
+# How the paper's own readings are drawn; captions describe them from these same entries
+# (`describe_markers`), so a caption cannot say "grey open" over coloured filled points.
+PAPER_OVERLAY = {"color": PAPER_COLOUR, "mfc": "white"}  # over a measured panel: grey, open
+PAPER_PANEL = {"mfc": None}  # the paper's own panel: colour = encoder, as measured lines, filled
+
+
+def describe_markers(kw: dict, colour_meaning: str = "encoder") -> str:
+    """Words for a marker style: 'grey open markers', 'filled markers coloured by encoder'."""
+    fill = "open" if kw.get("mfc") in ("white", "none") else "filled"
+    colour = kw.get("color")
+    if colour is None:
+        return f"{fill} markers coloured by {colour_meaning}"
+    name = "grey" if isinstance(colour, str) and colour.replace(".", "", 1).isdigit() else str(colour)
+    return f"{name} {fill} markers"

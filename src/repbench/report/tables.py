@@ -19,7 +19,7 @@ BETTER = Raw(r"$^{\dagger}$", "†")
 WORSE = Raw(r"$^{\ddagger}$", "‡")
 NOISY = Raw(r"$^{\circ}$", "°")
 MEASURE_NAMES = {"ndcg_cut_10": "nDCG@10", "recip_rank_10": "MRR@10", "recall_100": "R@100",
-                 "recall_1000": "R@1000"}
+                 "recall_1000": "R@1000", "map": "MAP"}
 MODE_ORDER = {m: i for i, m in enumerate(MODES)}
 
 
@@ -168,7 +168,7 @@ def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Tab
             rest = [Cell(f"skipped: {r.get('reason') or 'no reason given'}"), Cell("--"), Cell("--"), Cell("0"),
                     Cell("--")]
         else:
-            mem = r["peak_memory_bytes"]
+            mem = r.get("cell_peak_memory_bytes")  # the cell's own peak; a process-wide one is not shown
             energy = r["energy_j_per_query"]
             d = _digits(r["median_ms"]) if not pd.isna(r["median_ms"]) else 2
             flag = r.get("noise_flag")
@@ -186,8 +186,9 @@ def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Tab
         rows.append(lead + common + rest + extra)
     devices = ", ".join(sorted(enc["device_label"].astype(str).unique()))
     caption = [f"Encoding latency on {devices}: median ms per query with a 95% percentile-bootstrap CI from "
-               "the raw per-iteration samples (time per call divided by the batch size); peak memory in MiB (process peak "
-               "RSS on CPU, torch max allocated on GPU); "
+               "the raw per-iteration samples (time per call divided by the batch size); peak memory in MiB: the "
+               "cell's own (its backbone's weights plus the growth over its memory pass; '--' where the file holds "
+               "only a process-wide peak, which includes backbones loaded earlier); "
                "energy in joules per query ('--' where not measured, e.g. on CPU)."]
     if with_floor:
         sources = "; ".join(sorted(str(v) for v in enc["floor_source"].dropna().unique()))

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from repbench.encoders.types import Representations
-from repbench.errors import RepbenchError
+from repbench.errors import RepbenchError, did_you_mean
 from repbench.retrieval.fusion import fuse
 from repbench.retrieval.modes import MODES, MULTI_MODES, SCORERS, Scorer
 
@@ -27,7 +27,8 @@ def parse_modes(text: str | Iterable[str]) -> list[str]:
         return list(MODES)
     unknown = [n for n in names if n not in MODES]
     if unknown or not names:
-        raise RepbenchError(f"unknown score mode(s) {unknown or names}; choose from {', '.join(MODES)} or 'all'")
+        hint = did_you_mean(unknown[0], [*MODES, "all"]) if unknown else ""
+        raise RepbenchError(f"unknown score mode(s) {unknown or names}{hint}; choose from {', '.join(MODES)} or 'all'")
     return [m for m in MODES if m in names]
 
 
