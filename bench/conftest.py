@@ -151,10 +151,12 @@ def _families(names: list[str]) -> list[tuple[str, str]]:
 
 def _encoders_for(chosen: list[str]):
     from repbench.encoders.registry import ENCODERS, default_encoder, encoders_for_family
+    from repbench.errors import did_you_mean
 
     bad = [e for e in chosen if e != "default" and e not in ENCODERS]
     if bad:
-        raise pytest.UsageError(f"--encoders: unknown {bad}; use default or {', '.join(ENCODERS)}")
+        raise pytest.UsageError(f"--encoders: unknown encoder {bad[0]!r}{did_you_mean(bad[0], ['default', *ENCODERS])}"
+                                f"; use default or {', '.join(ENCODERS)}")
 
     def for_family(family: str) -> list[str]:
         out = []

@@ -197,7 +197,8 @@ CASES: list[Case] = [
     Case("--max-length 4 (evaluate)", lambda t: ev(t, "--max-length", "4"), "--max-length 4 is too small",
          no_write="out"),
     Case("--modes bogus", lambda t: ev(t, "--modes", "bogus"), "bogus", no_write="out"),
-    Case("--encoder bogus", lambda t: ev(t, "--encoder", "bogus"), "bogus", no_write="out"),
+    Case("--encoder bogus", lambda t: ev(t, "--encoder", "bogus"),
+         "unknown encoder 'bogus'; known encoders: sequential, parallel", no_write="out"),
     Case("--subsample 3", lambda t: ev(t, "--subsample", "3"), "--subsample expects QUERIES,DISTRACTORS",
          no_write="out"),
     Case("--subsample 99,1", lambda t: ev(t, "--subsample", "99,1"), "n_queries must be between 1 and",
@@ -223,7 +224,8 @@ CASES: list[Case] = [
          no_write="enc"),
     Case("encode --max-length 3", lambda t: enc(t, "--max-length", "3"), "--max-length 3 is too small",
          no_write="enc"),
-    Case("encode --encoder bogus", lambda t: enc(t, "--encoder", "bogus"), "bogus", no_write="enc"),
+    Case("encode --encoder bogus", lambda t: enc(t, "--encoder", "bogus"), "unknown encoder 'bogus'; known",
+         no_write="enc"),
     Case("encode missing input", lambda t: ["encode", str(t / "nope.jsonl"), "--backbone", "tiny-ar",
                                             "--out", str(t / "enc")], "nope.jsonl: no such file", no_write="enc"),
     Case("encode invalid UTF-8", lambda t: enc(t, data=corpus_with(5, BAD_UTF8_LINE)), "in.jsonl:5:27: invalid UTF-8",
@@ -374,6 +376,23 @@ CASES += [
          "enc/config.json: damaged"),
 ]
 
+# Mistyped names: one line with the closest name (errors.did_you_mean, as for measures, backbones, modes).
+TYPOS: list[Case] = [
+    Case("evaluate --encoder sequentail", lambda t: ev(t, "--encoder", "sequentail"),
+         "error: unknown encoder 'sequentail' (did you mean 'sequential'?); known encoders:", no_write="out"),
+    Case("encode --encoder paralel", lambda t: enc(t, "--encoder", "paralel"),
+         "error: unknown encoder 'paralel' (did you mean 'parallel'?)", no_write="enc"),
+    Case("evaluate --dataset with a typo", lambda t: (beir(t / "scifact"),
+                                                      [*EVAL, "--dataset", str(t / "scifcat"), "--out", str(t / "out")])[-1],
+         "scifcat: not a directory (did you mean 'scifact'?)", no_write="out"),
+    Case("analyze --dataset with a typo", lambda t: an_opts(t, "--dataset", "synn"),
+         "dataset 'synn' not in the per-query table (did you mean 'syn'?); it has syn", no_write="an"),
+    Case("adapt --dataset with a typo", lambda t: ["adapt", "--per-query", pq_file(t), "--dataset", "sin", "--out",
+                                                   str(t / "a")],
+         "dataset 'sin' is not in the per-query table (did you mean 'syn'?); it has syn", no_write="a"),
+]
+CASES += TYPOS
+
 PASSES: list[Case] = [
     # inputs that look odd but are valid: they must give the right answer, not an error
     Case("corpus with BOM", lambda t: ev(t, corpus=b"\xef\xbb\xbf" + jsonl(CORPUS)), "", rc=0),
@@ -405,6 +424,13 @@ def test_hostile_case_ends_in_a_clear_message(case: Case, tmp_path, capsys, monk
         assert expect in err, err
     if case.no_write:
         assert not (tmp_path / case.no_write).exists(), f"{case.no_write} was written before the error"
+
+
+@pytest.mark.parametrize("case", TYPOS, ids=[c.name for c in TYPOS])
+def test_mistyped_name_is_one_line_not_a_usage_dump(case: Case, tmp_path, capsys):
+    """argparse's choices=... printed the usage and the whole list; the typo's line is all there is now."""
+    _, err = _run(case, tmp_path, capsys)
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err, err
 
 
 def _values(out_dir: Path) -> dict[tuple[str, str], float]:

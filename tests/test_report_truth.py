@@ -144,3 +144,66 @@ def test_cell_peak_memory_is_the_cells_own_in_one_session():
     n_params = sum(p.numel() for p in ctx.backbones["tiny-ar"].backbone.model.parameters())
     assert small["model_weights_bytes"] >= n_params * 4
     assert np.isfinite(small["cell_peak_memory_bytes"])
+
+
+# Fig 7 of the issue (optimal K vs difficulty) named one best fixed cell on the axis of a panel that holds
+# every mode, while oracle_k.csv scores each mode under its own; and the best fixed cell was the argmax of
+# float means, so two cells with equal means were told apart by rounding, against the tie rule.
+CHEAP = [0.1, 0.2, 0.3, 0.7, 0.6, 0.4, 0.9, 0.5, 0.8, 0.3]
+SHUFFLED = [0.3, 0.3, 0.7, 0.9, 0.1, 0.6, 0.8, 0.5, 0.4, 0.2]  # the same ten values in another order
+BEST_FIXED_VALUES = {  # mode -> K_q -> value of q0..q9 (K_p = 1)
+    "single_dense": {1: CHEAP, 4: SHUFFLED},  # equal means: the cheaper cell wins the tie
+    "sparse_max": {1: [0.1] * 10, 4: [0.6] * 10},
+    "fusion_single": {1: [0.9] * 10, 4: [0.2] * 10},
+}
+# By hand: the larger sum of the ten values wins; equal sums go to the smaller K_q.
+HAND_BEST = {"single_dense": "q1p1", "sparse_max": "q4p1", "fusion_single": "q1p1"}
+
+
+def test_best_fixed_cell_is_the_same_in_oracle_k_csv_and_both_figures(tmp_path):
+    from repbench.cli import main
+    from repbench.report import adaptive, figures_oracle
+    from repbench.schema.signals import signals_frame, write_signals
+
+    values = np.array([BEST_FIXED_VALUES["single_dense"][k] for k in (1, 4)])
+    assert values.mean(axis=1)[1] > values.mean(axis=1)[0]  # the premise: float means break the exact tie
+    qids = [f"q{j}" for j in range(10)]
+    rows = [{"dataset": "d", "backbone": "bb", "family": "ar", "encoder": "sequential", "k_q": k, "k_p": 1,
+             "mode": mode, "qid": q, "measure": "ndcg_cut_10", "value": v}
+            for mode, by_k in BEST_FIXED_VALUES.items() for k, vals in by_k.items()
+            for q, v in zip(qids, vals, strict=True)]
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    pd.DataFrame(rows).to_csv(sweep / "per_query.csv", index=False)
+    write_signals(sweep / "signals.csv", signals_frame(
+        qids, {"text_tokens": np.arange(3, 13), "entropy": np.linspace(0, 1, 10)[:, None], "valid": np.ones((10, 1))},
+        dataset="d", backbone="bb", encoder="sequential", side="query", k=1))
+    results = tmp_path / "results"
+    assert main(["adapt", "--per-query", str(sweep / "per_query.csv"), "--out", str(results / "adapt"), "--folds", "2",
+                 "--bootstrap", "100", "--permutations", "100", "--selectors", "fixed_cv"]) == 0
+    assert main(["analyze", "--per-query", str(sweep / "per_query.csv"), "--all-pairs", "--out",
+                 str(results / "analysis"), "--bootstrap", "100", "--permutations", "100"]) == 0
+
+    optimal = inputs.load_csv_kind(results, "oracle_k")
+    csv_best = {m: g["difficulty_source"].iloc[0].removeprefix("best fixed cell ") for m, g in optimal.groupby("mode")}
+    assert csv_best == HAND_BEST
+    assert (optimal.groupby("mode")["difficulty_source"].nunique() == 1).all()
+
+    fig, caption = adaptive.optimal_k_scatter(optimal)
+    xlabel = fig.axes[0].get_xlabel()
+    assert "q1p1" not in xlabel and "q4p1" not in xlabel  # one name for three modes would be wrong for one
+    for mode, cell in HAND_BEST.items():
+        assert f"{mode} {cell}" in caption
+    style.plt.close(fig)
+
+    oracle = inputs.load_csv_kind(results, "oracle")
+    fig, _ = figures_oracle.oracle_vs_fixed(oracle)
+    drawn = [t.get_text() for t in fig.axes[0].texts]  # the cell named under each best-fixed marker
+    shown = oracle[oracle["measure"] == "ndcg_cut_10"].sort_values(["dataset", "backbone", "encoder", "mode", "scope",
+                                                                    "fixed_k"])
+    assert drawn == [HAND_BEST[m] for m in shown["mode"]]
+    style.plt.close(fig)
+    # a budgeted oracle (analyze --budget-p) chose among fewer cells: its rows say so
+    fig, _ = figures_oracle.oracle_vs_fixed(oracle.assign(budget_p=pd.array([1] * len(oracle), dtype="Int64")))
+    assert all("K_p<=1" in t.get_text() for t in fig.axes[0].get_yticklabels())
+    style.plt.close(fig)

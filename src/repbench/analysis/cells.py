@@ -12,7 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from repbench.analysis.oracle import SCOPES, _scope_cell_sets, cell_name, group_matrices, select_measure
+from repbench.analysis.oracle import (
+    SCOPES,
+    _scope_cell_sets,
+    best_fixed_index,
+    cell_name,
+    group_matrices,
+    select_measure,
+)
 from repbench.errors import RepbenchError
 
 
@@ -27,8 +34,8 @@ class OptionSet:
 
     @property
     def best_fixed(self) -> int:
-        """Index of the best fixed cell on all queries (ties -> cheapest), as in oracle.oracle_of."""
-        return int(np.argmax(self.values.mean(axis=1)))
+        """Index of the best fixed cell on all queries (oracle.best_fixed_index: ties -> cheapest)."""
+        return best_fixed_index(self.values)
 
     def cell_label(self, index: int) -> str:
         return cell_name(*self.cells[index])

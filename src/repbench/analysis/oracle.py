@@ -7,6 +7,7 @@ It is compared with the best *fixed* cell of the same set (one cell for every qu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -34,13 +35,24 @@ def cell_name(k_q: int, k_p: int) -> str:
     return f"q{int(k_q)}p{int(k_p)}"
 
 
+def best_fixed_index(values: np.ndarray) -> int:
+    """The best fixed cell of a [cells, queries] matrix (cells cheapest first): the row with the largest
+    mean over queries, ties -> cheapest. The one definition every table and figure uses.
+
+    Rows are compared on their exactly rounded sums (math.fsum), not on `mean`: a float mean depends on the
+    order of summation, so two cells whose means are equal would otherwise tie or not by rounding alone
+    and the choice between them would ignore TIE_RULE."""
+    values = np.asarray(values, dtype=np.float64)
+    sums = [math.fsum(row) for row in values]
+    return sums.index(max(sums))  # index() finds the first (= cheapest) maximum
+
+
 def oracle_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Given a [cells, queries] matrix with cells ordered cheapest first, return the per-query maximum,
     the per-query picked cell index and the best fixed cell index (both ties -> cheapest)."""
     values = np.asarray(values, dtype=np.float64)
     picks = np.argmax(values, axis=0)  # argmax returns the first (= cheapest) maximum
-    best = int(np.argmax(values.mean(axis=1)))
-    return values[picks, np.arange(values.shape[1])], picks, best
+    return values[picks, np.arange(values.shape[1])], picks, best_fixed_index(values)
 
 
 def _scope_cell_sets(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from repbench.errors import RepbenchError
+from repbench.errors import RepbenchError, did_you_mean
 from repbench.schema.tables import system_names
 
 
@@ -92,7 +92,8 @@ def select(per_query: pd.DataFrame, measure: str, dataset: str | None = None) ->
             raise RepbenchError(f"the table holds several datasets ({', '.join(datasets)}); choose one")
     else:
         if dataset not in datasets:
-            raise RepbenchError(f"dataset {dataset!r} not in the per-query table; it has {', '.join(datasets)}")
+            raise RepbenchError(f"dataset {dataset!r} not in the per-query table{did_you_mean(dataset, datasets)}; "
+                                f"it has {', '.join(datasets)}")
         out = out[out["dataset"] == dataset]
     return out
 

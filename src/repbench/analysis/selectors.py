@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from repbench.analysis.folds import make_folds
+from repbench.analysis.oracle import best_fixed_index
 from repbench.errors import RepbenchError
 from repbench.schema import SELECTORS
 
@@ -65,7 +66,7 @@ class Selector:
         if self.gate and X.shape[0] >= 2 * self.inner_folds:
             self._apply_gate(X, V, [str(q) for q in qids], list(features))
         if self.fixed_only:
-            self.fixed_cell = int(np.argmax(V.mean(axis=1)))
+            self.fixed_cell = best_fixed_index(V)
         else:
             self._fit(X, V, list(features))
         return self
@@ -79,7 +80,7 @@ class Selector:
             te, tr = inner == fold, inner != fold
             model = self._ungated().fit(X[tr], V[:, tr], [q for q, t in zip(qids, tr, strict=True) if t], features)
             learned[te] = V[model._predict(X[te]), cols[te]]
-            fixed[te] = V[int(np.argmax(V[:, tr].mean(axis=1))), cols[te]]
+            fixed[te] = V[best_fixed_index(V[:, tr]), cols[te]]
         diff = learned - fixed
         gain = diff.mean()
         se = diff.std(ddof=1) / np.sqrt(diff.size)
@@ -120,7 +121,7 @@ class FixedSelector(Selector):
     name = "fixed_cv"
 
     def _fit(self, X, V, features):
-        self.cell = int(np.argmax(V.mean(axis=1)))
+        self.cell = best_fixed_index(V)
 
     def _predict(self, X):
         return np.full(X.shape[0], self.cell, dtype=np.int64)
@@ -155,7 +156,7 @@ class ThresholdSelector(Selector):
         Xi = _impute(X, self.medians)
         total = V.sum(axis=1)
         self.feature, self.feature_name, self.threshold = None, None, np.inf
-        self.low = self.high = int(np.argmax(total))
+        self.low = self.high = best_fixed_index(V)
         best = total[self.low]
         min_leaf = self.min_leaf if self.min_leaf is not None else max(2, n // 10)
         tol = 1e-12 * max(1.0, np.abs(V).sum())
@@ -207,7 +208,7 @@ class _ClassifierSelector(Selector):
 
     def _fit(self, X, V, features):
         self.medians = _medians(X)
-        self.fallback = int(np.argmax(V.mean(axis=1)))
+        self.fallback = best_fixed_index(V)
         labels = np.argmax(V, axis=0)
         weight = V.max(axis=0) - V.mean(axis=0)
         keep = weight > 1e-12

@@ -21,7 +21,7 @@ from repbench.analysis.features import query_features
 from repbench.analysis.oracle import SCOPES
 from repbench.analysis.oracle_k import optimal_k_tables
 from repbench.analysis.selectors import DEFAULT_SELECTORS, make_selectors
-from repbench.errors import RepbenchError
+from repbench.errors import RepbenchError, did_you_mean
 from repbench.io import atomic_write_json
 from repbench.schema import FILE_NAMES, KIND_COLUMNS, SELECTORS
 from repbench.schema.signals import read_signals
@@ -88,9 +88,11 @@ def _signals(args: argparse.Namespace) -> pd.DataFrame:
 def run(args: argparse.Namespace) -> int:
     per_query = pd.concat([read_per_query(p) for p in args.per_query], ignore_index=True)
     if args.dataset is not None:
+        names = sorted(per_query["dataset"].astype(str).unique())
+        if args.dataset not in names:
+            raise RepbenchError(f"dataset {args.dataset!r} is not in the per-query table"
+                                f"{did_you_mean(args.dataset, names)}; it has {', '.join(names)}")
         per_query = per_query[per_query["dataset"].astype(str) == args.dataset]
-        if per_query.empty:
-            raise RepbenchError(f"dataset {args.dataset!r} is not in the per-query table")
     signals = _signals(args)
     selectors = make_selectors(args.selectors)
     datasets = sorted(per_query["dataset"].astype(str).unique())

@@ -6,20 +6,20 @@ import argparse
 import time
 
 from repbench.commands.encode_options import (
+    add_encoder_argument,
     add_method_arguments,
     add_model_arguments,
     apply_threads,
     method_fields,
 )
-from repbench.encoders.registry import ENCODERS, check
+from repbench.encoders.registry import check
 from repbench.engines import add_engine_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="JSONL with _id, optional title, text (.jsonl or .jsonl.gz)")
     add_model_arguments(parser)
-    parser.add_argument("--encoder", default=None, choices=ENCODERS,
-                        help="default: the backbone family's (sequential for ar, parallel for diffusion)")
+    add_encoder_argument(parser)
     parser.add_argument("--k", type=int, default=1, help="number of representatives K per text")
     parser.add_argument("--side", choices=("query", "passage"), default="passage",
                         help="which prompt the texts get: query or passage")

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from repbench.encoders.options import CONFIDENCE, READOUTS, SPARSE_TOP_K, EncodeOptions, prompt_variants
+from repbench.encoders.registry import ENCODERS, encoder_name
 
 # One set of defaults, so `encode` + `search` gives what `evaluate` gives and the bench measures the same
 # model: max length as upstream's encode.py (512, prompt included), dtype/device chosen by the machine.
@@ -37,6 +38,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: one per physical core this process may use, or "
                         "OMP_NUM_THREADS; a busy machine gets a hint that fewer may be faster)")
+
+
+def add_encoder_argument(parser: argparse.ArgumentParser) -> None:
+    """--encoder, checked while parsing: a typo gets one line with a suggestion, not argparse's usage."""
+    parser.add_argument("--encoder", default=None, type=encoder_name, metavar="{" + ",".join(ENCODERS) + "}",
+                        help="default: the backbone family's (sequential for ar, parallel for diffusion)")
 
 
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 
 from repbench.commands.encode_options import (
+    add_encoder_argument,
     add_method_arguments,
     add_model_arguments,
     apply_threads,
     method_fields,
 )
-from repbench.encoders.registry import ENCODERS
 from repbench.engines import add_engine_arguments
 from repbench.evaluation.collections import load_beir, subsample
 from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures
@@ -28,8 +28,7 @@ from repbench.retrieval.search import DEFAULT_DEPTH, MODES, parse_modes
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--encoder", default=None, choices=ENCODERS,
-                        help="default: the backbone family's (sequential for ar, parallel for diffusion)")
+    add_encoder_argument(parser)
     parser.add_argument("--dataset", required=True, help="BEIR-layout directory (corpus, queries, qrels/)")
     parser.add_argument("--split", default="test", help="qrels split (default test)")
     parser.add_argument("--kq", default="1,2,4", help="query K values, comma separated (default 1,2,4)")

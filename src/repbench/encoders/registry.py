@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repbench.encoders.options import EncodeOptions
-from repbench.errors import RepbenchError
+from repbench.errors import RepbenchError, did_you_mean
 
 MAX_K = 64
 # Options every encoder reads; the rows below list the ones each reads on top of these.
@@ -60,7 +60,14 @@ def get_encoder(name: str) -> EncoderSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise RepbenchError(f"unknown encoder {name!r}; known encoders: {', '.join(ENCODERS)}") from None
+        raise RepbenchError(f"unknown encoder {name!r}{did_you_mean(name, ENCODERS)}; known encoders: "
+                            f"{', '.join(ENCODERS)}") from None
+
+
+def encoder_name(name: str) -> str:
+    """argparse `type` of --encoder. An unknown name raises RepbenchError, which argparse does not catch
+    (it catches only ValueError/TypeError), so the CLI prints one line with a suggestion and exits 2."""
+    return get_encoder(name).name
 
 
 def default_encoder(family: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from repbench.errors import RepbenchError
+from repbench.errors import RepbenchError, did_you_mean
 from repbench.evaluation.trec import Qrels, read_qrels, require_relevant
 from repbench.io import atomic_write_text, read_json, read_texts_jsonl
 
@@ -87,7 +87,10 @@ def load_beir(path: str | os.PathLike, split: str = "test") -> Collection:
     """
     root = Path(path)
     if not root.is_dir():
-        raise RepbenchError(f"{root}: not a directory (expected a BEIR collection: corpus.jsonl, queries.jsonl, qrels/)")
+        siblings = [p.name for p in root.parent.iterdir() if p.is_dir()] if root.parent.is_dir() else []
+        hint = "" if root.exists() else did_you_mean(root.name, siblings)
+        raise RepbenchError(f"{root}: not a directory{hint} (expected a BEIR collection: corpus.jsonl, queries.jsonl, "
+                            "qrels/)")
     corpus_file = next((root / n for n in ("corpus.jsonl", "corpus.jsonl.gz") if (root / n).is_file()), None)
     if corpus_file is None:
         raise RepbenchError(f"{root}: no corpus.jsonl or corpus.jsonl.gz")

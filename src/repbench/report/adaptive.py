@@ -135,6 +135,11 @@ def _panels(optimal: pd.DataFrame) -> pd.DataFrame:
     return kq[kq["fixed_k"] == keep]
 
 
+def difficulty_sources(rows: pd.DataFrame) -> dict[str, str]:
+    """mode -> what its difficulty was scored under, as oracle_k.csv states it (one option set per mode)."""
+    return {str(m): str(g["difficulty_source"].iloc[0]) for m, g in rows.groupby("mode", sort=True)}
+
+
 def optimal_k_distribution(optimal: pd.DataFrame, synthetic: dict | None = None):
     measure = pick_measure(optimal["measure"])
     data = _panels(optimal[optimal["measure"] == measure])
@@ -171,14 +176,21 @@ def optimal_k_scatter(optimal: pd.DataFrame, synthetic: dict | None = None):
     panels = list(data.groupby(SYSTEM_KEYS, sort=True))[:6]
     fig, axes = style.subplots(min(len(panels), 2), int(np.ceil(len(panels) / 2)), panel_w=3.4, panel_h=2.4)
     rng = np.random.default_rng(0)  # jitter only, so overlapping points stay visible
+    per_mode: list[str] = []
     for ax, ((ds, bb, enc), grp) in zip(axes.flat, panels, strict=False):
         for mode, rows in grp.groupby("mode", sort=True):
             y = np.log2(rows["k_q"].to_numpy(float)) + rng.uniform(-0.12, 0.12, len(rows))
             ax.scatter(rows["difficulty"], y, s=7, alpha=0.6, color=style.mode_colour(mode), label=mode)
         ks = sorted(grp["k_q"].unique())
         ax.set_yticks(np.log2(ks), [str(int(k)) for k in ks])
-        ax.set_xlabel(f"difficulty: {grp['difficulty_source'].iloc[0]}".replace("best fixed cell",
+        sources = difficulty_sources(grp)
+        if len(set(sources.values())) == 1:
+            ax.set_xlabel(f"difficulty: {next(iter(sources.values()))}".replace("best fixed cell",
                                                                                  "score under best fixed"))
+        else:  # each mode's difficulty is its own best fixed cell: one name on the axis would be wrong
+            ax.set_xlabel("difficulty: score under the mode's best fixed cell")
+            per_mode.append(f"{ds} {bb}/{enc}: " + ", ".join(f"{m} {src.removeprefix('best fixed cell ')}"
+                                                              for m, src in sources.items()))
         ax.set_ylabel("optimal K_q")
         ax.set_title(f"{ds}: {bb}\n{enc}", fontsize=7.5)
     for ax in list(axes.flat)[len(panels):]:
@@ -186,7 +198,8 @@ def optimal_k_scatter(optimal: pd.DataFrame, synthetic: dict | None = None):
     style.legend_below(fig, axes, ncol=3)
     caption = (f"Optimal K_q per query against query difficulty ({measure_name(measure)} under the best fixed "
                "cell, or the baseline run given to repbench adapt), jittered vertically. Spearman correlations with "
-               "bootstrap CIs are in the table." + _note(data, synthetic))
+               "bootstrap CIs are in the table."
+               + (f" Best fixed cell per mode: {'; '.join(per_mode)}." if per_mode else "") + _note(data, synthetic))
     return fig, caption
 
 
@@ -198,7 +211,8 @@ def correlation_table(corr: pd.DataFrame, synthetic: dict | None = None) -> Tabl
         raise SkipRecipe("oracle_k_corr.csv has no K_q rows")
     keep = data.groupby(SYSTEM_KEYS + ["mode"])["fixed_k"].transform("max")
     data = data[data["fixed_k"] == keep].sort_values(SYSTEM_KEYS + ["mode"])
-    columns = ["dataset", "system", "K_p", "n", "rho(K_q*, difficulty) [95% CI]", "rho(K_q*, length) [95% CI]"]
+    columns = ["dataset", "system", "K_p", "n", "difficulty under", "rho(K_q*, difficulty) [95% CI]",
+               "rho(K_q*, length) [95% CI]"]
     rows = []
     for _, grp in data.groupby(SYSTEM_KEYS + ["mode"], sort=True):
         by = {r["variable"]: r for _, r in grp.iterrows()}
@@ -206,14 +220,13 @@ def correlation_table(corr: pd.DataFrame, synthetic: dict | None = None) -> Tabl
         r0 = grp.iloc[0]
         rows.append([Cell(str(r0["dataset"])), Cell(f"{r0['backbone']}/{r0['encoder']}/{r0['mode']}"),
                      Cell(str(int(r0["fixed_k"]))), Cell(str(int(r0["n"]))),
+                     Cell(str(d["difficulty_source"]).removeprefix("best fixed cell ") if d is not None else "--"),
                      Cell(_ci(d["rho"], d["ci_low"], d["ci_high"]) if d is not None else "--"),
                      Cell(_ci(ln["rho"], ln["ci_low"], ln["ci_high"]) if ln is not None else "--")])
-    source = str(data.loc[data["variable"] == "difficulty", "difficulty_source"].iloc[0]) if (
-        data["variable"] == "difficulty").any() else ""
     caption = [f"Spearman correlation of the optimal K_q per query (oracle pick, cheapest on ties) with query "
-               f"difficulty ({measure_name(measure)} under {source.replace('best fixed cell', 'the best fixed cell')}"
-               ") and with query length (text tokens), 95% percentile bootstrap CIs over queries; -- = undefined "
-               "(a constant variable). All queries; oracle_k_corr.csv also has the subset without all-tied "
+               f"difficulty ({measure_name(measure)} under the row's best fixed cell or the baseline run, named in "
+               "the column 'difficulty under') and with query length (text tokens), 95% percentile bootstrap CIs "
+               "over queries; -- = undefined (a constant variable). All queries; oracle_k_corr.csv also has the subset without all-tied "
                "queries. Difficulty under the best fixed cell is not independent of the optimum (that cell is one "
                "of the options); a baseline run (e.g. BM25) gives an independent one." + _note(data, synthetic)]
-    return Table(columns=columns, rows=rows, caption=caption, label="tab:oracle-k-corr", align="llrrrr")
+    return Table(columns=columns, rows=rows, caption=caption, label="tab:oracle-k-corr", align="llrrlrr")

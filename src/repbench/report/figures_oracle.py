@@ -75,6 +75,9 @@ def oracle_vs_fixed(oracle: pd.DataFrame):
     for _, r in frame.iterrows():
         fixed = "" if pd.isna(r["fixed_k"]) else int(r["fixed_k"])
         opt = {"kq": f"K_q varies, K_p={fixed}", "kp": f"K_p varies, K_q={fixed}"}.get(r["scope"], "grid")
+        # a budget (analyze --budget-q/-p) narrows the cells, so its best fixed cell may differ from oracle_k.csv's
+        opt += "".join(f", {k}<={int(r[b])}" for k, b in (("K_q", "budget_q"), ("K_p", "budget_p"))
+                       if b in r and not pd.isna(r[b]))
         labels.append(f"{r['dataset']}: {r['backbone']}/{r['encoder']}/{r['mode']}\n{opt}")
     height = max(1.8, 0.42 * len(frame) + 0.8)
     fig, axes = style.subplots(1, panel_w=5.2, panel_h=height)
