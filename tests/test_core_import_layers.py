@@ -12,7 +12,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "repbench"
 
-# Data flows one way (DESIGN.md): each stage may import its own and lower stages only.
+# Data flows one way (README.md, "Layout"): each stage may import its own and lower stages only.
 STAGES: list[tuple[str, ...]] = [
     ("__init__", "errors", "io", "schema", "stats"),
     ("telemetry",),

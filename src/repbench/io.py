@@ -304,7 +304,7 @@ def check_id(path: str | os.PathLike, lineno: int, value: str, what: str = '"_id
 def read_texts_jsonl(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Read a BEIR-style JSONL of items (`_id`, optional `title`, `text`).
 
-    Returns (ids, texts) with the title prepended as "title. text" when present (method-spec §7.1).
+    Returns (ids, texts) with the title prepended as "title. text" when present (docs/method.md §7.1).
     Duplicate ids, empty ids and ids with whitespace are refused, as is an empty file.
     """
     ids: list[str] = []

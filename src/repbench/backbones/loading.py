@@ -94,7 +94,7 @@ def build_config(spec: BackboneSpec) -> Any:
     return _architecture(spec)[0](**spec.config_dict())
 
 
-# LLaDA's OLMo-style config names -> LlamaConfig names (native-backbones.md §2.2)
+# LLaDA's OLMo-style config names -> LlamaConfig names (docs/backbones.md §2.2)
 _LLADA_CONFIG = {
     "d_model": "hidden_size", "n_heads": "num_attention_heads", "n_kv_heads": "num_key_value_heads",
     "n_layers": "num_hidden_layers", "mlp_hidden_size": "intermediate_size", "rms_norm_eps": "rms_norm_eps",

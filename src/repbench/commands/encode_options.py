@@ -61,7 +61,7 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--early-stop", action="store_true",
                    help="sequential: a row ends at its first special or quote-holding token; stop when all have")
     g.add_argument("--truncate", action=argparse.BooleanOptionalAction, default=True,
-                   help="prompted encoders: drop the slots after a stop token (default on, method-spec §3.6)")
+                   help="prompted encoders: drop the slots after a stop token (default on, docs/method.md §3.6)")
     g.add_argument("--sparse-top-k", type=int, default=SPARSE_TOP_K,
                    help=f"prompted encoders: vocabulary ids kept per slot (default {SPARSE_TOP_K})")
 

@@ -1,4 +1,4 @@
-"""Prompt files, the K-wording rule, the chat-template split and the tail tokens (method-spec §3.1-§3.2)."""
+"""Prompt files, the K-wording rule, the chat-template split and the tail tokens (docs/method.md §3.1-§3.2)."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def quote_token_id(tokenizer: Any) -> int | None:
 
 @lru_cache(maxsize=32)
 def stop_token_ids(tokenizer: Any, mask_token_id: int | None) -> frozenset[int]:
-    """`tokenizer.all_special_ids` minus the mask id, nothing added by hand (method-spec §3.6, corrected):
+    """`tokenizer.all_special_ids` minus the mask id, nothing added by hand (docs/method.md §3.6, corrected):
     an end-of-turn token the tokenizer does not list as special (Dream's `<|im_end|>`) is not in it."""
     return frozenset(set(tokenizer.all_special_ids) - {mask_token_id})
 
@@ -123,7 +123,7 @@ def answer_end_ids(tokenizer: Any, mask_token_id: int | None, early_stop: bool) 
     """The one definition of "this row has closed its answer" on the sequential path, read by both the
     early-stop test and the slot truncation, so they can never disagree about a row.
 
-    Fixed-N decoding (the paper's baseline, method-spec §4.1 step 5): a special id or exactly the `"` id.
+    Fixed-N decoding (the paper's baseline, docs/method.md §4.1 step 5): a special id or exactly the `"` id.
     With early stop (upstream PromptReps' early exit): a special id or any id whose text holds a `"`.
     """
     stop = stop_token_ids(tokenizer, mask_token_id)

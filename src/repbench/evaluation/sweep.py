@@ -1,4 +1,4 @@
-"""The (K_q, K_p) x score-mode effectiveness sweep (method-spec §7.2), resumable per cell.
+"""The (K_q, K_p) x score-mode effectiveness sweep (docs/method.md §7.2), resumable per cell.
 
 Layout of an output directory:
   reps/                    cached Representations, one stem per (backbone, encoder, side, K, max_length,
