@@ -35,7 +35,8 @@ _RULE_CITE = re.compile(r"docs/methodology\.md rules? (\d+(?:\s*(?:-|,|and)\s*\d
 def _text_files(base: Path) -> list[Path]:
     out = []
     for path in sorted(base.rglob("*")):
-        if not path.is_file() or "__pycache__" in path.parts:
+        # build output (pip's egg-info copies the README) is not the project's source
+        if not path.is_file() or "__pycache__" in path.parts or any(p.endswith(".egg-info") for p in path.parts):
             continue
         data = path.read_bytes()
         if b"\0" in data:
