@@ -55,10 +55,6 @@ class Backbone:
     def mask_token_id(self) -> int | None:
         return self.spec.mask_token_id
 
-    @property
-    def max_positions(self) -> int:
-        return int(self.model.config.max_position_embeddings)
-
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):

@@ -61,14 +61,6 @@ class Representations:
         """Slot vectors L2-normalised (zero slots stay zero), as the evaluator does (docs/method.md §6.1)."""
         return torch.nn.functional.normalize(self.dense, dim=-1, eps=1e-12)
 
-    def sparse_dense_matrix(self, vocab_size: int) -> torch.Tensor:
-        """Sparse vectors as a dense [N, V] float32 matrix (for small collections and tests)."""
-        out = torch.zeros(len(self), vocab_size, dtype=torch.float32)
-        mask = self.sparse_ids >= 0
-        rows = torch.arange(len(self)).unsqueeze(1).expand_as(self.sparse_ids)[mask]
-        out[rows, self.sparse_ids[mask]] = self.sparse_weights[mask]
-        return out
-
     def select(self, index: list[int] | torch.Tensor) -> Representations:
         idx = torch.as_tensor(index, dtype=torch.long)
         return Representations(
