@@ -129,3 +129,10 @@ def test_no_import_from_a_lower_stage_to_a_higher_one():
     graph = import_graph()
     upward = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if stage(b) > stage(a))
     assert upward == [], "imports that run up the stages:\n" + "\n".join(upward)
+
+
+def test_no_module_over_400_lines():
+    # Small modules with one job: a module that outgrows this has taken a second one; split it by job.
+    long = {str(p.relative_to(SRC)): n for p in sorted(SRC.rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert not long, f"modules over 400 lines: {long}"
