@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from repbench.analysis.adaptive import cross_validate, holm_across_datasets, make_folds, score_option_set
-from repbench.analysis.cells import OptionSet
+from repbench.analysis.oracle import OptionSet
 from repbench.analysis.selectors import LogisticSelector, Selector, ThresholdSelector, make_selectors
 from repbench.errors import RepbenchError
 

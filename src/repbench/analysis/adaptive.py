@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from repbench.analysis.cells import OptionSet
 from repbench.analysis.folds import make_folds
+from repbench.analysis.oracle import OptionSet
 from repbench.analysis.selectors import Selector
 from repbench.errors import RepbenchError
 from repbench.stats import adjust_pvalues, bootstrap_mean_ci, pvalues

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 import numpy as np
 import pandas as pd
@@ -121,6 +122,72 @@ def group_matrices(df: pd.DataFrame, intersect: bool = False) -> Iterator[GroupM
                           [str(q) for q in aligned.matrix.columns], aligned.n)
 
 
+@dataclass
+class OptionSet:
+    """One group's option set as a [cells, queries] matrix: what the oracle tables, the adaptive selectors and
+    the optimal-K analyses all consume, so they see the same cells, order and missing-query rule."""
+
+    ident: dict  # dataset, backbone, encoder, mode, measure
+    scope: str  # kq | kp | grid
+    fixed_k: int | None
+    cells: list[tuple[int, int]]  # cheapest first (TIE_RULE)
+    values: np.ndarray  # [cells, queries], float64
+    qids: list[str]  # sorted
+
+    @property
+    def n(self) -> int:
+        """Queries used (see `intersect`)."""
+        return self.values.shape[1]
+
+    @property
+    def best_fixed(self) -> int:
+        """Index of the best fixed cell on all queries (best_fixed_index: ties -> cheapest)."""
+        return best_fixed_index(self.values)
+
+    def cell_label(self, index: int) -> str:
+        return cell_name(*self.cells[index])
+
+
+def option_sets(
+    per_query: pd.DataFrame,
+    measure: str | None = "ndcg_cut_10",
+    scopes: Sequence[str] = SCOPES,
+    fixed_kq: Sequence[int] | None = None,
+    fixed_kp: Sequence[int] | None = None,
+    modes: Sequence[str] | None = None,
+    intersect: bool = False,
+    budget_q: int | None = None,
+    budget_p: int | None = None,
+) -> Iterator[OptionSet]:
+    """Every (group, option set) with two or more cells, a group's sets consecutive. Cells outside the budget
+    are dropped first; queries missing from a cell score 0 unless `intersect` (then only queries present in
+    every cell of the group are kept). A grid holding the same cells as a kq or kp set (only one K_p or K_q
+    swept) is left out rather than analysed twice."""
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise RepbenchError(f"unknown oracle scope {scope!r}; expected one of {', '.join(SCOPES)}")
+    for name, budget in (("budget_q", budget_q), ("budget_p", budget_p)):
+        if budget is not None and budget < 1:
+            raise RepbenchError(f"{name} must be a positive integer, got {budget}")
+    df = select_measure(per_query, measure)
+    if modes is not None:
+        unknown = sorted(set(modes) - set(df["mode"]))
+        if unknown:
+            raise RepbenchError(f"mode(s) {', '.join(unknown)} not in the per-query table")
+        df = df[df["mode"].isin(list(modes))]
+    if budget_q is not None:
+        df = df[df["k_q"] <= budget_q]
+    if budget_p is not None:
+        df = df[df["k_p"] <= budget_p]
+    for g in group_matrices(df, intersect):
+        seen: set[tuple] = set()
+        for scope, fixed_k, option in _scope_cell_sets(g.cells, scopes, fixed_kq, fixed_kp):
+            if scope == "grid" and tuple(option) in seen:
+                continue  # one K_p (or K_q) swept: the grid is the kq (kp) set again
+            seen.add(tuple(option))
+            yield OptionSet(g.ident, scope, fixed_k, list(option), g.rows(option), g.qids)
+
+
 def oracle_tables(
     per_query: pd.DataFrame,
     measure: str | None = None,
@@ -136,49 +203,34 @@ def oracle_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The oracle table (ORACLE_COLUMNS) and the picked-cell distribution (ORACLE_CELL_COLUMNS).
 
-    One row per (dataset, backbone, encoder, mode, measure) group and option set: scope `kq` (one row per
-    fixed K_p; `fixed_kp` restricts which), `kp` (one per fixed K_q) and `grid`. Cells outside the budget
-    are dropped first. Queries missing from a cell score 0 unless `intersect`, which keeps only queries
-    present in every cell of the group; `n` says how many were used. CIs are percentile bootstraps over
-    queries (one paired resample for the oracle, the best cell and their gap); the best cell is chosen on
-    all queries, not re-chosen per resample. Ties: TIE_RULE. Every row carries ORACLE_LABEL.
-    Both tables are empty (with their columns) when no group has two or more cells to choose from.
+    One row per option set of `option_sets` (the same sets the adaptive selectors see): scope `kq` (one row
+    per fixed K_p; `fixed_kp` restricts which), `kp` (one per fixed K_q) and `grid`, within the budget.
+    Queries missing from a cell score 0 unless `intersect`; `n` says how many were used. CIs are percentile
+    bootstraps over queries (one paired resample per group for every oracle, best cell and gap); the best
+    cell is chosen on all queries, not re-chosen per resample. Ties: TIE_RULE. Every row carries
+    ORACLE_LABEL. Both tables are empty (with their columns) when no group has two cells to choose from.
     """
-    for scope in scopes:
-        if scope not in SCOPES:
-            raise RepbenchError(f"unknown oracle scope {scope!r}; expected one of {', '.join(SCOPES)}")
-    for name, budget in (("budget_q", budget_q), ("budget_p", budget_p)):
-        if budget is not None and budget < 1:
-            raise RepbenchError(f"{name} must be a positive integer, got {budget}")
-    df = select_measure(per_query, measure)
-    if budget_q is not None:
-        df = df[df["k_q"] <= budget_q]
-    if budget_p is not None:
-        df = df[df["k_p"] <= budget_p]
+    sets = option_sets(per_query, measure, scopes, fixed_kq, fixed_kp, intersect=intersect,
+                       budget_q=budget_q, budget_p=budget_p)
     oracle_rows: list[dict] = []
     cell_rows: list[dict] = []
-    for g in group_matrices(df, intersect):
-        ident, cells = g.ident, g.cells
-        sets = _scope_cell_sets(cells, scopes, fixed_kq, fixed_kp)
-        if not sets:
-            continue
+    for _, group in groupby(sets, key=lambda o: tuple(o.ident.values())):
         series: list[np.ndarray] = []
         pending: list[dict] = []
-        for scope, fixed_k, option in sets:
-            values = g.rows(option)  # option keeps the cheapest-first order
-            oracle, picks, best = oracle_of(values)
-            best_values = values[best]
+        for o in group:
+            oracle, picks, best = oracle_of(o.values)  # values keep the cheapest-first order
+            best_values = o.values[best]
             series += [oracle, best_values, oracle - best_values]
             pending.append({
-                **ident, "scope": scope, "fixed_k": fixed_k, "budget_q": budget_q, "budget_p": budget_p,
-                "n": g.n, "oracle_mean": oracle.mean(), "best_cell": cell_name(*option[best]),
+                **o.ident, "scope": o.scope, "fixed_k": o.fixed_k, "budget_q": budget_q, "budget_p": budget_p,
+                "n": o.n, "oracle_mean": oracle.mean(), "best_cell": o.cell_label(best),
                 "best_mean": best_values.mean(), "gap": oracle.mean() - best_values.mean(),
                 "label": ORACLE_LABEL,
             })
-            counts = np.bincount(picks, minlength=len(option))
-            for c, k in zip(option, counts, strict=True):
-                cell_rows.append({**ident, "scope": scope, "k_q": c[0], "k_p": c[1], "n_queries": int(k),
-                                  "share": k / g.n})
+            counts = np.bincount(picks, minlength=len(o.cells))
+            for c, k in zip(o.cells, counts, strict=True):
+                cell_rows.append({**o.ident, "scope": o.scope, "k_q": c[0], "k_p": c[1], "n_queries": int(k),
+                                  "share": k / o.n})
         # One bootstrap for every series of the group: the same query resamples for all of them.
         low, high = bootstrap_mean_ci(np.vstack(series), n_bootstrap=n_bootstrap, seed=seed, level=level)
         for i, row in enumerate(pending):

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from repbench.analysis.cells import OptionSet
+from repbench.analysis.oracle import OptionSet
 from repbench.errors import RepbenchError
 from repbench.schema import ORACLE_K_COLUMNS, ORACLE_K_CORR_COLUMNS
 from repbench.stats import spearman_ci

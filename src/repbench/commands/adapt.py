@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from repbench.analysis.adaptive import holm_across_datasets, make_folds, score_option_set
-from repbench.analysis.cells import option_sets
 from repbench.analysis.features import query_features
-from repbench.analysis.oracle import SCOPES
+from repbench.analysis.oracle import SCOPES, option_sets
 from repbench.analysis.oracle_k import optimal_k_tables
 from repbench.analysis.selectors import DEFAULT_SELECTORS, make_selectors
 from repbench.errors import RepbenchError, did_you_mean
