@@ -43,6 +43,8 @@ def test_unknown_encoder_and_unknown_option_are_refused():
     ("sequential", {"k": 4, "denoise_steps": 3}, "denoise_steps"),
     ("sequential", {"k": 4, "readout": "aligned"}, "readout"),
     ("parallel", {"k": 4, "early_stop": True}, "early_stop"),
+    ("parallel", {"k": 4, "early_stop": "strict"}, "early_stop"),
+    ("parallel", {"k": 4, "adapt_prompt": True}, "adapt_prompt"),
     ("meanpool", {"truncate": False}, "truncate"),
 ])
 def test_an_option_the_encoder_would_ignore_is_an_error(encoder, options, unused):

@@ -72,13 +72,16 @@ class SweepConfig:
     readout: str = "paper"
     denoise_steps: int = 1
     confidence: str = "entropy"
-    early_stop: bool = False
+    early_stop: str = "off"  # "off" | "upstream" | "strict" (EncodeOptions.early_stop; True means "upstream")
+    adapt_prompt: bool = False
     prompt_variant: str | None = None
     truncate: bool = True
     sparse_top_k: int = SPARSE_TOP_K
     relevance_level: int = 1  # minimum grade binary measures count as relevant (pytrec_eval)
 
     def __post_init__(self) -> None:
+        if isinstance(self.early_stop, bool):  # the pre-issue-24 flag
+            self.early_stop = "upstream" if self.early_stop else "off"
         self.modes = parse_modes(self.modes)
         for name in ("kq", "kp"):
             ks = list(getattr(self, name))
