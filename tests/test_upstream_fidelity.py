@@ -274,3 +274,13 @@ def test_llada_format_directory_loads_without_asking(tmp_path, monkeypatch):
     assert dynamic.resolve_trust_remote_code is refuse
     bb = load_backbone("llada-8b-instruct", path=tmp_path)
     assert asked == [] and type(bb.model).__name__ == "LlamaForCausalLM" and bb.model.config.is_causal is False
+
+
+# ---- the batch rule is recorded next to the dtype ---------------------------------------------------------
+@pytest.mark.parametrize(("dtype", "independent"), [("float32", True), ("bfloat16", False)])
+def test_the_batch_rule_is_recorded_next_to_the_dtype(dtype, independent):
+    bb = load_backbone("tiny-ar", dtype=dtype)
+    reps = encode(bb, ["ocean currents", "heat"], encoder="sequential", k=2, batch_size=2)
+    assert reps.meta["dtype"] == dtype
+    assert reps.meta["batch_rule"].startswith("batch-independent") is independent
+    assert ("left padding can change" in reps.meta["batch_rule"]) is not independent
