@@ -41,7 +41,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-length", type=int, default=MODEL_DEFAULTS["max_length"],
                    help="tokens per model input, prompt included; longer texts are cut to fit")
     g.add_argument("--batch-size", type=int, default=MODEL_DEFAULTS["batch_size"],
-                   help="texts encoded together (padding changes the last bits of the vectors)")
+                   help="texts encoded together (float32: padding changes only the last bits of the vectors; "
+                        "bfloat16: it can change a text's decoded tokens, as upstream)")
     g.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: one per physical core this process may use, or "
                         "OMP_NUM_THREADS; a busy machine gets a hint that fewer may be faster)")

@@ -31,7 +31,8 @@ def forward_sequential(
     `prompts.answer_end_ids`) and decoding stops once every row is closed. "strict" keeps the slot that
     generated the closing id; "upstream" (PromptReps' early exit) drops it too: its state and logits are
     zero (its id is kept, so the truncation sees why). A closed row's later slots are zero with id -1
-    whether or not other rows keep the batch decoding, so no row's validity depends on its batch.
+    whether or not other rows keep the batch decoding, so the rule itself never ties a row to its batch
+    (in bfloat16 padding can still change what a row decodes: `options.batch_rule`).
     """
     mode = ("upstream" if early_stop else "off") if isinstance(early_stop, bool) else early_stop
     stopping = mode != "off"
