@@ -118,3 +118,4 @@ def test_encode_cli_takes_every_method_option_and_keys_the_store_with_it(tmp_pat
     assert torch.equal(reps.sparse_ids, ref.sparse_ids) and torch.equal(reps.sparse_weights, ref.sparse_weights)
     manifest = json.loads((out / "manifest.json").read_text())
     assert '"sparse_top_k": 1' in json.dumps(manifest) and '"truncate": false' in json.dumps(manifest)
+    assert '"dtype": "float32"' in json.dumps(manifest) and '"batch_rule": "batch-independent' in json.dumps(manifest)
