@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # torch and NVML indices agree (rule 2)
+os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # torch and NVML indices agree (docs/methodology.md rule 2)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from typing import Any  # noqa: E402
@@ -35,12 +35,12 @@ from repbench.encoders.options import batch_rule  # noqa: E402
 from repbench.telemetry.environment import result_header  # noqa: E402
 from repbench.telemetry.nvml import open_telemetry  # noqa: E402
 
-# Defaults per device. On a GPU they follow methodology rule 5 (>= 30 iterations and >= 2 s per
+# Defaults per device. On a GPU they follow docs/methodology.md rule 5 (>= 30 iterations and >= 2 s per
 # cell); on CPU they are cut so the default grid finishes in < 5 minutes on 2 cores.
 PLAN_DEFAULTS = {
     "cuda": {"min_rounds": 30, "min_time": 2.0, "max_time": 30.0, "warmup": 10, "warmup_max_time": None,
              "memory_iterations": 3},
-    # CPU: >= 30 rounds (rule 5) where a cell is fast; the 3 s cap keeps the default run well under 5 min
+    # CPU: >= 30 rounds (docs/methodology.md rule 5) where a cell is fast; the 3 s cap keeps the default run well under 5 min
     "cpu": {"min_rounds": 30, "min_time": 1.0, "max_time": 3.0, "warmup": 10, "warmup_max_time": 1.0,
             "memory_iterations": 1},
 }

@@ -52,7 +52,7 @@ class Grid:
     pair: tuple[str, str] = ("qwen2.5-7b-instruct:random", "dream-7b-instruct:random")
     k: str = "1,4,16"
     input_tokens: str = "32,128,512"
-    # methodology rule 5 (>= 30 rounds, >= 2 s) holds; the cap bounds the slowest (K=16 sequential) cells
+    # docs/methodology.md rule 5 (>= 30 rounds, >= 2 s) holds; the cap bounds the slowest (K=16 sequential) cells
     timing: tuple[str, ...] = ("--min-rounds", "30", "--min-time", "2.0", "--max-time", "12")
     search_sizes: str = "1000,10000,100000"
     eval_backbones: tuple[str, ...] = ("smollm2-135m-instruct", "smollm2-135m-instruct:bidirectional")

@@ -4,7 +4,7 @@
   and mask the encoder builds (prompt, text, K masks, tail, left padding), and, for information, against
   that forward plus ``lm_head`` on the K slot rows. Goal: <= 1.05x the bare forward. The encoder gets
   there although it also computes the slot logits (the sparse vector and the stop truncation read them,
-  method-spec §3.6-3.7): backbones.forward runs the last layer at the K read columns only and the head
+  docs/method.md §3.6-3.7): backbones.forward runs the last layer at the K read columns only and the head
   as W @ h^T, which together cost less than the LM head costs on top of the bare forward.
 - sequential: `encode_ids` against ``model.generate(max_new_tokens=K, min_new_tokens=K, do_sample=False,
   output_hidden_states=True, return_dict_in_generate=True)`` on the same prompt. Goal: <= 1.0x.

@@ -140,9 +140,9 @@ def test_repllama_tokenises_prefix_and_text_together(smollm2, side):
         torch.testing.assert_close(from_ids.dense[i, 0], h, atol=PAD_ATOL, rtol=1e-4)
 
 
-# ---- the stop set (method-spec §3.6, corrected) ------------------------------------------------------
+# ---- the stop set (docs/method.md §3.6, corrected) ------------------------------------------------------
 class _DreamLikeTokenizer:
-    """Dream's special ids (§3.6): <|endoftext|> 151643, one more special 151665, the mask 151666;
+    """Dream's special ids (docs/method.md §3.6): <|endoftext|> 151643, one more special 151665, the mask 151666;
     <|im_end|> 151645 is in the vocabulary but not listed as special."""
 
     all_special_ids = [151643, 151665, 151666]
@@ -177,7 +177,7 @@ def test_stop_set_of_a_dream_format_tokenizer_leaves_out_an_unlisted_end_of_turn
     assert stop_token_ids(smollm2.tokenizer, 0) == set(smollm2.tokenizer.all_special_ids) - {0}
 
 
-# ---- sparse weights on the sequential path (method-spec §4.1 step 6) ----------------------------------
+# ---- sparse weights on the sequential path (docs/method.md §4.1 step 6) ----------------------------------
 def test_float_sparse_weights_reference():
     import math
 

@@ -20,7 +20,7 @@ def test_registry_names_are_the_schema_names():
 
 
 def test_families_defaults_and_max_k_as_published():
-    # method-spec: sequential (AR) and parallel (diffusion) read K slots; the baselines one vector
+    # docs/method.md: sequential (AR) and parallel (diffusion) read K slots; the baselines one vector
     assert default_encoder("ar") == "sequential" and default_encoder("diffusion") == "parallel"
     assert set(encoders_for_family("ar")) == {"sequential", "lasttoken"}
     assert set(encoders_for_family("diffusion")) == {"parallel", "meanpool"}

@@ -12,7 +12,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "repbench"
 
-# Data flows one way (DESIGN.md): each stage may import its own and lower stages only.
+# Data flows one way (README.md, "Layout"): each stage may import its own and lower stages only.
 STAGES: list[tuple[str, ...]] = [
     ("__init__", "errors", "io", "schema", "stats"),
     ("telemetry",),
@@ -129,3 +129,10 @@ def test_no_import_from_a_lower_stage_to_a_higher_one():
     graph = import_graph()
     upward = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if stage(b) > stage(a))
     assert upward == [], "imports that run up the stages:\n" + "\n".join(upward)
+
+
+def test_no_module_over_400_lines():
+    # Small modules with one job: a module that outgrows this has taken a second one; split it by job.
+    long = {str(p.relative_to(SRC)): n for p in sorted(SRC.rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert not long, f"modules over 400 lines: {long}"

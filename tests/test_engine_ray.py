@@ -40,8 +40,10 @@ except ImportError:
     HAVE_RAY = False
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-ENCODE = ["--backbone", "tiny-diffusion", "--k", "4", "--shard-size", "12", "--device", "cpu"]
-EVALUATE = ["--backbone", "tiny-ar", "--kq", "1,2", "--kp", "1,4", "--modes", "all", "--shard-size", "12",
+# --threads 1: the Ray actors run one torch thread each (--ray-cpus-per-worker 1), and a local run's own default
+# (one per core) can change the last bits of the vectors, so the reference must use the actors' count.
+ENCODE = ["--backbone", "tiny-diffusion", "--k", "4", "--shard-size", "12", "--device", "cpu", "--threads", "1"]
+EVALUATE = ["--backbone", "tiny-ar", "--kq", "1,2", "--kp", "1,4", "--modes", "all", "--shard-size", "12", "--threads", "1",
             "--keep-self-hits", "--max-length", "128", "--no-progress"]
 TIME_BOUND_S = 480  # the whole module (100-180 s measured); past it a watchdog stops the cluster, so nothing hangs
 
@@ -55,7 +57,7 @@ def _require_ray() -> None:
 
 @contextmanager
 def _one_thread():
-    # The Ray actors run with one torch thread (--ray-cpus-per-worker 1): the reference does too.
+    # --threads 1 sets this process's torch threads for the reference run; put the count back afterwards.
     import torch
 
     before = torch.get_num_threads()

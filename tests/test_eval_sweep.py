@@ -244,3 +244,17 @@ def test_relevance_level_reaches_the_binary_measures(tmp_path):
         mine = table[table["measure"] == "recall_100"]
         got = dict(zip(mine["qid"], mine["value"], strict=True))
         assert (got == pytest.approx(ref, abs=1e-12)) == (level == 2)
+
+
+def test_the_fit_check_uses_the_prompt_variant_and_refuses_before_any_write(tmp_path):
+    # tiny-ar's prompts fit in 62 tokens with the default wording; with "three" they need 75. The check
+    # before the first write must see the variant, or sweep_state.json is written and only encoding refuses.
+    from repbench.backbones import load_backbone
+
+    bb = load_backbone("tiny-ar", device="cpu", dtype="float32")
+    cfg = SweepConfig(backbone="tiny-ar", encoder="sequential", kq=[1], kp=[4], max_length=62,
+                      prompt_variant="three")
+    out = tmp_path / "sweep"
+    with pytest.raises(RepbenchError, match=r"--max-length 62 is too small"):
+        run_sweep(COLL, bb, cfg, out, progress=False)
+    assert not out.exists() or not any(out.iterdir())

@@ -65,7 +65,7 @@ def test_latency_command_uses_declared_options_and_the_issue_grid(tmp_path):
     assert opts["--backbones"] == "qwen2.5-7b-instruct:random,dream-7b-instruct:random"
     assert opts["--k"] == "1,4,16" and opts["--input-tokens"] == "32,128,512"
     assert opts["--benchmark-json"] == str(tmp_path / "bench.json")
-    # Rule 5 (>= 30 rounds, >= 2 s per cell) is not traded for speed.
+    # docs/methodology.md rule 5 (>= 30 rounds, >= 2 s per cell) is not traded for speed.
     assert int(opts["--min-rounds"]) >= 30 and float(opts["--min-time"]) >= 2.0
 
 

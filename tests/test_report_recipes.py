@@ -66,7 +66,7 @@ def test_paper_series_present_in_teaser_and_length_figures(results, tmp_path):
     RECIPES["fig_effectiveness_vs_latency"].module.run(results, tmp_path)
     assert "paper's H100 readings" in (tmp_path / "figures" / "fig_latency_vs_length.caption.txt").read_text()
     teaser = (tmp_path / "figures" / "fig_effectiveness_vs_latency.caption.txt").read_text()
-    assert "method-spec §11.1" in teaser and "exact search over 100,000 documents" in teaser
+    assert "docs/method.md §11.1" in teaser and "exact search over 100,000 documents" in teaser
 
 
 def test_missing_inputs_skip_with_reason(tmp_path):

@@ -133,7 +133,7 @@ def test_mode_registry_is_the_one_list_of_modes():
     from repbench.retrieval import search
     from repbench.retrieval.modes import MODES, MULTI_MODES, SCORERS
 
-    # the paper's five modes (method-spec §6.2), in its order; search re-exports the registry, not a copy
+    # the paper's five modes (docs/method.md §6.2), in its order; search re-exports the registry, not a copy
     assert MODES == ("single_dense", "multi_dense", "sparse_max", "fusion_single_sparse_max",
                      "fusion_multi_sparse_max")
     assert tuple(SCORERS) == MODES and search.SCORERS is SCORERS and search.MODES is MODES

@@ -130,7 +130,7 @@ def test_cell_extra_info_carries_fake_nvml_values_and_timing_pass_is_not_sampled
 
     m.run(runner)
     f = m.fields(batch_size=2, tokens_per_query=16)
-    assert fake.reads.get("timing", 0) == 0  # rule 8: no NVML polling while iterations are timed
+    assert fake.reads.get("timing", 0) == 0  # docs/methodology.md rule 8: no NVML polling while iterations are timed
     assert f["nvml_memory_used_peak_bytes"] == 3 * GIB
     assert f["power_max_w"] == 150.0
     assert 50.0 <= f["power_mean_w"] <= 150.0
@@ -160,7 +160,7 @@ def test_sampler_rejects_slow_polling_and_ors_throttle_reasons():
     summ = s.summary()
     assert summ["throttle_reasons"] == 0x5
     assert summ["throttle_reason_names"] == ["gpu_idle", "sw_power_cap"]
-    assert summ["throttle_suspect"] is True  # SW power cap marks the cell suspect (rule 13)
+    assert summ["throttle_suspect"] is True  # SW power cap marks the cell suspect (docs/methodology.md rule 13)
 
 
 def test_gpu_environment_from_fake_nvml():

@@ -1,5 +1,5 @@
 """Issue 24: the four places where the encoders differed from upstream's code, each checked against a
-re-implementation written here from the method description (method-spec §3.1, §3.6, §3.7, §4.1 and
+re-implementation written here from the method description (docs/method.md §3.1, §3.6, §3.7, §4.1 and
 PromptReps' early exit), never against repbench's own output. No upstream code runs.
 
 1. sparse: per slot the top 128 of the FLOAT weights log(1+relu(logit)), then x100 and truncation;
@@ -80,7 +80,7 @@ def smollm2():
     return load_backbone("smollm2-135m-instruct")
 
 
-# Upstream's prompt files (method-spec §3.1), as literals: (user_suffix, assistant_prefix) per variant; the
+# Upstream's prompt files (docs/method.md §3.1), as literals: (user_suffix, assistant_prefix) per variant; the
 # passage files swap "query" for "passage" and "Query" for "Passage".
 SYSTEM = "You are an AI assistant that can understand human language."
 UPSTREAM_PROMPTS = {
@@ -181,7 +181,7 @@ def test_adapt_prompt_words_the_sequential_prompt_for_k(ar):
 
 # ---- 4. the stop set as upstream's pinned tokenizer (transformers 4.54) defines it --------------------------
 def _llada_like_tokenizer(tmp_path):
-    """A tokenizer with LLaDA's special ids (native-backbones §2.3) and a GLM-style `gmask_token` entry in
+    """A tokenizer with LLaDA's special ids (docs/backbones.md §2.3) and a GLM-style `gmask_token` entry in
     its tokenizer_config.json: transformers 5 lists such an entry among the special tokens, 4.54 did not."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import AutoTokenizer
@@ -221,7 +221,7 @@ def test_dream_stop_set_is_unchanged():
 
 
 # ---- LLaDA-format directories load without asking to run remote code -------------------------------------
-# LLaDA tensor names -> Llama names (native-backbones §2.2), written out per layer
+# LLaDA tensor names -> Llama names (docs/backbones.md §2.2), written out per layer
 def _llada_name(name: str) -> str:
     table = {"model.embed_tokens.": "model.transformer.wte.", "model.norm.": "model.transformer.ln_f.",
              "lm_head.": "model.transformer.ff_out.", "input_layernorm.": "attn_norm.",

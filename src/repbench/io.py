@@ -176,13 +176,6 @@ def read_text(path: str | os.PathLike) -> str:
                           start + pos) from None
 
 
-def open_text(path: str | os.PathLike):
-    """A text stream of the whole file (read and checked by `read_text`)."""
-    import io
-
-    return io.StringIO(read_text(path))
-
-
 class _NonFinite(ValueError):
     pass
 
@@ -260,21 +253,6 @@ def read_csv(path: str | os.PathLike, what: str = "a CSV table", require_rows: b
     return read_csv_lines(path, what, require_rows, **kwargs)[0]
 
 
-def first_non_finite(frame: Any, columns: tuple[str, ...] | list[str]) -> tuple[int, str] | None:
-    """(CSV line number, column) of the first NaN/inf/non-numeric cell among `columns` (header = line 1)."""
-    import numpy as np
-    import pandas as pd
-
-    for col in columns:
-        if col not in frame.columns:
-            continue
-        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            return int(np.flatnonzero(bad)[0]) + 2, col
-    return None
-
-
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yield (line_number, object) for each non-blank line; malformed lines raise InputError."""
     for lineno, line in iter_lines(path):
@@ -304,7 +282,7 @@ def check_id(path: str | os.PathLike, lineno: int, value: str, what: str = '"_id
 def read_texts_jsonl(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Read a BEIR-style JSONL of items (`_id`, optional `title`, `text`).
 
-    Returns (ids, texts) with the title prepended as "title. text" when present (method-spec §7.1).
+    Returns (ids, texts) with the title prepended as "title. text" when present (docs/method.md §7.1).
     Duplicate ids, empty ids and ids with whitespace are refused, as is an empty file.
     """
     ids: list[str] = []

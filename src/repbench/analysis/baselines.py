@@ -3,7 +3,7 @@
 A baseline directory is `results/baselines/<device-slug>/` holding `bench.json` (a pytest-benchmark JSON
 from `pytest bench/ --benchmark-json`) and/or `per_query.csv` (from `repbench evaluate`), each carrying
 its own environment. Baselines are keyed by device (GPU model, or CPU model and thread count), not by
-OS/Python as pytest-benchmark's machine id is (methodology rule 15); driver and software differences are
+OS/Python as pytest-benchmark's machine id is (docs/methodology.md rule 15); driver and software differences are
 reported as warnings at comparison time instead.
 """
 

@@ -1,4 +1,4 @@
-"""Statistical comparison of a NEW result against a BASE one (methodology rules 14-16).
+"""Statistical comparison of a NEW result against a BASE one (docs/methodology.md rules 14-16).
 
 Latency: cells are matched by configuration; per cell the ratio NEW/BASE of medians with a percentile
 bootstrap 95% CI from the raw per-iteration samples, and a verdict that needs both a ratio beyond the
@@ -130,11 +130,11 @@ def compare_latency(base: BenchRun, new: BenchRun, *, tolerance: float = 0.05, b
     the same run) on matching (encoder, k, input_tokens, batch_size[, search keys]); `any_encoder` also
     drops the encoder from the match, so e.g. sequential AR cells meet parallel diffusion cells.
     `group_tolerances`: (glob pattern on the cell label, tolerance) pairs, first match wins, for groups whose
-    noise differs (e.g. `("search:*", 0.25)`, methodology rule 15); other cells use `tolerance`.
+    noise differs (e.g. `("search:*", 0.25)`, docs/methodology.md rule 15); other cells use `tolerance`.
 
     Result table columns: label, the key columns, [base_backbone, new_backbone], n_base, n_new,
     median_base_s, median_new_s, ratio, ci_low, ci_high, tolerance, verdict, mw_p (Mann-Whitney U two-sided, a second
-    opinion), iqr_rel_base, iqr_rel_new (IQR/median; > 0.10 is noisy per methodology rule 6).
+    opinion), iqr_rel_base, iqr_rel_new (IQR/median; > 0.10 is noisy per docs/methodology.md rule 6).
     """
     if tolerance < 0 or any(t < 0 for _, t in group_tolerances):
         raise RepbenchError("tolerances must be >= 0")
@@ -210,7 +210,7 @@ def _iqr_rel(x: np.ndarray) -> float:
 
 def gate_failures(table: pd.DataFrame, fail_above: float) -> pd.DataFrame:
     """Cells that fail a `--fail-above` gate: slower, ratio above 1+fail_above AND the CI's lower bound
-    above it too (a regression beyond the threshold with statistical evidence, rule 15)."""
+    above it too (a regression beyond the threshold with statistical evidence, docs/methodology.md rule 15)."""
     if table.empty:
         return table
     limit = 1.0 + fail_above
@@ -328,7 +328,7 @@ def compare_effectiveness(base: PerQueryRun, new: PerQueryRun, *, test: str = "t
     cols = ["label", *keys, "n", "mean_base", "mean_new", "mean_diff", "ci_low", "ci_high", "effect_size",
             "test", "p_value", "p_holm", "verdict"]
     table = pd.DataFrame(rows, columns=cols)
-    # One table is one family of comparisons: Holm across all its cells (methodology rule 16).
+    # One table is one family of comparisons: Holm across all its cells (docs/methodology.md rule 16).
     table["p_holm"] = adjust_pvalues(table["p_value"].to_numpy(float), "holm") if len(table) else []
     only_base = [_eff_label(dict(zip(keys, k, strict=True)), keys) for k in sorted(set(bgroups) - set(ngroups))]
     only_new = [_eff_label(dict(zip(keys, k, strict=True)), keys) for k in sorted(set(ngroups) - set(bgroups))]

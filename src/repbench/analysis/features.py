@@ -52,9 +52,3 @@ def query_features(signals: pd.DataFrame, dataset: str, backbone: str, encoder: 
     return wide.astype(np.float64).sort_index(axis=1), int(k)
 
 
-def query_lengths(signals: pd.DataFrame, dataset: str, backbone: str, encoder: str) -> pd.Series:
-    """Text tokens per query (the same at every K; the smallest K's encoding is used)."""
-    feats, _ = query_features(signals, dataset, backbone, encoder)
-    if "text_tokens" not in feats:
-        raise RepbenchError(f"the signals of {dataset}/{backbone}/{encoder} hold no text_tokens")
-    return feats["text_tokens"]

@@ -1,4 +1,4 @@
-"""Per-query oracle over K: an optimistic upper bound, selected on the test queries (method-spec §9).
+"""Per-query oracle over K: an optimistic upper bound, selected on the test queries (docs/method.md §9).
 
 For each query the oracle takes the best value of a measure over a set of cells: K_q only (K_p fixed),
 K_p only (K_q fixed), or the whole (K_q, K_p) grid, optionally within a budget K_q <= B_q, K_p <= B_p.

@@ -55,10 +55,6 @@ class Backbone:
     def mask_token_id(self) -> int | None:
         return self.spec.mask_token_id
 
-    @property
-    def max_positions(self) -> int:
-        return int(self.model.config.max_position_embeddings)
-
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
@@ -94,7 +90,7 @@ def build_config(spec: BackboneSpec) -> Any:
     return _architecture(spec)[0](**spec.config_dict())
 
 
-# LLaDA's OLMo-style config names -> LlamaConfig names (native-backbones.md §2.2)
+# LLaDA's OLMo-style config names -> LlamaConfig names (docs/backbones.md §2.2)
 _LLADA_CONFIG = {
     "d_model": "hidden_size", "n_heads": "num_attention_heads", "n_kv_heads": "num_key_value_heads",
     "n_layers": "num_hidden_layers", "mlp_hidden_size": "intermediate_size", "rms_norm_eps": "rms_norm_eps",

@@ -19,7 +19,7 @@ ARCHITECTURES = ("qwen2", "llama")  # what loading.build_config can build; anyth
 Source = Literal["hf", "gguf", "config", "tiny"]
 Scale = Literal["full", "tiny"]
 
-# LLaDA stores a plain Llama under OLMo-style names (native-backbones.md §2.2). One capture group per
+# LLaDA stores a plain Llama under OLMo-style names (docs/backbones.md §2.2). One capture group per
 # rule: transformers 5.23 does not substitute a second backreference.
 LLADA_KEY_MAPPING: dict[str, str] = {
     r"^model\.transformer\.wte\.": "model.embed_tokens.",

@@ -1,4 +1,4 @@
-"""A small byte-level BPE tokenizer for the tiny controlled pair (native-backbones.md §5.3).
+"""A small byte-level BPE tokenizer for the tiny controlled pair (docs/backbones.md §5.3).
 
 With SmolLM2's 49k vocabulary, a 64-wide model spends more on its LM-head readout (needed for the
 sparse vectors) than on its trunk, so K slots would cost far more than K extra positions and the tiny

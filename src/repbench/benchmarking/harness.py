@@ -1,4 +1,4 @@
-"""Measure one benchmark cell: warm-up, timing pass, memory pass, energy pass (methodology 1-10).
+"""Measure one benchmark cell: warm-up, timing pass, memory pass, energy pass (docs/methodology.md rules 1-10).
 
 The passes are separate on purpose: nothing polls NVML or RSS while iterations are timed. The
 result is a flat dict destined for pytest-benchmark's `extra_info` (docs/contracts.md, Latency).
@@ -27,7 +27,7 @@ class CellPlan:
     """How much work to spend on a cell.
 
     The timing pass runs max(min_rounds, ceil(min_time_s / estimated iteration)) iterations, capped by
-    max_rounds and by max_time_s (but never below MIN_ROUNDS_FLOOR). Methodology rule 5 asks for >= 30
+    max_rounds and by max_time_s (but never below MIN_ROUNDS_FLOOR). docs/methodology.md rule 5 asks for >= 30
     iterations and >= 2 s on a GPU; the CPU defaults of bench/ trade that for a short run.
     Warm-up runs `warmup` iterations, or stops early once `warmup_max_time_s` is spent (>= 2 done).
     """
@@ -245,7 +245,7 @@ class CellMeasurement:
 
 
 def cold_start(load: Callable[[], Any], first_call: Callable[[Any], Any], device: str | torch.device) -> tuple[Any, dict[str, float]]:
-    """Time loading and the first call separately (rule 4): both are excluded from warm timings."""
+    """Time loading and the first call separately (docs/methodology.md rule 4): both are excluded from warm timings."""
     synchronize(device)
     t0 = time.perf_counter()
     obj = load()

@@ -80,7 +80,7 @@ def encode_cells(
     order: str = "interleave",
     seed: int = 0,
 ) -> list[EncodeCell]:
-    """Every (backbone, encoder, K, length, batch) cell, in a drift-cancelling order (rule 14).
+    """Every (backbone, encoder, K, length, batch) cell, in a drift-cancelling order (docs/methodology.md rule 14).
 
     `interleave`: for each shape, the backbones in turn (ABAB...), so AR and diffusion cells alternate.
     `shuffle`: a seeded random permutation of all cells. A single-pass encoder (registry max K of 1)

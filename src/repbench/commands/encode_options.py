@@ -75,7 +75,7 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
                    help="sequential: word the prompt for K ('Use four words ...') as the parallel path does; "
                         "off by default, as upstream's zero-shot AR class (only --prompt-variant one|three differ)")
     g.add_argument("--truncate", action=argparse.BooleanOptionalAction, default=True,
-                   help="prompted encoders: drop the slots after a stop token (default on, method-spec §3.6)")
+                   help="prompted encoders: drop the slots after a stop token (default on, docs/method.md §3.6)")
     g.add_argument("--sparse-top-k", type=int, default=SPARSE_TOP_K,
                    help=f"prompted encoders: vocabulary ids kept per slot (default {SPARSE_TOP_K})")
 

@@ -4,7 +4,7 @@ Options follow trec_eval's: -q, -c, -M N, -l N, and -m repeated, each one measur
 (P.5,7,3, ndcg_cut.10,20, utility.2,-1,0,0, ndcg.1=3,2=9, all_trec). Note the argument order: run, then
 qrels (trec_eval takes qrels first).
 
-Example: repbench eval-run results/adi/runs/x.trec ../shared/data/adi/qrels/test.tsv -q -m all_trec
+Example: repbench eval-run results/adi/runs/x.trec data/adi/qrels/test.tsv -q -m all_trec
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`repbench evaluate`: the (K_q, K_p) x score-mode sweep on one collection.
 
 Example:
-  repbench evaluate --backbone tiny-diffusion --dataset ../shared/data/adi --kq 1,2,4 --kp 1,4 \\
+  repbench evaluate --backbone tiny-diffusion --dataset data/adi --kq 1,2,4 --kp 1,4 \\
       --modes all --out results/eval/adi-tiny
 Rerunning the same command resumes: finished cells and cached encodings are reused.
 """

@@ -30,7 +30,7 @@ class BatchPrep:
     """What every batch of one `encode_ids` call shares (built once per call)."""
 
     pad_id: int
-    stop: frozenset[int]  # the parallel truncation's stop set (§3.6)
+    stop: frozenset[int]  # the parallel truncation's stop set (docs/method.md §3.6)
     prompt: PromptIds | None  # None for the single-pass encoders
     signals: list[dict] | None = None  # when a list, each batch appends its encode-time signals (in batch order)
     answer_end: frozenset[int] = frozenset()  # sequential: ids that close a row (prompts.answer_end_ids)
@@ -58,7 +58,7 @@ def model_inputs(seqs: list[list[int]], pad_id: int, device: torch.device, left:
 
 
 def truncate_parallel(tokens: torch.Tensor, stop: set[int] | frozenset[int] | torch.Tensor) -> torch.Tensor:
-    """valid[b, j] is False from the first stop slot k > 0 on; k = 0 keeps everything (§3.6)."""
+    """valid[b, j] is False from the first stop slot k > 0 on; k = 0 keeps everything (docs/method.md §3.6)."""
     is_stop = torch.isin(tokens, _ids_on(stop, tokens.device))
     k = tokens.shape[1]
     first = torch.where(is_stop.any(1), is_stop.float().argmax(1), torch.full_like(tokens[:, 0], k))
@@ -68,7 +68,7 @@ def truncate_parallel(tokens: torch.Tensor, stop: set[int] | frozenset[int] | to
 
 def truncate_sequential(tokens: torch.Tensor, ends: set[int] | frozenset[int] | torch.Tensor) -> torch.Tensor:
     """valid from slot 0 up to (excluding) the first slot k >= 1 whose input token (generated at slot
-    k-1) is in `ends`, the answer-end set the early-stop test also uses (§4.1); unrun slots (-1) are invalid."""
+    k-1) is in `ends`, the answer-end set the early-stop test also uses (docs/method.md §4.1); unrun slots (-1) are invalid."""
     is_end = torch.isin(tokens, _ids_on(ends, tokens.device))
     k = tokens.shape[1]
     first_end = torch.where(is_end.any(1), is_end.float().argmax(1) + 1, torch.full_like(tokens[:, 0], k))
@@ -188,7 +188,7 @@ def _allowed(bb: Backbone, texts: list[str]) -> torch.Tensor:
 def _prompted(bb: Backbone, seqs: list[list[int]], rows: list[list[int]], allowed: torch.Tensor, hidden: torch.Tensor,
               logits: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor, opts: EncodeOptions,
               prep: BatchPrep, quantise: bool = True) -> Representations:
-    # Non-finite values count as 0 (§3.6); the logits are cleaned inside sparse_from_logits, on the few
+    # Non-finite values count as 0 (docs/method.md §3.6); the logits are cleaned inside sparse_from_logits, on the few
     # columns it reads, instead of over the whole [B, K, V] block (and for the signals only when asked).
     hidden = torch.nan_to_num(hidden, nan=0.0, posinf=0.0, neginf=0.0) * valid.unsqueeze(-1)
     rows_ids, rows_w = sparse_rows(logits, valid, allowed, top_k=opts.sparse_top_k, quantise=quantise)

@@ -16,7 +16,7 @@ from repbench.errors import RepbenchError
 SIDES = ("query", "passage")
 READOUTS = ("paper", "aligned")
 CONFIDENCE = ("entropy", "maskgit_plus", "topk_margin")  # unmasking schedules of the parallel encoder
-SPARSE_TOP_K = 128  # ids kept per slot before max-pooling (method-spec §3.7)
+SPARSE_TOP_K = 128  # ids kept per slot before max-pooling (docs/method.md §3.7)
 # Sequential decoding: "off" runs exactly K steps (the paper's fixed-N baseline); "upstream" is PromptReps'
 # early exit (a row ends at the first token whose text holds a `"`, and that slot is dropped); "strict" also
 # ends a row at a special token and keeps the slot that wrote the closing quote (repbench before issue 24).
@@ -32,14 +32,14 @@ class EncodeOptions:
     batch_size      texts per forward pass (longest first, so batches pad little)
     max_length      tokens per model input, prompt and slots included; texts are cut to fit
     readout         parallel: "paper" (slot positions as published) or "aligned"
-    denoise_steps   parallel: unmasking passes S (1 = one forward, method-spec §3.5)
+    denoise_steps   parallel: unmasking passes S (1 = one forward, docs/method.md §3.5)
     confidence      parallel: the schedule deciding which slots unmask first when S > 1
     early_stop      sequential: "off" (exactly K steps), "upstream" or "strict" (EARLY_STOP); True means
                     "upstream", False "off"
     adapt_prompt    sequential: adapt the prompt's wording to K as the diffusion path does (upstream's
                     zero-shot AR class never does; the parallel encoder always does)
     prompt_variant  prompted encoders: the prompt file variant (default: by K)
-    truncate        prompted encoders: invalidate slots after the first stop token (§3.6)
+    truncate        prompted encoders: invalidate slots after the first stop token (docs/method.md §3.6)
     sparse_top_k    prompted encoders: vocabulary ids kept per slot for the sparse vector
     """
 

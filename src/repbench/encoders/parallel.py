@@ -1,4 +1,4 @@
-"""DiffRetriever: K mask tokens + 3 fixed tail tokens, read in one bidirectional pass (method-spec §3)."""
+"""DiffRetriever: K mask tokens + 3 fixed tail tokens, read in one bidirectional pass (docs/method.md §3)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def forward_parallel(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Hidden states [B,K,H], logits [B,K,V] (float32) and decoded ids [B,K] at the K slots.
 
-    With S = `denoise_steps` > 1, slots are unmasked over S passes by confidence (method-spec §3.5)
+    With S = `denoise_steps` > 1, slots are unmasked over S passes by confidence (docs/method.md §3.5)
     and each slot keeps the hidden state and logits of the pass that unmasked it.
     """
     b, length = ids.shape

@@ -1,4 +1,4 @@
-"""Prompt files, the K-wording rule, the chat-template split and the tail tokens (method-spec §3.1-§3.2)."""
+"""Prompt files, the K-wording rule, the chat-template split and the tail tokens (docs/method.md §3.1-§3.2)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def quote_token_id(tokenizer: Any) -> int | None:
 @lru_cache(maxsize=32)
 def stop_token_ids(tokenizer: Any, mask_token_id: int | None) -> frozenset[int]:
     """The special ids as upstream's pinned tokenizer lists them, minus the mask id, nothing added by hand
-    (method-spec §3.6, corrected): an end-of-turn token the tokenizer does not list as special (Dream's
+    (docs/method.md §3.6, corrected): an end-of-turn token the tokenizer does not list as special (Dream's
     `<|im_end|>`) is not in it."""
     return frozenset(set(pinned_special_ids(tokenizer)) - {mask_token_id})
 
@@ -146,7 +146,7 @@ def answer_end_ids(tokenizer: Any, mask_token_id: int | None, early_stop: str) -
     """The one definition of "this row has closed its answer" on the sequential path, read by both the
     early-stop test and the slot truncation, so they can never disagree about a row.
 
-    "off", fixed-N decoding (the paper's baseline, method-spec §4.1 step 5): a special id or exactly the
+    "off", fixed-N decoding (the paper's baseline, docs/method.md §4.1 step 5): a special id or exactly the
     `"` id. "upstream" (PromptReps' early exit): only ids whose text holds a `"` (`"`, `",`, `".` ...);
     special ids do not end a row. "strict": a special id or any quote-holding id.
     """

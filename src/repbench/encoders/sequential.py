@@ -1,4 +1,4 @@
-"""PromptReps: greedy decoding of exactly K tokens with the KV cache (method-spec §4.1).
+"""PromptReps: greedy decoding of exactly K tokens with the KV cache (docs/method.md §4.1).
 
 Slot 0 is the last prompt position (it predicts the first word); slot j is the newly fed token of
 decode step j. No position ids are passed: positions continue from the padded length, which is

@@ -1,4 +1,4 @@
-"""The paper's single-pass baselines: DiffEmbed (mean pool) and RepLLaMA (last token), method-spec §5."""
+"""The paper's single-pass baselines: DiffEmbed (mean pool) and RepLLaMA (last token), docs/method.md §5."""
 
 from __future__ import annotations
 

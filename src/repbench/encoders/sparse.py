@@ -1,4 +1,4 @@
-"""PromptReps-style sparse vectors from slot logits (method-spec §3.7).
+"""PromptReps-style sparse vectors from slot logits (docs/method.md §3.7).
 
 NLTK cannot be downloaded here, so its English stopword list ships as package data and
 `word_tokenize` is approximated by a regex (words with inner hyphens/apostrophes, or single
@@ -87,7 +87,7 @@ def sparse_from_logits(
     activate (a list, or `pad_allowed`'s matrix already on the logits' device). Per slot: weights
     log1p(relu(logit)) on allowed ids only, top-`top_k` of those float weights (equal weights at the cut:
     lower id first), then x100, truncated to an integer when `quantise` (the diffusion path and AR K=1 upstream) or kept as floats
-    (upstream's AR K>1 path, method-spec §4.1 step 6; x100 only rescales, which no ranking or min-max
+    (upstream's AR K>1 path, docs/method.md §4.1 step 6; x100 only rescales, which no ranking or min-max
     fusion sees); then max over the valid slots. Returns host tensors (ids [B, M] with -1 padding,
     weights [B, M]) sorted by weight descending, then id ascending; zero weights are dropped.
 
@@ -107,7 +107,7 @@ def sparse_rows(logits: torch.Tensor, valid: torch.Tensor, allowed: list[torch.T
         return torch.full((b, 0), -1, dtype=torch.long, device=dev), torch.zeros((b, 0), device=dev)
     real = ids >= 0
     cols = ids.clamp_min(0).unsqueeze(1).expand(b, k, ids.shape[1])
-    # Non-finite logits count as 0 (§3.6); cleaned here, on the allowed columns only.
+    # Non-finite logits count as 0 (docs/method.md §3.6); cleaned here, on the allowed columns only.
     w = torch.nan_to_num(logits.gather(2, cols).float(), nan=0.0, posinf=0.0, neginf=0.0)
     w = torch.log1p(torch.relu(w))  # [B, K, A]
     w = torch.where(real.unsqueeze(1), w, torch.zeros_like(w))

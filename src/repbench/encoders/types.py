@@ -22,7 +22,7 @@ class Representations:
 
     dense          float32 [N, K, H]  last-layer hidden states at the K readout positions, NOT normalised;
                                       invalid slots are all-zero
-    valid          bool    [N, K]     slot validity (stop-token truncation, method-spec §3.6)
+    valid          bool    [N, K]     slot validity (stop-token truncation, docs/method.md §3.6)
     sparse_ids     int64   [N, M]     vocabulary ids of the max-pooled sparse vector, -1 = padding
     sparse_weights float32 [N, M]     their weights (log1p(relu(logit)) x100, top-`sparse_top_k` per slot;
                                       truncated to integers except on the sequential path at K > 1)
@@ -58,16 +58,8 @@ class Representations:
         return int(self.dense.shape[2])
 
     def unit_dense(self) -> torch.Tensor:
-        """Slot vectors L2-normalised (zero slots stay zero), as the evaluator does (method-spec §6.1)."""
+        """Slot vectors L2-normalised (zero slots stay zero), as the evaluator does (docs/method.md §6.1)."""
         return torch.nn.functional.normalize(self.dense, dim=-1, eps=1e-12)
-
-    def sparse_dense_matrix(self, vocab_size: int) -> torch.Tensor:
-        """Sparse vectors as a dense [N, V] float32 matrix (for small collections and tests)."""
-        out = torch.zeros(len(self), vocab_size, dtype=torch.float32)
-        mask = self.sparse_ids >= 0
-        rows = torch.arange(len(self)).unsqueeze(1).expand_as(self.sparse_ids)[mask]
-        out[rows, self.sparse_ids[mask]] = self.sparse_weights[mask]
-        return out
 
     def select(self, index: list[int] | torch.Tensor) -> Representations:
         idx = torch.as_tensor(index, dtype=torch.long)

@@ -20,7 +20,7 @@ PROVENANCE_FILE = "repbench_provenance.json"  # beside corpus.jsonl of a generat
 @dataclass
 class Collection:
     """Documents, queries and judgements of one split. Texts are what the encoder reads
-    (``title. text`` when a title exists, method-spec §7.1)."""
+    (``title. text`` when a title exists, docs/method.md §7.1)."""
 
     name: str
     corpus_ids: list[str]
@@ -33,7 +33,7 @@ class Collection:
     info: dict = field(default_factory=dict)
 
     def judged_queries(self) -> tuple[list[str], list[str]]:
-        """(ids, texts) of the queries that have judgements, in file order (method-spec §6.1)."""
+        """(ids, texts) of the queries that have judgements, in file order (docs/method.md §6.1)."""
         keep = [(q, t) for q, t in zip(self.query_ids, self.query_texts, strict=True) if q in self.qrels]
         return [q for q, _ in keep], [t for _, t in keep]
 

@@ -9,7 +9,7 @@ Accepted, as trec_eval accepts them (``trec_eval -m``):
   ``rbp``, ``rbp_resid`` and ``unj`` are not among them);
 
 and, as repbench always accepted, an output name (``ndcg_cut_10``, ``P_10``, ``iprec_at_recall_0.10``)
-and ``recip_rank_<N>``, reciprocal rank on the top N (MRR@N, method-spec §6.5); and ir_measures' names
+and ``recip_rank_<N>``, reciprocal rank on the top N (MRR@N, docs/method.md §6.5); and ir_measures' names
 (``nDCG@10``, ``P@5``, ``R@100``, ``RR@10``, ``AP``, ``AP@100``, ``Success@5``, ``Rprec``, ``Bpref``,
 case-insensitive), translated to the trec_eval measure they compute (``nDCG@10`` is ``ndcg_cut.10``;
 results carry trec_eval's output names).

@@ -2,7 +2,7 @@
 
 Measure names and syntax are trec_eval's (repbench.evaluation.measures): ``ndcg_cut_10`` or
 ``ndcg_cut.10,20``, ``P.5,7,3``, ``map``, ``utility.2,-1,0,0``, ``all_trec``; ``recip_rank_<N>`` is
-reciprocal rank on the run cut to its top N in trec_eval order, i.e. MRR@N (method-spec §6.5).
+reciprocal rank on the run cut to its top N in trec_eval order, i.e. MRR@N (docs/method.md §6.5).
 
 Which queries get rows: with `complete` (the default, trec_eval ``-c``, the MS MARCO convention) every
 qrels query, a judged query with no retrieved documents scoring 0 on every measure but ``num_rel`` (its

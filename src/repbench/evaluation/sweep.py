@@ -1,4 +1,4 @@
-"""The (K_q, K_p) x score-mode effectiveness sweep (method-spec §7.2), resumable per cell.
+"""The (K_q, K_p) x score-mode effectiveness sweep (docs/method.md §7.2), resumable per cell.
 
 Layout of an output directory:
   reps/                    cached Representations, one stem per (backbone, encoder, side, K, max_length,
@@ -166,12 +166,11 @@ def run_sweep(
     if encode_fn is None:
         from repbench.encoders import encode as encode_fn  # heavy import, only when really encoding
     if in_process:
-        from repbench.encoders import EncodeOptions, check_fits
+        from repbench.encoders import check_fits
 
         for side, ks in (("query", config.kq), ("passage", config.kp)):
-            for k in ks:
-                check_fits(backbone, config.encoder, EncodeOptions(k=k, side=side, batch_size=config.batch_size,
-                                                                   max_length=config.max_length))
+            for k in ks:  # the options the side is encoded with: the prompt variant changes the prompt's length
+                check_fits(backbone, config.encoder, config.encode_options(side, k))
     out = Path(out_dir)
     cache = RepCache(Path(cache_dir) if cache_dir is not None else out / "reps")
     family = str(backbone.spec.family)

@@ -332,7 +332,7 @@ def teaser(points: pd.DataFrame, how: str, measure: str, device: str, paper: pd.
     caption = (f"Effectiveness vs latency (the paper's teaser). Left: measured, {how}; each system's single "
                "(K=1, single_dense) and multi (largest (K_q,K_p) cell, multi_dense, labelled) points are linked; "
                "colour = encoder. "
-               + ("Right: the paper's BEIR-7 readings (method-spec §11.1; latency over a 100K-document sample on "
+               + ("Right: the paper's BEIR-7 readings (docs/method.md §11.1; latency over a 100K-document sample on "
                   "an H100; dashed line = BM25)." if paper is not None else "")
                + (f" Hollow markers: the point's latency rests on a cell flagged noisy ({'; '.join(noisy)}); its "
                   "position along the latency axis is not a finding." if noisy else ""))

@@ -197,7 +197,7 @@ def latency_table(bench: pd.DataFrame, paper: pd.DataFrame | None = None) -> Tab
                        + sources + "); formulas in the README, section Roofline.")
     if with_paper:
         caption.append(" Paper: the paper's H100 reading for the same backbone, encoder and K at a similar "
-                       "input length (method-spec §8); H100 floor: that cell's floor for the published "
+                       "input length (docs/method.md §8); H100 floor: that cell's floor for the published "
                        "architecture in bfloat16 on an H100 SXM (989.4 TFLOP/s, 3.35 TB/s).")
     measured = enc[~enc["skipped"].astype(bool)]
     caption += [" ", NOISY, f": flagged noisy, IQR/median of the raw samples > {noise.NOISY_IQR_RATIO:.0%} "

@@ -12,7 +12,7 @@ from repbench.encoders.types import Representations
 def single_vectors(reps: Representations) -> np.ndarray:
     """float32 [N, H]: mean of the active (valid, non-zero) L2-normalised slot vectors.
 
-    Not re-normalised, as in the paper (method-spec §6.2): for K > 1 the inner product of two such
+    Not re-normalised, as in the paper (docs/method.md §6.2): for K > 1 the inner product of two such
     vectors is a dot product, not a cosine. An item without any active slot gets the zero vector.
     """
     unit = reps.unit_dense().float()

@@ -1,4 +1,4 @@
-"""Min-max fusion of two ranked lists per query (PromptReps' hybrid, method-spec §6.3)."""
+"""Min-max fusion of two ranked lists per query (PromptReps' hybrid, docs/method.md §6.3)."""
 
 from __future__ import annotations
 

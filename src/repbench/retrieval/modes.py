@@ -1,4 +1,4 @@
-"""The score modes of method-spec §6.2: one registry entry per mode (name, scorer, what it needs).
+"""The score modes of docs/method.md §6.2: one registry entry per mode (name, scorer, what it needs).
 
 Standard library only at import time (the scorers import their numeric back ends when called), so the
 report and the CLI can list and order the modes without loading torch or faiss. Adding a score mode is
@@ -23,7 +23,7 @@ class Scorer:
     name: str
     search: Callable[..., tuple[Any, Any]] | None = None
     fuse: tuple[str, str] | None = None
-    multi: bool = False  # needs K_q > 1 or K_p > 1 (method-spec §6.1)
+    multi: bool = False  # needs K_q > 1 or K_p > 1 (docs/method.md §6.1)
     sparse: bool = False  # needs the backbone's vocab_size
 
 
@@ -50,7 +50,7 @@ def _sparse_max(queries: Representations, docs: Representations, k: int, options
                          k, int(options["vocab_size"]), **_chunk(options))
 
 
-# The score modes of method-spec §6.2, in canonical order: adding a mode is one entry here (plus its test).
+# The score modes of docs/method.md §6.2, in canonical order: adding a mode is one entry here (plus its test).
 SCORERS: dict[str, Scorer] = {s.name: s for s in (
     Scorer("single_dense", search=_single_dense),
     Scorer("multi_dense", search=_multi_dense, multi=True),

@@ -1,4 +1,4 @@
-"""The score modes of method-spec §6.2 (registry: repbench.retrieval.modes), from two Representations to TREC-style runs."""
+"""The score modes of docs/method.md §6.2 (registry: repbench.retrieval.modes), from two Representations to TREC-style runs."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def modes_for(k_q: int, k_p: int, modes: Sequence[str]) -> list[str]:
     """The requested modes that exist for this cell: multi-vector modes need K_q > 1 or K_p > 1.
 
     At K_q = K_p = 1 MaxSim is the single-vector cosine clamped at 0, so the paper does not compute it
-    (method-spec §6.1).
+    (docs/method.md §6.1).
     """
     if k_q > 1 or k_p > 1:
         return list(modes)

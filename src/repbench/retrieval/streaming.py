@@ -6,7 +6,7 @@ sorting the chunk by doc id descending so that a chunk's own top-k keeps trec_ev
 per-chunk lists then merge exactly: score descending, then doc id descending (trec_eval's order, by
 code point = UTF-8 byte order). A document's score does not depend on which other documents share its
 chunk, so the merged lists are the in-memory lists: same ids, same order, same scores. Fusion then
-normalises each mode's retained top-`depth` list (method-spec §6.3) exactly as the in-memory path.
+normalises each mode's retained top-`depth` list (docs/method.md §6.3) exactly as the in-memory path.
 
 Memory is bounded by the chunk (`chunk_docs`, or `max_memory` bytes), plus the running lists
 (queries x depth), never by the number of documents.

@@ -1,4 +1,4 @@
-"""Summary statistics of raw latency samples (methodology rules 5 and 6).
+"""Summary statistics of raw latency samples (docs/methodology.md rules 5 and 6).
 
 Percentiles are published only above MLPerf's early-stopping sample-size floors: with fewer samples
 the tail estimate is not trustworthy, so the field is null ("insufficient n"), never a guess.

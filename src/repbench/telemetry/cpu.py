@@ -120,7 +120,3 @@ class CpuTime:
     def __exit__(self, *exc: object) -> None:
         self.cpu_time_s = time.process_time() - self._cpu0
         self.wall_s = time.perf_counter() - self._wall0
-
-
-def process_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,4 +1,4 @@
-"""GPU environment capture for result headers (methodology rule 11), from NVML and torch."""
+"""GPU environment capture for result headers (docs/methodology.md rule 11), from NVML and torch."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """NVML telemetry: a polling sampler (memory, utilisation, power, clocks, throttle reasons) and
-energy from the total-energy counter (methodology rules 8-10, 13).
+energy from the total-energy counter (docs/methodology.md rules 8-10, 13).
 
 Everything takes the NVML module as an argument, so tests can drive it with a fake `pynvml`.
 A quantity NVML does not report on this device is None, never 0.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 # Clocks-event (throttle) reason bits, as in nvml.h. These mean the clocks were held down by the
-# power cap, thermals or a hardware slowdown, so a cell that saw them is marked suspect (rule 13).
+# power cap, thermals or a hardware slowdown, so a cell that saw them is marked suspect (docs/methodology.md rule 13).
 REASON_NAMES = {
     0x1: "gpu_idle",
     0x2: "applications_clocks_setting",
@@ -75,7 +75,7 @@ class NvmlDevice:
         """The NVML handle of a torch CUDA device, matched by UUID, then PCI bus id, then index.
 
         Matching by identity, not index, keeps torch and NVML on the same GPU even when
-        CUDA_DEVICE_ORDER or CUDA_VISIBLE_DEVICES reorder indices (rule 2).
+        CUDA_DEVICE_ORDER or CUDA_VISIBLE_DEVICES reorder indices (docs/methodology.md rule 2).
         """
         index = 0
         props = None
@@ -209,7 +209,7 @@ def _mean(values: list[Any]) -> float | None:
 class NvmlSampler:
     """Polls an NvmlDevice every `interval_s` (<= 10 ms) in a thread while the `with` block runs.
 
-    Never use it during a timing pass: polling competes with the measured work (rule 8).
+    Never use it during a timing pass: polling competes with the measured work (docs/methodology.md rule 8).
     """
 
     def __init__(self, device: NvmlDevice, interval_s: float = 0.005) -> None:
@@ -371,7 +371,7 @@ def open_telemetry(device: Any, module: Any = None) -> tuple[NvmlDevice | None, 
     procs = handle.processes()
     foreign = None if procs is None else sorted(p for p, _ in procs if p != os.getpid())
     if foreign:
-        # Rule 12: other work on the GPU corrupts latency; warn rather than refuse (shared CI runners).
+        # docs/methodology.md rule 12: other work on the GPU corrupts latency; warn rather than refuse (shared CI runners).
         warn_once(f"foreign processes on the benchmark GPU: {foreign}; results may be perturbed")
         return handle, f"foreign GPU processes present: {foreign}"
     return handle, None

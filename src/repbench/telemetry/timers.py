@@ -1,4 +1,4 @@
-"""Per-iteration timers (methodology rules 1, 7).
+"""Per-iteration timers (docs/methodology.md rules 1, 7).
 
 On CUDA each iteration is bracketed by CUDA events recorded on `torch.cuda.current_stream(device)` (the
 stream the measured work is queued on, whichever device is current), and also by a host `perf_counter`
