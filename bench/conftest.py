@@ -31,6 +31,7 @@ from repbench.benchmarking.latency import (  # noqa: E402
 )
 from repbench.benchmarking.progress import CellProgress  # noqa: E402
 from repbench.commands.encode_options import ATTN_HELP, DEVICE_HELP, DTYPE_HELP, MODEL_DEFAULTS  # noqa: E402
+from repbench.encoders.options import batch_rule  # noqa: E402
 from repbench.telemetry.environment import result_header  # noqa: E402
 from repbench.telemetry.nvml import open_telemetry  # noqa: E402
 
@@ -221,7 +222,8 @@ def _config_dict(config: pytest.Config) -> dict[str, Any]:
     return {
         "backbones": o["backbones"], "encoders": o["encoders"], "k": o["k"], "input_tokens": o["input_tokens"],
         "batch_size": o["batch_size"], "device": str(o["device"]), "dtype": o["dtype"],
-        "attn": _opt(config, "--attn"), "plan": o["plan"].__dict__, "order": _opt(config, "--order"),
+        "batch_rule": batch_rule(o["dtype"]), "attn": _opt(config, "--attn"), "plan": o["plan"].__dict__,
+        "order": _opt(config, "--order"),
         "seed": _opt(config, "--seed"),
         "search": {
             "sizes": o["search_sizes_text"],

@@ -45,8 +45,11 @@ CASES = [
     ("parallel", {"denoise_steps": 2, "confidence": "maskgit_plus"}),
     ("parallel", {"denoise_steps": 2, "confidence": "topk_margin", "side": "passage"}),
     ("parallel", {"prompt_variant": "three", "sparse_top_k": 3}),
-    ("sequential", {}), ("sequential", {"early_stop": True}), ("sequential", {"truncate": False}),
-    ("sequential", {"early_stop": True, "truncate": False, "side": "passage"}),
+    ("sequential", {}), ("sequential", {"early_stop": "upstream"}), ("sequential", {"early_stop": "strict"}),
+    ("sequential", {"truncate": False}),
+    ("sequential", {"early_stop": "strict", "truncate": False, "side": "passage"}),
+    ("sequential", {"early_stop": "upstream", "truncate": False, "side": "passage"}),
+    ("sequential", {"prompt_variant": "three", "adapt_prompt": True}),
     ("sequential", {"prompt_variant": "one", "sparse_top_k": 3}),
     ("meanpool", {}), ("lasttoken", {}), ("lasttoken", {"side": "passage"}),
 ]
@@ -61,37 +64,46 @@ def test_every_row_alone_equals_the_row_in_a_mixed_batch(ar, diff, encoder, opts
         _assert_rows_equal(batched, i, encode(bb, [text], encoder=encoder, k=k, batch_size=1, **opts))
 
 
-def test_early_stop_rows_closing_at_different_steps_keep_their_own_slots(ar, monkeypatch):
+@pytest.mark.parametrize("mode", ["strict", "upstream"])
+def test_early_stop_rows_closing_at_different_steps_keep_their_own_slots(ar, monkeypatch, mode):
     """The tiny model never writes a quote, so the test names ids it does generate as answer ends, such
-    that rows close at different steps; reference: the fixed-N decode, cut after the closing id."""
+    that rows close at different steps; reference: the fixed-N decode, cut at the closing id ("strict"
+    keeps the slot that generated it, "upstream" drops it, as PromptReps does)."""
     k = 6
     fixed = encode(ar, TEXTS, encoder="sequential", k=k, batch_size=len(TEXTS), truncate=False)
     ends = {int(fixed.token_ids[0, 1]), int(fixed.token_ids[1, 3])}
     monkeypatch.setattr("repbench.encoders.pipeline.answer_end_ids", lambda tok, mask, early: frozenset(ends))
-    batched = encode(ar, TEXTS, encoder="sequential", k=k, batch_size=len(TEXTS), early_stop=True)
+    batched = encode(ar, TEXTS, encoder="sequential", k=k, batch_size=len(TEXTS), early_stop=mode)
     n_valid = []
     for i, text in enumerate(TEXTS):
         row = fixed.token_ids[i].tolist()
-        closed = [j for j in range(k - 1) if row[j] in ends]
-        n = closed[0] + 1 if closed else k  # slots up to and including the one that generated the end
+        last = k - 1 if mode == "strict" else k  # strict: the last slot's id closes nothing
+        closed = [j for j in range(last) if row[j] in ends]
+        n_run = closed[0] + 1 if closed else k  # slots decoded for this row, the closing one included
+        n = n_run if mode == "strict" else n_run - bool(closed)
         n_valid.append(n)
         assert batched.valid[i].tolist() == [True] * n + [False] * (k - n)
-        assert batched.token_ids[i].tolist() == row[:n] + [-1] * (k - n)
+        assert batched.token_ids[i].tolist() == row[:n_run] + [-1] * (k - n_run)
         torch.testing.assert_close(batched.dense[i, :n], fixed.dense[i, :n], atol=PAD_ATOL, rtol=1e-4)
         assert not batched.dense[i, n:].any()
-        _assert_rows_equal(batched, i, encode(ar, [text], encoder="sequential", k=k, batch_size=1, early_stop=True))
-    assert n_valid[0] == 2 and n_valid[1] <= 4 and max(n_valid) == k  # rows did close at different steps
+        _assert_rows_equal(batched, i, encode(ar, [text], encoder="sequential", k=k, batch_size=1, early_stop=mode))
+    expect_first = 2 if mode == "strict" else 1
+    assert n_valid[0] == expect_first and n_valid[1] <= 4 and max(n_valid) == k  # rows closed at different steps
 
 
 def test_smollm2_early_stop_example_from_the_issue(smollm2):
     # `other` decodes all 8 slots, so the batch keeps running after the query has closed its quote
     query, other = "best time to visit japan", "cheap flights from london to new york in december"
-    alone = encode(smollm2, [query], encoder="sequential", k=8, early_stop=True)
+    alone = encode(smollm2, [query], encoder="sequential", k=8, early_stop="strict")
     assert alone.valid[0].int().tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
+    # upstream's early exit drops the slot that wrote the closing piece: one slot fewer (issue 24)
+    upstream = encode(smollm2, [query], encoder="sequential", k=8, early_stop="upstream")
+    assert upstream.valid[0].int().tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+    torch.testing.assert_close(upstream.dense[0, :3], alone.dense[0, :3])
     closing = smollm2.tokenizer.convert_ids_to_tokens([int(alone.token_ids[0, 3])])[0]
     assert '"' in closing and closing != '"'  # a merged quote piece (`",`) closes the row
     for batch in ([query, other], [other, query, "what is the capital of australia"]):
-        batched = encode(smollm2, batch, encoder="sequential", k=8, early_stop=True, batch_size=len(batch))
+        batched = encode(smollm2, batch, encoder="sequential", k=8, early_stop="strict", batch_size=len(batch))
         # 30 real layers in fp32: padding's changed summation order reaches ~3e-5 on states of norm ~100;
         # the batch-dependence bug this guards against moved them by ~47
         _assert_rows_equal(batched, batch.index(query), alone, atol=1e-4)
@@ -104,8 +116,9 @@ def test_one_answer_end_set_for_stop_test_and_truncation(smollm2):
     pieces = {i for t, i in tok.get_vocab().items() if '"' in tok.convert_tokens_to_string([t])}
     assert quote_piece_ids(tok) == pieces and tok.convert_tokens_to_string(['",']) == '",'
     special = set(tok.all_special_ids)
-    assert answer_end_ids(tok, None, True) == special | pieces
-    assert answer_end_ids(tok, None, False) == special | set(quote)  # fixed-N: the paper's rule (docs/method.md §4.1)
+    assert answer_end_ids(tok, None, "strict") == special | pieces
+    assert answer_end_ids(tok, None, "upstream") == pieces  # PromptReps stops only on a quote
+    assert answer_end_ids(tok, None, "off") == special | set(quote)  # fixed-N: the paper's rule (§4.1)
 
 
 # ---- RepLLaMA input ids ------------------------------------------------------------------------------
@@ -133,9 +146,13 @@ class _DreamLikeTokenizer:
     <|im_end|> 151645 is in the vocabulary but not listed as special."""
 
     all_special_ids = [151643, 151665, 151666]
+    bos_token, eos_token, pad_token, mask_token = "<|beginoftext|>", "<|endoftext|>", "<|endoftext|>", "<|mask|>"
 
     def get_vocab(self):
-        return {"<|endoftext|>": 151643, "<|im_end|>": 151645, "<|mask|>": 151666}
+        return {"<|endoftext|>": 151643, "<|im_end|>": 151645, "<|beginoftext|>": 151665, "<|mask|>": 151666}
+
+    def convert_tokens_to_ids(self, tokens):
+        return [self.get_vocab()[t] for t in tokens]
 
 
 def test_stop_set_is_the_special_ids_minus_the_mask():

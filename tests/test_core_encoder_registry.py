@@ -43,6 +43,8 @@ def test_unknown_encoder_and_unknown_option_are_refused():
     ("sequential", {"k": 4, "denoise_steps": 3}, "denoise_steps"),
     ("sequential", {"k": 4, "readout": "aligned"}, "readout"),
     ("parallel", {"k": 4, "early_stop": True}, "early_stop"),
+    ("parallel", {"k": 4, "early_stop": "strict"}, "early_stop"),
+    ("parallel", {"k": 4, "adapt_prompt": True}, "adapt_prompt"),
     ("meanpool", {"truncate": False}, "truncate"),
 ])
 def test_an_option_the_encoder_would_ignore_is_an_error(encoder, options, unused):
@@ -116,3 +118,4 @@ def test_encode_cli_takes_every_method_option_and_keys_the_store_with_it(tmp_pat
     assert torch.equal(reps.sparse_ids, ref.sparse_ids) and torch.equal(reps.sparse_weights, ref.sparse_weights)
     manifest = json.loads((out / "manifest.json").read_text())
     assert '"sparse_top_k": 1' in json.dumps(manifest) and '"truncate": false' in json.dumps(manifest)
+    assert '"dtype": "float32"' in json.dumps(manifest) and '"batch_rule": "batch-independent' in json.dumps(manifest)

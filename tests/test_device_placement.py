@@ -37,13 +37,14 @@ def on_meta():
     return {name: load_backbone(name, device="meta") for name in ("tiny-ar", "tiny-diffusion")}
 
 
-ENCODERS = [("tiny-ar", "sequential", {}), ("tiny-ar", "sequential", {"early_stop": True}),
+ENCODERS = [("tiny-ar", "sequential", {}), ("tiny-ar", "sequential", {"early_stop": "upstream"}),
+            ("tiny-ar", "sequential", {"early_stop": "strict"}),
             ("tiny-diffusion", "parallel", {}), ("tiny-diffusion", "parallel", {"denoise_steps": 3}),
             ("tiny-diffusion", "meanpool", {}), ("tiny-ar", "lasttoken", {})]
 
 
 @pytest.mark.parametrize(("backbone", "encoder", "opts"), ENCODERS,
-                         ids=[f"{e}-{'-'.join(o) or 'default'}" for _, e, o in ENCODERS])
+                         ids=[f"{e}-{'-'.join(f'{n}={v}' for n, v in o.items()) or 'default'}" for _, e, o in ENCODERS])
 def test_every_encoder_runs_on_the_device_with_signals(on_meta, backbone, encoder, opts):
     bb = on_meta[backbone]
     k = 1 if encoder in ("meanpool", "lasttoken") else 4

@@ -103,8 +103,10 @@ def test_evaluate_exposes_and_records_the_method_options(tmp_path, capsys):
     assert {k: state[k] for k in ("readout", "prompt_variant", "denoise_steps", "confidence", "truncate",
                                   "sparse_top_k", "relevance_level", "early_stop")} == {
         "readout": "aligned", "prompt_variant": "three", "denoise_steps": 2, "confidence": "maskgit_plus",
-        "truncate": False, "sparse_top_k": 16, "relevance_level": 2, "early_stop": False}
+        "truncate": False, "sparse_top_k": 16, "relevance_level": 2, "early_stop": "off"}
     assert len(list((out / "reps").glob("*.safetensors"))) == 2
+    config = json.loads((out / "metadata.json").read_text())["config"]
+    assert config["dtype"] == "float32" and config["batch_rule"].startswith("batch-independent")
     # the same cells with the default options, sharing the cache: encoded anew, next to the first two
     assert main(["evaluate", "--backbone", "tiny-diffusion", *common, "--out", str(tmp_path / "o3"),
                  "--cache", str(out / "reps")]) == 0

@@ -170,7 +170,8 @@ def test_coinciding_query_and_doc_ids_are_warned_about(tmp_path):
 # One non-default value per EncodeOptions field the sweep passes on (batch size is keyed too, as padding
 # changes float sums); each is read by the encoder named with it.
 CHANGED = [("parallel", "readout", "aligned"), ("parallel", "denoise_steps", 2),
-           ("parallel", "confidence", "topk_margin"), ("sequential", "early_stop", True),
+           ("parallel", "confidence", "topk_margin"), ("sequential", "early_stop", "upstream"),
+           ("sequential", "early_stop", "strict"), ("sequential", "adapt_prompt", True),
            ("sequential", "prompt_variant", "three"), ("sequential", "truncate", False),
            ("parallel", "sparse_top_k", 7), ("sequential", "batch_size", 3)]
 DIFF_BACKBONE = SimpleNamespace(spec=SimpleNamespace(name="fake", family="diffusion"), vocab_size=V, mask_token_id=5)

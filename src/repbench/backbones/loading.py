@@ -336,12 +336,17 @@ def _load_hf(spec: BackboneSpec, ckpt: Path, dtype: torch.dtype, attn: str) -> t
     if spec.family == "diffusion":
         cfg = native_config(spec, json.loads((ckpt / "config.json").read_text()))
     else:
-        cfg = AutoConfig.from_pretrained(ckpt)
+        cfg = AutoConfig.from_pretrained(ckpt, trust_remote_code=False)
     _set_bidirectional(cfg, spec)
     kwargs: dict[str, Any] = {"config": cfg, "dtype": dtype, "attn_implementation": attn}
     if spec.key_mapping:
         kwargs["key_mapping"] = spec.key_mapping
     model = cls.from_pretrained(ckpt, **kwargs)
-    tok_cls = getattr(transformers, spec.tokenizer_class) if spec.tokenizer_class else AutoTokenizer
-    tokenizer = tok_cls.from_pretrained(ckpt)
+    if spec.tokenizer_class:
+        tokenizer = getattr(transformers, spec.tokenizer_class).from_pretrained(ckpt)
+    else:
+        # AutoTokenizer reads config.json for the model type unless handed a config. LLaDA's names remote
+        # code (auto_map), and reading it asks "run the custom code? [y/N]" on a terminal, waiting 15 s
+        # (issue 24): it gets the native config instead, and remote code stays refused without asking.
+        tokenizer = AutoTokenizer.from_pretrained(ckpt, config=cfg, trust_remote_code=False)
     return model, tokenizer

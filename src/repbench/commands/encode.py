@@ -57,6 +57,7 @@ def _store_dtype(requested: str, model_dtype: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from repbench.backbones import get_spec
     from repbench.encoders import EncodeOptions, check_fits, default_encoder
+    from repbench.encoders.options import batch_rule
     from repbench.encoders.store import encode_sharded
     from repbench.engines import worker_pool
     from repbench.errors import RepbenchError
@@ -88,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size, "device_type": info.device,
         }
         out = encode_sharded(args.out, ids, texts, config, pool.rows_encoder(encoder, opts),
-                             shard_size=args.shard_size, header=result_header(config, "representations"),
+                             shard_size=args.shard_size,
+                             header=result_header({**config, "batch_rule": batch_rule(info.dtype)}, "representations"),
                              progress=not args.no_progress,
                              store_dtype=_store_dtype(args.store_dtype, info.dtype), shard_index=args.shard_index,
                              worker_count=args.num_shards,

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from repbench.encoders.options import CONFIDENCE, READOUTS, SPARSE_TOP_K, EncodeOptions, prompt_variants
+from repbench.encoders.options import (
+    CONFIDENCE,
+    EARLY_STOP,
+    READOUTS,
+    SPARSE_TOP_K,
+    EncodeOptions,
+    prompt_variants,
+)
 from repbench.encoders.registry import ENCODERS, encoder_name
 
 # One set of defaults, so `encode` + `search` gives what `evaluate` gives and the bench measures the same
@@ -34,7 +41,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-length", type=int, default=MODEL_DEFAULTS["max_length"],
                    help="tokens per model input, prompt included; longer texts are cut to fit")
     g.add_argument("--batch-size", type=int, default=MODEL_DEFAULTS["batch_size"],
-                   help="texts encoded together (padding changes the last bits of the vectors)")
+                   help="texts encoded together (float32: padding changes only the last bits of the vectors; "
+                        "bfloat16: it can change a text's decoded tokens, as upstream)")
     g.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: one per physical core this process may use, or "
                         "OMP_NUM_THREADS; a busy machine gets a hint that fewer may be faster)")
@@ -47,7 +55,7 @@ def add_encoder_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
-    """--readout, --prompt-variant, --denoise-steps, --confidence, --early-stop, --truncate/--no-truncate,
+    """--readout, --prompt-variant, --denoise-steps, --confidence, --early-stop, --adapt-prompt, --truncate/--no-truncate,
     --sparse-top-k. Defaults are EncodeOptions' (the paper's settings); an option the chosen encoder does
     not read is refused before anything is encoded."""
     g = parser.add_argument_group("encoding method (EncodeOptions; every one keys the representation cache)")
@@ -58,8 +66,14 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--denoise-steps", type=int, default=1, help="parallel: unmasking passes S (default 1)")
     g.add_argument("--confidence", choices=CONFIDENCE, default="entropy",
                    help="parallel, S>1: which slots unmask first (default entropy)")
-    g.add_argument("--early-stop", action="store_true",
-                   help="sequential: a row ends at its first special or quote-holding token; stop when all have")
+    g.add_argument("--early-stop", nargs="?", const="upstream", default="off", choices=EARLY_STOP, metavar="MODE",
+                   help="sequential: stop decoding once every row has closed its answer. 'upstream' (the value of a "
+                        "bare --early-stop): PromptReps' early exit, a row ends at its first token holding a \" and "
+                        "that slot is dropped; 'strict': a special token ends a row too, and the closing slot is "
+                        "kept; 'off' (default): exactly K steps, the paper's fixed-N baseline")
+    g.add_argument("--adapt-prompt", action="store_true",
+                   help="sequential: word the prompt for K ('Use four words ...') as the parallel path does; "
+                        "off by default, as upstream's zero-shot AR class (only --prompt-variant one|three differ)")
     g.add_argument("--truncate", action=argparse.BooleanOptionalAction, default=True,
                    help="prompted encoders: drop the slots after a stop token (default on, docs/method.md §3.6)")
     g.add_argument("--sparse-top-k", type=int, default=SPARSE_TOP_K,
@@ -69,7 +83,8 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
 def method_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The EncodeOptions fields set by `add_method_arguments`, by their field names."""
     return {"readout": args.readout, "prompt_variant": args.prompt_variant, "denoise_steps": args.denoise_steps,
-            "confidence": args.confidence, "early_stop": args.early_stop, "truncate": args.truncate,
+            "confidence": args.confidence, "early_stop": args.early_stop, "adapt_prompt": args.adapt_prompt,
+            "truncate": args.truncate,
             "sparse_top_k": args.sparse_top_k}
 
 

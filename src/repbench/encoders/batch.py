@@ -76,6 +76,17 @@ def truncate_sequential(tokens: torch.Tensor, ends: set[int] | frozenset[int] | 
     return valid & (tokens >= 0)
 
 
+def truncate_upstream(tokens: torch.Tensor, ends: set[int] | frozenset[int] | torch.Tensor) -> torch.Tensor:
+    """PromptReps' early exit (`--early-stop upstream`): valid up to (excluding) the first slot whose own
+    generated token is in `ends`, i.e. the slot that writes the closing quote is dropped too; a row whose
+    slot 0 closes at once keeps no slot (upstream's zero vector). Unrun slots (-1) are invalid."""
+    is_end = torch.isin(tokens, _ids_on(ends, tokens.device))
+    k = tokens.shape[1]
+    first_end = torch.where(is_end.any(1), is_end.float().argmax(1), torch.full_like(tokens[:, 0], k))
+    valid = torch.arange(k, device=tokens.device).unsqueeze(0) < first_end.unsqueeze(1)
+    return valid & (tokens >= 0)
+
+
 def _start(step_callback: StepCallback) -> None:
     """Mark the first model call of a batch: the bench's model-only time runs from here to the last mark."""
     if step_callback is not None:
@@ -155,11 +166,16 @@ def sequential_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | Non
     seqs = [prep.prompt.prefix + r + prep.prompt.suffix for r in rows]
     ids_t, mask = model_inputs(seqs, prep.pad_id, bb.device)
     allowed = _allowed(bb, texts)
-    ends = _ids_on(prep.answer_end, bb.device) if opts.truncate else None
+    upstream = opts.early_stop == "upstream"
+    # Upstream's early exit defines the slots itself, so it applies with or without --truncate.
+    ends = _ids_on(prep.answer_end, bb.device) if opts.truncate or upstream else None
     hidden, logits, tokens, _ = forward_sequential(bb, ids_t, mask, opts.k, prep.answer_end, opts.early_stop,
                                                    step_callback)
-    valid = truncate_sequential(tokens, ends) if ends is not None else tokens >= 0
-    # Upstream's AR path quantises its K=1 sparse vector but keeps K>1 weights as floats (docs/method.md §4.1 step 6).
+    if ends is None:
+        valid = tokens >= 0
+    else:
+        valid = (truncate_upstream if upstream else truncate_sequential)(tokens, ends)
+    # Upstream's AR path quantises its K=1 sparse vector but keeps K>1 weights as floats (§4.1 step 6).
     return _prompted(bb, seqs, rows, allowed, hidden, logits, tokens, valid, opts, prep, quantise=opts.k == 1)
 
 

@@ -17,6 +17,10 @@ SIDES = ("query", "passage")
 READOUTS = ("paper", "aligned")
 CONFIDENCE = ("entropy", "maskgit_plus", "topk_margin")  # unmasking schedules of the parallel encoder
 SPARSE_TOP_K = 128  # ids kept per slot before max-pooling (docs/method.md §3.7)
+# Sequential decoding: "off" runs exactly K steps (the paper's fixed-N baseline); "upstream" is PromptReps'
+# early exit (a row ends at the first token whose text holds a `"`, and that slot is dropped); "strict" also
+# ends a row at a special token and keeps the slot that wrote the closing quote (repbench before issue 24).
+EARLY_STOP = ("off", "upstream", "strict")
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,10 @@ class EncodeOptions:
     readout         parallel: "paper" (slot positions as published) or "aligned"
     denoise_steps   parallel: unmasking passes S (1 = one forward, docs/method.md §3.5)
     confidence      parallel: the schedule deciding which slots unmask first when S > 1
-    early_stop      sequential: stop decoding once every row has closed its answer
+    early_stop      sequential: "off" (exactly K steps), "upstream" or "strict" (EARLY_STOP); True means
+                    "upstream", False "off"
+    adapt_prompt    sequential: adapt the prompt's wording to K as the diffusion path does (upstream's
+                    zero-shot AR class never does; the parallel encoder always does)
     prompt_variant  prompted encoders: the prompt file variant (default: by K)
     truncate        prompted encoders: invalidate slots after the first stop token (docs/method.md §3.6)
     sparse_top_k    prompted encoders: vocabulary ids kept per slot for the sparse vector
@@ -43,10 +50,16 @@ class EncodeOptions:
     readout: str = "paper"
     denoise_steps: int = 1
     confidence: str = "entropy"
-    early_stop: bool = False
+    early_stop: str = "off"
+    adapt_prompt: bool = False
     prompt_variant: str | None = None
     truncate: bool = True
     sparse_top_k: int = SPARSE_TOP_K
+
+    def __post_init__(self) -> None:
+        # The flag was a bool before issue 24; True now names upstream's early exit.
+        if isinstance(self.early_stop, bool):
+            object.__setattr__(self, "early_stop", "upstream" if self.early_stop else "off")
 
     @classmethod
     def build(cls, options: EncodeOptions | None = None, **overrides: Any) -> EncodeOptions:
@@ -70,6 +83,8 @@ class EncodeOptions:
             raise RepbenchError(f"readout must be one of {READOUTS}, got {self.readout!r}")
         if self.denoise_steps < 1:
             raise RepbenchError(f"denoise_steps must be >= 1, got {self.denoise_steps}")
+        if self.early_stop not in EARLY_STOP:
+            raise RepbenchError(f"early_stop must be one of {EARLY_STOP}, got {self.early_stop!r}")
         if self.confidence not in CONFIDENCE:
             raise RepbenchError(f"confidence must be one of {CONFIDENCE}, got {self.confidence!r}")
         if self.prompt_variant is not None and self.prompt_variant not in prompt_variants():
@@ -79,6 +94,18 @@ class EncodeOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise RepbenchError(f"{name} must be a positive integer, got {value!r}")
+
+
+def batch_rule(dtype: str) -> str:
+    """Whether a row's output can depend on the other rows of its batch, at this dtype (issue 24; measured
+    against upstream: in bfloat16 left padding changed decoded tokens in 3-7 of 20 rows at K=16, and
+    upstream's own code behaves the same)."""
+    name = str(dtype).removeprefix("torch.")
+    if name in ("float32", "fp32", "float64"):
+        return ("batch-independent: decoded tokens and valid slots never depend on the batch; vectors equal "
+                "to ~1e-5 (left padding changes only the summation order)")
+    return (f"{name}: left padding can change a row's decoded tokens, hence its valid slots and vectors, "
+            "against batch 1 (upstream behaves the same); use float32 for batch-independent output")
 
 
 def option_names() -> tuple[str, ...]:

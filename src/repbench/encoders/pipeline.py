@@ -14,7 +14,7 @@ import torch
 
 from repbench.backbones.loading import Backbone
 from repbench.encoders.batch import BatchPrep
-from repbench.encoders.options import EncodeOptions
+from repbench.encoders.options import EncodeOptions, batch_rule
 from repbench.encoders.prompts import answer_end_ids, build_prompt_ids, default_variant, stop_token_ids
 from repbench.encoders.registry import check, default_encoder
 from repbench.encoders.signals import concat_signals
@@ -65,7 +65,8 @@ def encode_ids(
     ids = [str(i) for i in (ids if ids is not None else range(n))]
     if len(ids) != n:
         raise RepbenchError(f"{len(ids)} ids for {n} texts")
-    prep = _prepare(bb, opts, prompted=spec.prompted, signals=on_signals is not None)
+    prep = _prepare(bb, opts, prompted=spec.prompted, signals=on_signals is not None,
+                    adapt=_adapts(spec.options, opts))
     forward = spec.forward_fn()
     # Longest first: fewer pad tokens per batch; the original order is restored at the end.
     order = sorted(range(n), key=lambda i: -len(text_ids[i]))
@@ -96,8 +97,9 @@ def encode_ids(
         "backbone": bb.spec.name, "family": bb.spec.family, "encoder": encoder, "k": opts.k, "side": opts.side,
         "max_length": opts.max_length, "readout": opts.readout, "denoise_steps": opts.denoise_steps,
         "prompt_variant": opts.prompt_variant or default_variant(opts.k),
-        "dtype": str(bb.dtype).removeprefix("torch."), "attn": bb.attn, "early_stop": opts.early_stop,
-        "truncate": opts.truncate, "vocab_size": bb.vocab_size,
+        "dtype": str(bb.dtype).removeprefix("torch."), "batch_rule": batch_rule(str(bb.dtype)), "attn": bb.attn,
+        "early_stop": opts.early_stop,
+        "adapt_prompt": _adapts(spec.options, opts), "truncate": opts.truncate, "vocab_size": bb.vocab_size,
     }
     return reps
 
@@ -105,15 +107,22 @@ def encode_ids(
 def check_fits(bb: Backbone, encoder: str, opts: EncodeOptions) -> None:
     """Every refusal `encode_ids` would make, without encoding: for a command to run before it writes."""
     spec = check(encoder, opts, bb.mask_token_id, bb.spec.name)
-    _prepare(bb, opts, prompted=spec.prompted)
+    _prepare(bb, opts, prompted=spec.prompted, adapt=_adapts(spec.options, opts))
 
 
-def _prepare(bb: Backbone, opts: EncodeOptions, prompted: bool, signals: bool = False) -> BatchPrep:
+def _adapts(options: frozenset[str], opts: EncodeOptions) -> bool:
+    """Whether the prompt's wording follows K: always on the parallel path (upstream's diffusion classes
+    adapt it), only with `adapt_prompt` on the sequential one (upstream's zero-shot AR class never does)."""
+    return opts.adapt_prompt if "adapt_prompt" in options else True
+
+
+def _prepare(bb: Backbone, opts: EncodeOptions, prompted: bool, signals: bool = False, adapt: bool = True
+             ) -> BatchPrep:
     tok = bb.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     prompt = None
     if prompted:
-        prompt = build_prompt_ids(tok, opts.side, opts.k, opts.prompt_variant)
+        prompt = build_prompt_ids(tok, opts.side, opts.k, opts.prompt_variant, adapt)
         need = len(prompt.prefix) + len(prompt.suffix) + 1
         if opts.max_length < need:
             raise RepbenchError(

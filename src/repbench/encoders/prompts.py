@@ -107,9 +107,32 @@ def quote_token_id(tokenizer: Any) -> int | None:
 
 @lru_cache(maxsize=32)
 def stop_token_ids(tokenizer: Any, mask_token_id: int | None) -> frozenset[int]:
-    """`tokenizer.all_special_ids` minus the mask id, nothing added by hand (docs/method.md §3.6, corrected):
-    an end-of-turn token the tokenizer does not list as special (Dream's `<|im_end|>`) is not in it."""
-    return frozenset(set(tokenizer.all_special_ids) - {mask_token_id})
+    """The special ids as upstream's pinned tokenizer lists them, minus the mask id, nothing added by hand
+    (docs/method.md §3.6, corrected): an end-of-turn token the tokenizer does not list as special (Dream's
+    `<|im_end|>`) is not in it."""
+    return frozenset(set(pinned_special_ids(tokenizer)) - {mask_token_id})
+
+
+# The named special-token attributes of transformers 4.x (upstream pins 4.54).
+_NAMED_SPECIAL = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
+def pinned_special_ids(tokenizer: Any) -> list[int]:
+    """`tokenizer.all_special_ids` as transformers 4.54 (upstream's pin) computes it: the named special
+    tokens (bos, eos, unk, sep, pad, cls, mask) and the additional special tokens, in that order.
+
+    transformers 5 also counts every other `*_token` entry of tokenizer_config.json as a special
+    ("model-specific") token. LLaDA's tokenizer has one for `[gMASK]` (126083): special under 5.x, not under
+    4.54, so under 5.x a slot decoding to it would truncate where upstream does not (issue 24). (5.x merges
+    an explicit `extra_special_tokens` mapping into the same set, so one cannot be told from the other; 4.54
+    counted such a mapping, which none of the supported backbones' tokenizers has.)
+    """
+    names = [getattr(tokenizer, a, None) for a in _NAMED_SPECIAL]
+    extra = getattr(tokenizer, "extra_special_tokens", None)
+    if not isinstance(extra, list | tuple):
+        extra = getattr(tokenizer, "additional_special_tokens", None) or []
+    tokens = list(dict.fromkeys(str(t) for t in [*names, *extra] if t is not None))
+    return [int(i) for i in tokenizer.convert_tokens_to_ids(tokens)] if tokens else []
 
 
 @lru_cache(maxsize=32)
@@ -119,15 +142,18 @@ def quote_piece_ids(tokenizer: Any) -> frozenset[int]:
 
 
 @lru_cache(maxsize=64)
-def answer_end_ids(tokenizer: Any, mask_token_id: int | None, early_stop: bool) -> frozenset[int]:
+def answer_end_ids(tokenizer: Any, mask_token_id: int | None, early_stop: str) -> frozenset[int]:
     """The one definition of "this row has closed its answer" on the sequential path, read by both the
     early-stop test and the slot truncation, so they can never disagree about a row.
 
-    Fixed-N decoding (the paper's baseline, docs/method.md §4.1 step 5): a special id or exactly the `"` id.
-    With early stop (upstream PromptReps' early exit): a special id or any id whose text holds a `"`.
+    "off", fixed-N decoding (the paper's baseline, docs/method.md §4.1 step 5): a special id or exactly the
+    `"` id. "upstream" (PromptReps' early exit): only ids whose text holds a `"` (`"`, `",`, `".` ...);
+    special ids do not end a row. "strict": a special id or any quote-holding id.
     """
+    if early_stop == "upstream":
+        return quote_piece_ids(tokenizer)
     stop = stop_token_ids(tokenizer, mask_token_id)
-    if early_stop:
+    if early_stop == "strict":
         return stop | quote_piece_ids(tokenizer)
     quote = quote_token_id(tokenizer)
     return stop | ({quote} if quote is not None else frozenset())

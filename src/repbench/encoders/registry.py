@@ -43,7 +43,7 @@ _BATCH = "repbench.encoders.batch"
 REGISTRY: dict[str, EncoderSpec] = {
     spec.name: spec
     for spec in (
-        EncoderSpec("sequential", "ar", f"{_BATCH}:sequential_batch", MAX_K, _PROMPTED | {"early_stop"},
+        EncoderSpec("sequential", "ar", f"{_BATCH}:sequential_batch", MAX_K, _PROMPTED | {"early_stop", "adapt_prompt"},
                     prompted=True, is_default=True, palette_index=0),
         EncoderSpec("parallel", "diffusion", f"{_BATCH}:parallel_batch", MAX_K,
                     _PROMPTED | {"readout", "denoise_steps", "confidence"}, prompted=True, is_default=True, needs_mask=True,

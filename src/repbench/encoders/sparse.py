@@ -85,8 +85,8 @@ def sparse_from_logits(
 
     logits [B, K, V] float32, valid [B, K] bool, allowed: per item the ascending vocabulary ids it may
     activate (a list, or `pad_allowed`'s matrix already on the logits' device). Per slot: weights
-    log1p(relu(logit)) on allowed ids only, top-`top_k` (equal weights at the cut: lower id first), x100,
-    truncated to an integer when `quantise` (the diffusion path and AR K=1 upstream) or kept as floats
+    log1p(relu(logit)) on allowed ids only, top-`top_k` of those float weights (equal weights at the cut:
+    lower id first), then x100, truncated to an integer when `quantise` (the diffusion path and AR K=1 upstream) or kept as floats
     (upstream's AR K>1 path, docs/method.md §4.1 step 6; x100 only rescales, which no ranking or min-max
     fusion sees); then max over the valid slots. Returns host tensors (ids [B, M] with -1 padding,
     weights [B, M]) sorted by weight descending, then id ascending; zero weights are dropped.
@@ -109,14 +109,18 @@ def sparse_rows(logits: torch.Tensor, valid: torch.Tensor, allowed: list[torch.T
     cols = ids.clamp_min(0).unsqueeze(1).expand(b, k, ids.shape[1])
     # Non-finite logits count as 0 (docs/method.md §3.6); cleaned here, on the allowed columns only.
     w = torch.nan_to_num(logits.gather(2, cols).float(), nan=0.0, posinf=0.0, neginf=0.0)
-    w = torch.log1p(torch.relu(w)) * SCALE  # [B, K, A]
-    if quantise:
-        w = torch.trunc(w)
+    w = torch.log1p(torch.relu(w))  # [B, K, A]
     w = torch.where(real.unsqueeze(1), w, torch.zeros_like(w))
+    # Upstream's order (diffretriever `_save_tok_sparse`, encode.py): each slot's top-k of the FLOAT weights,
+    # then x100 and truncation. Truncating first ties ids that differ below 0.01 and changes which ids
+    # survive the cut (issue 24: 1-6 ids per passage at the boundary).
     if ids.shape[1] > top_k:  # keep each slot's top-k, zero the rest; a stable sort keeps ties in id order
         keep = torch.zeros_like(w, dtype=torch.bool)
         keep.scatter_(2, torch.sort(w, dim=2, descending=True, stable=True).indices[..., :top_k], True)
         w = torch.where(keep, w, torch.zeros_like(w))
+    w = w * SCALE
+    if quantise:
+        w = torch.trunc(w)
     w = torch.where(valid.to(dev).bool().unsqueeze(2), w, torch.zeros_like(w))
     pooled = w.max(dim=1).values  # [B, A]; padding columns stay 0 and sort last
     # ids ascend within a row, so a stable sort by weight leaves equal weights in id order

@@ -31,7 +31,7 @@ import pandas as pd
 
 from repbench import schema
 from repbench.encoders.digest import rows_hash
-from repbench.encoders.options import SPARSE_TOP_K, EncodeOptions
+from repbench.encoders.options import SPARSE_TOP_K, EncodeOptions, batch_rule
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
@@ -72,13 +72,16 @@ class SweepConfig:
     readout: str = "paper"
     denoise_steps: int = 1
     confidence: str = "entropy"
-    early_stop: bool = False
+    early_stop: str = "off"  # "off" | "upstream" | "strict" (EncodeOptions.early_stop; True means "upstream")
+    adapt_prompt: bool = False
     prompt_variant: str | None = None
     truncate: bool = True
     sparse_top_k: int = SPARSE_TOP_K
     relevance_level: int = 1  # minimum grade binary measures count as relevant (pytrec_eval)
 
     def __post_init__(self) -> None:
+        if isinstance(self.early_stop, bool):  # the pre-issue-24 flag
+            self.early_stop = "upstream" if self.early_stop else "off"
         self.modes = parse_modes(self.modes)
         for name in ("kq", "kp"):
             ks = list(getattr(self, name))
@@ -282,7 +285,7 @@ def run_sweep(
     write_per_query(out / "per_query.csv", per_query)
     write_summary(out / "summary.csv", summary)
     _write_signals(out, collection, config, stem_for)
-    _write_metadata(out, collection, config, family, times, cells)
+    _write_metadata(out, collection, config, family, times, cells, encoding_options["dtype"])
     return per_query
 
 
@@ -339,10 +342,13 @@ def _write_cell(out: Path, config: SweepConfig, kq: int, kp: int, cell_file: Pat
 
 
 def _write_metadata(out: Path, collection: Collection, config: SweepConfig, family: str,
-                    times: dict, cells: list[tuple[int, int]]) -> None:
+                    times: dict, cells: list[tuple[int, int]], dtype: str = "") -> None:
     from repbench.telemetry.environment import result_header
 
-    header = result_header({**asdict(config), "family": family, "dataset": collection.name}, "effectiveness_sweep")
+    # The dtype decides whether a text's numbers can depend on its batch (options.batch_rule)
+    run = {"family": family, "dataset": collection.name, "dtype": dtype or None,
+           "batch_rule": batch_rule(dtype) if dtype else None}
+    header = result_header({**asdict(config), **run}, "effectiveness_sweep")
     header["collection"] = {
         "name": collection.name, "source": collection.source, "split": collection.split,
         "n_docs": len(collection.corpus_ids), "n_judged_queries": len(collection.qrels),
