@@ -30,7 +30,7 @@ from repbench.benchmarking.latency import (  # noqa: E402
     search_cells,
 )
 from repbench.benchmarking.progress import CellProgress  # noqa: E402
-from repbench.commands.encode_options import ATTN_HELP, DEVICE_HELP, DTYPE_HELP, MODEL_DEFAULTS  # noqa: E402
+from repbench.commands.encode_options import MODEL_DEFAULTS, MODEL_HELP  # noqa: E402
 from repbench.encoders.options import batch_rule  # noqa: E402
 from repbench.telemetry.environment import result_header  # noqa: E402
 from repbench.telemetry.nvml import open_telemetry  # noqa: E402
@@ -78,9 +78,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--input-tokens", default="32,128,512", help="comma list of synthetic text lengths (tokens)")
     g.addoption("--batch-size", default="1", help="comma list of batch sizes")
     # The same model defaults as `repbench encode` and `repbench evaluate` (one definition).
-    g.addoption("--device", default=MODEL_DEFAULTS["device"], help=f"{DEVICE_HELP} (default {MODEL_DEFAULTS['device']})")
-    g.addoption("--dtype", default=MODEL_DEFAULTS["dtype"], help=f"{DTYPE_HELP} (default {MODEL_DEFAULTS['dtype']})")
-    g.addoption("--attn", default=MODEL_DEFAULTS["attn"], help=f"{ATTN_HELP} (default {MODEL_DEFAULTS['attn']})")
+    for name in ("device", "dtype", "attn"):
+        g.addoption(f"--{name}", default=MODEL_DEFAULTS[name], help=f"{MODEL_HELP[name]} (default {MODEL_DEFAULTS[name]})")
     g.addoption("--warmup", default=None, type=int, help=f"untimed iterations per cell at the full shape ({_defaults('warmup')})")
     g.addoption("--warmup-max-time", default=None, type=float,
                 help=f"stop warm-up early after this many seconds, >= 2 iterations ({_defaults('warmup_max_time')})")

@@ -22,6 +22,7 @@ import pytest
 import pytrec_eval
 from shared_data import require_data
 
+from repbench.encoders.options import EncodeOptions
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import load_beir, subsample
 from repbench.evaluation.metrics import DEFAULT_MEASURES
@@ -93,7 +94,7 @@ def test_real_eval_smollm2(tmp_path):
         bb = _backbone(bb_name)
         for ds, coll in collections.items():
             cfg = SweepConfig(backbone=bb_name, encoder=encoder, kq=[1, 4], kp=[1, 4], modes=["all"],
-                              max_length=MAX_LENGTH, batch_size=16, remove_self=(ds != "adi"))
+                              options=EncodeOptions(max_length=MAX_LENGTH, batch_size=16), remove_self=(ds != "adi"))
             out = tmp_path / f"{ds}-{encoder}"
             t0 = time.perf_counter()
             table = run_sweep(coll, bb, cfg, out, progress=False)

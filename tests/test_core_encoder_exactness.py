@@ -136,8 +136,10 @@ def test_repllama_tokenises_prefix_and_text_together(smollm2, side):
         assert int(reps.input_tokens[i]) == len(ref)
         with torch.inference_mode():
             h = smollm2.model.model(input_ids=torch.tensor([ref])).last_hidden_state[0, -1]
-        torch.testing.assert_close(reps.dense[i, 0], h, atol=PAD_ATOL, rtol=1e-4)
-        torch.testing.assert_close(from_ids.dense[i, 0], h, atol=PAD_ATOL, rtol=1e-4)
+        # 30 fp32 layers, the last one computed at the read column only: summation order differs from the
+        # full forward by up to ~1.3e-5 on one element of 576 (measured with 1 and 2 threads)
+        torch.testing.assert_close(reps.dense[i, 0], h, atol=3e-5, rtol=1e-4)
+        torch.testing.assert_close(from_ids.dense[i, 0], h, atol=3e-5, rtol=1e-4)
 
 
 # ---- the stop set (docs/method.md §3.6, corrected) ------------------------------------------------------

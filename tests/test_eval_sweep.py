@@ -62,9 +62,15 @@ COLL = synthetic_collection(60, 10, seed=1)
 
 
 def config(**kw):
+    """A SweepConfig; keywords naming an EncodeOptions field go into its options."""
+    from dataclasses import fields
+
+    from repbench.encoders.options import EncodeOptions
+
+    names = {f.name for f in fields(EncodeOptions)}
     base = dict(backbone="fake", encoder="sequential", kq=[1, 2], kp=[1, 3], modes=["all"], depth=50)
-    base.update(kw)
-    return SweepConfig(**base)
+    base.update({k: v for k, v in kw.items() if k not in names})
+    return SweepConfig(**base, options=EncodeOptions(**{k: v for k, v in kw.items() if k in names}))
 
 
 class Stop(Exception):
@@ -177,17 +183,12 @@ CHANGED = [("parallel", "readout", "aligned"), ("parallel", "denoise_steps", 2),
 DIFF_BACKBONE = SimpleNamespace(spec=SimpleNamespace(name="fake", family="diffusion"), vocab_size=V, mask_token_id=5)
 
 
-def test_sweep_exposes_every_encode_option_with_its_default():
+def test_every_encode_option_is_exercised_by_the_re_encode_test():
     from dataclasses import fields
 
     from repbench.encoders.options import EncodeOptions
 
-    sweep = {f.name: f.default for f in fields(SweepConfig)}
-    per_encoding = {"k", "side", "batch_size", "max_length"}  # K and side vary; the other two are sweep settings
-    for f in fields(EncodeOptions):
-        if f.name not in per_encoding:
-            assert f.name in sweep and sweep[f.name] == f.default, f.name
-    # every one of them is exercised by the re-encode test below
+    per_encoding = {"k", "side", "max_length"}  # K and side vary per encoding; max length is in the identity
     assert {name for _, name, _ in CHANGED} >= {f.name for f in fields(EncodeOptions)} - per_encoding
 
 
@@ -252,9 +253,49 @@ def test_the_fit_check_uses_the_prompt_variant_and_refuses_before_any_write(tmp_
     from repbench.backbones import load_backbone
 
     bb = load_backbone("tiny-ar", device="cpu", dtype="float32")
-    cfg = SweepConfig(backbone="tiny-ar", encoder="sequential", kq=[1], kp=[4], max_length=62,
-                      prompt_variant="three")
+    cfg = config(backbone="tiny-ar", encoder="sequential", kq=[1], kp=[4], max_length=62, prompt_variant="three")
     out = tmp_path / "sweep"
     with pytest.raises(RepbenchError, match=r"--max-length 62 is too small"):
         run_sweep(COLL, bb, cfg, out, progress=False)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_field_added_to_encode_options_reaches_the_cli_the_sweep_state_and_the_cache_key(tmp_path, monkeypatch):
+    # One options source: a new method field, declared once, is an option of encode/evaluate, a setting a
+    # resumed sweep must match, and part of the cache key, without an edit anywhere else (besides the
+    # encoder that reads it saying so in its registry row).
+    import argparse
+    from dataclasses import dataclass, replace
+
+    from repbench.commands.encode_options import add_method_arguments, method_fields
+    from repbench.encoders import registry
+    from repbench.encoders.options import EncodeOptions, _field
+
+    seq = registry.REGISTRY["sequential"]
+    monkeypatch.setitem(registry.REGISTRY, "sequential", replace(seq, options=seq.options | {"new_knob"}))
+
+    @dataclass(frozen=True)
+    class WithKnob(EncodeOptions):
+        new_knob: int = _field(3, "a method option added later")
+
+    parser = argparse.ArgumentParser()
+    add_method_arguments(parser, WithKnob)
+    args = parser.parse_args(["--new-knob", "5"])
+    assert method_fields(args, WithKnob)["new_knob"] == 5
+    assert "a method option added later" in parser.format_help()
+
+    first = FakeEncoder()
+    run_sweep(COLL, BACKBONE, SweepConfig(backbone="fake", encoder="sequential", kq=[2], kp=[3],
+                                          options=WithKnob(new_knob=5)),
+              tmp_path / "a", encode_fn=first, cache_dir=tmp_path / "c", progress=False)
+    assert first.options == [{"new_knob": 5}] * 2  # it reaches the encoder
+    assert json.loads((tmp_path / "a" / "sweep_state.json").read_text())["new_knob"] == 5
+    with pytest.raises(RepbenchError, match=r"other settings \(new_knob\)"):
+        run_sweep(COLL, BACKBONE, SweepConfig(backbone="fake", encoder="sequential", kq=[2], kp=[3],
+                                              options=WithKnob(new_knob=6)),
+                  tmp_path / "a", encode_fn=FakeEncoder(), cache_dir=tmp_path / "c", progress=False)
+    other = FakeEncoder()  # another value is another cache entry
+    run_sweep(COLL, BACKBONE, SweepConfig(backbone="fake", encoder="sequential", kq=[2], kp=[3],
+                                          options=WithKnob(new_knob=6)),
+              tmp_path / "b", encode_fn=other, cache_dir=tmp_path / "c", progress=False)
+    assert len(other.calls) == 2

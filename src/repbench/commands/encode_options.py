@@ -4,45 +4,60 @@ model options with their one set of defaults, and EncodeOptions' method fields."
 from __future__ import annotations
 
 import argparse
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
-from repbench.encoders.options import (
-    CONFIDENCE,
-    EARLY_STOP,
-    READOUTS,
-    SPARSE_TOP_K,
-    EncodeOptions,
-    prompt_variants,
-)
+from repbench.encoders.options import EncodeOptions, cli_fields, method_names
 from repbench.encoders.registry import ENCODERS, encoder_name
+
+
+@dataclass(frozen=True)
+class BackboneOptions:
+    """How the backbone is loaded: one default each for encode, evaluate and pytest bench/."""
+
+    device: str = field(default="auto", metadata={"help": "auto (CUDA when available, else CPU) | cpu | cuda | cuda:N"})
+    dtype: str = field(default="auto", metadata={"help": "auto (bfloat16 on CUDA, float32 on CPU) | float32 | "
+                                                         "bfloat16 | float16"})
+    attn: str = field(default="sdpa", metadata={"help": "attention implementation, the same for every backbone "
+                                                        "(sdpa | eager)"})
+
 
 # One set of defaults, so `encode` + `search` gives what `evaluate` gives and the bench measures the same
 # model: max length as upstream's encode.py (512, prompt included), dtype/device chosen by the machine.
-MODEL_DEFAULTS: dict[str, Any] = {
-    "device": "auto", "dtype": "auto", "attn": "sdpa",
-    "max_length": EncodeOptions.__dataclass_fields__["max_length"].default,
-    "batch_size": EncodeOptions.__dataclass_fields__["batch_size"].default,
-}
-DEVICE_HELP = "auto (CUDA when available, else CPU) | cpu | cuda | cuda:N"
-DTYPE_HELP = "auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16"
-ATTN_HELP = "attention implementation, the same for every backbone (sdpa | eager)"
+MODEL_DEFAULTS: dict[str, Any] = {**{f.name: f.default for f in fields(BackboneOptions)},
+                                  **{f.name: f.default for f in cli_fields(EncodeOptions, "model")}}
+MODEL_HELP: dict[str, str] = {**{f.name: f.metadata["help"] for f in fields(BackboneOptions)},
+                              **{f.name: f.metadata["help"] for f in cli_fields(EncodeOptions, "model")}}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_field(group: Any, f: Field) -> None:
+    """One option from a dataclass field: the flag, type and action follow the default; help from metadata."""
+    cli = dict(f.metadata.get("cli", {}))
+    if callable(cli.get("choices")):
+        cli["choices"] = cli["choices"]()
+    if isinstance(f.default, bool):
+        action = argparse.BooleanOptionalAction if f.default else "store_true"
+        group.add_argument(_flag(f.name), action=action, default=f.default, help=f.metadata["help"])
+        return
+    if isinstance(f.default, int) and "nargs" not in cli:
+        cli["type"] = int
+    group.add_argument(_flag(f.name), default=f.default, help=f.metadata["help"], **cli)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--backbone, --model-path, --device, --dtype, --attn, --max-length, --batch-size (MODEL_DEFAULTS)."""
+    """--backbone, --model-path, the BackboneOptions (device, dtype, attn), EncodeOptions' model fields
+    (max length, batch size) and --threads."""
     g = parser.add_argument_group("model (the same defaults in encode, evaluate and pytest bench/)")
     g.add_argument("--backbone", required=True, help="backbone name (see `repbench backbones`)")
     g.add_argument("--model-path", default=None,
                    help="local checkpoint directory of a real backbone (default: REPBENCH_MODEL_PATH_<NAME> or "
                         "the local Hugging Face cache)")
-    g.add_argument("--device", default=MODEL_DEFAULTS["device"], help=DEVICE_HELP)
-    g.add_argument("--dtype", default=MODEL_DEFAULTS["dtype"], help=DTYPE_HELP)
-    g.add_argument("--attn", default=MODEL_DEFAULTS["attn"], help=ATTN_HELP)
-    g.add_argument("--max-length", type=int, default=MODEL_DEFAULTS["max_length"],
-                   help="tokens per model input, prompt included; longer texts are cut to fit")
-    g.add_argument("--batch-size", type=int, default=MODEL_DEFAULTS["batch_size"],
-                   help="texts encoded together (float32: padding changes only the last bits of the vectors; "
-                        "bfloat16: it can change a text's decoded tokens, as upstream)")
+    for f in (*fields(BackboneOptions), *cli_fields(EncodeOptions, "model")):
+        _add_field(g, f)
     g.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: one per physical core this process may use, or "
                         "OMP_NUM_THREADS; a busy machine gets a hint that fewer may be faster)")
@@ -54,38 +69,19 @@ def add_encoder_argument(parser: argparse.ArgumentParser) -> None:
                         help="default: the backbone family's (sequential for ar, parallel for diffusion)")
 
 
-def add_method_arguments(parser: argparse.ArgumentParser) -> None:
-    """--readout, --prompt-variant, --denoise-steps, --confidence, --early-stop, --adapt-prompt, --truncate/--no-truncate,
-    --sparse-top-k. Defaults are EncodeOptions' (the paper's settings); an option the chosen encoder does
-    not read is refused before anything is encoded."""
+def add_method_arguments(parser: argparse.ArgumentParser, options: type = EncodeOptions) -> None:
+    """One option per method field of `options` (EncodeOptions: readout, denoise steps, confidence, early
+    stop, adapt prompt, prompt variant, truncate, sparse top-k), generated from the fields, so a field added
+    there is an option here. Defaults are the fields' (the paper's settings); an option the chosen encoder
+    does not read is refused before anything is encoded."""
     g = parser.add_argument_group("encoding method (EncodeOptions; every one keys the representation cache)")
-    g.add_argument("--readout", choices=READOUTS, default="paper",
-                   help="parallel: 'paper' slot positions or 'aligned' (one left on Dream) (default paper)")
-    g.add_argument("--prompt-variant", choices=prompt_variants(), default=None,
-                   help="prompted encoders: prompt file variant (default: 'one' at K=1, 'few' at K>1)")
-    g.add_argument("--denoise-steps", type=int, default=1, help="parallel: unmasking passes S (default 1)")
-    g.add_argument("--confidence", choices=CONFIDENCE, default="entropy",
-                   help="parallel, S>1: which slots unmask first (default entropy)")
-    g.add_argument("--early-stop", nargs="?", const="upstream", default="off", choices=EARLY_STOP, metavar="MODE",
-                   help="sequential: stop decoding once every row has closed its answer. 'upstream' (the value of a "
-                        "bare --early-stop): PromptReps' early exit, a row ends at its first token holding a \" and "
-                        "that slot is dropped; 'strict': a special token ends a row too, and the closing slot is "
-                        "kept; 'off' (default): exactly K steps, the paper's fixed-N baseline")
-    g.add_argument("--adapt-prompt", action="store_true",
-                   help="sequential: word the prompt for K ('Use four words ...') as the parallel path does; "
-                        "off by default, as upstream's zero-shot AR class (only --prompt-variant one|three differ)")
-    g.add_argument("--truncate", action=argparse.BooleanOptionalAction, default=True,
-                   help="prompted encoders: drop the slots after a stop token (default on, docs/method.md §3.6)")
-    g.add_argument("--sparse-top-k", type=int, default=SPARSE_TOP_K,
-                   help=f"prompted encoders: vocabulary ids kept per slot (default {SPARSE_TOP_K})")
+    for f in cli_fields(options, "method"):
+        _add_field(g, f)
 
 
-def method_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The EncodeOptions fields set by `add_method_arguments`, by their field names."""
-    return {"readout": args.readout, "prompt_variant": args.prompt_variant, "denoise_steps": args.denoise_steps,
-            "confidence": args.confidence, "early_stop": args.early_stop, "adapt_prompt": args.adapt_prompt,
-            "truncate": args.truncate,
-            "sparse_top_k": args.sparse_top_k}
+def method_fields(args: argparse.Namespace, options: type = EncodeOptions) -> dict[str, Any]:
+    """The method fields set by `add_method_arguments`, by their field names."""
+    return {name: getattr(args, name) for name in method_names(options)}
 
 
 def default_threads(usable: int, physical: int | None) -> int:

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from repbench.encoders import default_encoder
+    from repbench.encoders import EncodeOptions, default_encoder
     from repbench.engines import BackboneRequest, worker_pool
     from repbench.errors import RepbenchError
 
@@ -79,11 +79,11 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args, "evaluate")
     with worker_pool(args, BackboneRequest(args.backbone, device=args.device, dtype=args.dtype, attn=args.attn,
                                          path=args.model_path)) as pool:
+        options = EncodeOptions(max_length=args.max_length, batch_size=args.batch_size, **method_fields(args))
         config = SweepConfig(
             backbone=args.backbone, encoder=args.encoder or default_encoder(pool.info.spec.family), kq=kq, kp=kp,
-            modes=modes, depth=args.depth, max_length=args.max_length, batch_size=args.batch_size,
-            remove_self=not args.keep_self_hits, measures=measures,
-            relevance_level=args.relevance_level, **method_fields(args),
+            modes=modes, depth=args.depth, remove_self=not args.keep_self_hits, measures=measures,
+            relevance_level=args.relevance_level, options=options,
         )
         per_query = run_sweep(collection, pool.backbone, config, Path(args.out), cache_dir=args.cache,
                               progress=not args.no_progress, encode_fn=pool.sweep_encode_fn(args.shard_size),

@@ -6,7 +6,7 @@ Which encoder reads which option is in `repbench.encoders.registry`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,6 +21,21 @@ SPARSE_TOP_K = 128  # ids kept per slot before max-pooling (docs/method.md §3.7
 # early exit (a row ends at the first token whose text holds a `"`, and that slot is dropped); "strict" also
 # ends a row at a special token and keeps the slot that wrote the closing quote (repbench before issue 24).
 EARLY_STOP = ("off", "upstream", "strict")
+
+
+@cache
+def prompt_variants() -> tuple[str, ...]:
+    """Variants shipped for both sides ("one", "few", "three")."""
+    names = [p.name for p in resources.files("repbench.encoders").joinpath("prompts").iterdir()]
+    per_side = [{n.removeprefix(f"{side}_prompt_").removesuffix(".yaml") for n in names
+                 if n.startswith(f"{side}_prompt_") and n.endswith(".yaml")} for side in SIDES]
+    return tuple(sorted(set.intersection(*per_side)))
+
+
+def _field(default: Any, help: str, group: str = "method", **cli: Any) -> Any:
+    """A field with its command-line help: the CLI groups are generated from these (commands.encode_options),
+    so a new option is one line here. `group` is "method" (the encoding method group) or "model"."""
+    return field(default=default, metadata={"help": help, "group": group, "cli": cli})
 
 
 @dataclass(frozen=True)
@@ -45,16 +60,27 @@ class EncodeOptions:
 
     k: int = 1
     side: str = "query"
-    batch_size: int = 8
-    max_length: int = 512
-    readout: str = "paper"
-    denoise_steps: int = 1
-    confidence: str = "entropy"
-    early_stop: str = "off"
-    adapt_prompt: bool = False
-    prompt_variant: str | None = None
-    truncate: bool = True
-    sparse_top_k: int = SPARSE_TOP_K
+    batch_size: int = _field(8, "texts encoded together (float32: padding changes only the last bits of the "
+                                "vectors; bfloat16: it can change a text's decoded tokens, as upstream)", group="model")
+    max_length: int = _field(512, "tokens per model input, prompt included; longer texts are cut to fit",
+                             group="model")
+    readout: str = _field("paper", "parallel: 'paper' slot positions or 'aligned' (one left on Dream)",
+                          choices=READOUTS)
+    denoise_steps: int = _field(1, "parallel: unmasking passes S")
+    confidence: str = _field("entropy", "parallel, S>1: which slots unmask first", choices=CONFIDENCE)
+    early_stop: str = _field(
+        "off", "sequential: stop decoding once every row has closed its answer. 'upstream' (the value of a bare "
+        "--early-stop): PromptReps' early exit, a row ends at its first token holding a \" and that slot is "
+        "dropped; 'strict': a special token ends a row too, and the closing slot is kept; 'off' (default): "
+        "exactly K steps, the paper's fixed-N baseline",
+        choices=EARLY_STOP, nargs="?", const="upstream", metavar="MODE")
+    adapt_prompt: bool = _field(False, "sequential: word the prompt for K ('Use four words ...') as the parallel "
+                                "path does; off by default, as upstream's zero-shot AR class (only "
+                                "--prompt-variant one|three differ)")
+    prompt_variant: str | None = _field(None, "prompted encoders: prompt file variant (default: 'one' at K=1, "
+                                        "'few' at K>1)", choices=prompt_variants)
+    truncate: bool = _field(True, "prompted encoders: drop the slots after a stop token (docs/method.md §3.6)")
+    sparse_top_k: int = _field(SPARSE_TOP_K, "prompted encoders: vocabulary ids kept per slot")
 
     def __post_init__(self) -> None:
         # The flag was a bool before issue 24; True now names upstream's early exit.
@@ -64,7 +90,7 @@ class EncodeOptions:
     @classmethod
     def build(cls, options: EncodeOptions | None = None, **overrides: Any) -> EncodeOptions:
         """`options` (or the defaults) with keyword overrides; an unknown keyword is an error, not ignored."""
-        known = option_names()
+        known = [f.name for f in fields(cls)]
         unknown = sorted(set(overrides) - set(known))
         if unknown:
             raise RepbenchError(f"unknown encode option(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -72,7 +98,7 @@ class EncodeOptions:
 
     def non_default(self) -> list[str]:
         """Names of the options set to something other than their default."""
-        default = EncodeOptions()
+        default = type(self)()
         return [f.name for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)]
 
     def validate(self) -> None:
@@ -112,10 +138,12 @@ def option_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(EncodeOptions))
 
 
-@cache
-def prompt_variants() -> tuple[str, ...]:
-    """Variants shipped for both sides ("one", "few", "three")."""
-    names = [p.name for p in resources.files("repbench.encoders").joinpath("prompts").iterdir()]
-    per_side = [{n.removeprefix(f"{side}_prompt_").removesuffix(".yaml") for n in names
-                 if n.startswith(f"{side}_prompt_") and n.endswith(".yaml")} for side in SIDES]
-    return tuple(sorted(set.intersection(*per_side)))
+def cli_fields(cls: type = EncodeOptions, group: str = "method") -> tuple[Field, ...]:
+    """The fields of an options class that a command-line group offers ("method" or "model")."""
+    return tuple(f for f in fields(cls) if f.metadata.get("group") == group)
+
+
+def method_names(cls: type = EncodeOptions) -> tuple[str, ...]:
+    """The method options: every field the sweep sets once for both sides (K and side vary per encoding;
+    batch size and max length are model options)."""
+    return tuple(f.name for f in cli_fields(cls, "method"))

@@ -23,7 +23,7 @@ import inspect
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import pandas as pd
 
 from repbench import schema
 from repbench.encoders.digest import rows_hash
-from repbench.encoders.options import SPARSE_TOP_K, EncodeOptions, batch_rule
+from repbench.encoders.options import EncodeOptions, batch_rule, method_names
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
@@ -44,44 +44,35 @@ from repbench.schema import system_name
 from repbench.schema.signals import read_signals, signals_frame, write_signals
 from repbench.schema.tables import read_per_query, write_per_query, write_summary
 
-# Settings that change any number in a cell: a resumed sweep must match them.
-# The encode options (ENCODE_FIELDS) are among them; a state file written before they were recorded
-# holds none of them and is read as having their defaults.
-# Every EncodeOptions field the sweep sets once for both sides (K and side vary per encoding; batch size and
-# max length are sweep settings of their own).
-ENCODE_FIELDS = tuple(f.name for f in fields(EncodeOptions) if f.name not in ("k", "side", "batch_size", "max_length"))
-_IDENTITY = ("backbone", "encoder", "dataset", "modes", "depth", "max_length", "remove_self", "measures",
-             "corpus_fingerprint", "queries_fingerprint", *ENCODE_FIELDS, "relevance_level")
+
+def identity_fields(options: type = EncodeOptions) -> tuple[str, ...]:
+    """Settings that change any number in a cell: a resumed sweep must match them. Every method field of the
+    options class is among them (a field added to EncodeOptions joins without an edit here); a state file
+    written before one was recorded lacks it and is read as having its default."""
+    return ("backbone", "encoder", "dataset", "modes", "depth", "max_length", "remove_self", "measures",
+            "corpus_fingerprint", "queries_fingerprint", *method_names(options), "relevance_level")
+
 
 EncodeFn = Callable[..., Representations]
 
 
 @dataclass
 class SweepConfig:
+    """What one sweep runs: the grid, the scoring, and how both sides are encoded (`options`, whose k and
+    side are set per encoding; every other field keys the representation cache)."""
+
     backbone: str
     encoder: str
     kq: list[int]
     kp: list[int]
     modes: list[str] = field(default_factory=lambda: list(MODES))
     depth: int = DEFAULT_DEPTH
-    max_length: int = 256
-    batch_size: int = 8
     remove_self: bool = True
     measures: list[str] = field(default_factory=lambda: list(DEFAULT_MEASURES))
-    # How both sides are encoded (see EncodeOptions); each one keys the representation cache.
-    readout: str = "paper"
-    denoise_steps: int = 1
-    confidence: str = "entropy"
-    early_stop: str = "off"  # "off" | "upstream" | "strict" (EncodeOptions.early_stop; True means "upstream")
-    adapt_prompt: bool = False
-    prompt_variant: str | None = None
-    truncate: bool = True
-    sparse_top_k: int = SPARSE_TOP_K
     relevance_level: int = 1  # minimum grade binary measures count as relevant (pytrec_eval)
+    options: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:
-        if isinstance(self.early_stop, bool):  # the pre-issue-24 flag
-            self.early_stop = "upstream" if self.early_stop else "off"
         self.modes = parse_modes(self.modes)
         for name in ("kq", "kp"):
             ks = list(getattr(self, name))
@@ -91,15 +82,30 @@ class SweepConfig:
         if self.depth < 1:
             raise RepbenchError(f"depth must be positive, got {self.depth}")
         for name in ("batch_size", "max_length"):
-            if int(getattr(self, name)) < 1:
-                raise RepbenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+            value = getattr(self.options, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise RepbenchError(f"--{name.replace('_', '-')} must be at least 1, got {value!r}")
         self.measures = check_measures(self.measures)
-        self.encode_options("query", 1).validate()
+        self.options.validate()
+
+    @property
+    def max_length(self) -> int:
+        return self.options.max_length
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size
 
     def encode_options(self, side: str, k: int) -> EncodeOptions:
         """The EncodeOptions one side is encoded with at this K."""
-        return EncodeOptions(k=k, side=side, batch_size=self.batch_size, max_length=self.max_length,
-                             **{name: getattr(self, name) for name in ENCODE_FIELDS})
+        return replace(self.options, k=k, side=side)
+
+    def flat(self) -> dict[str, Any]:
+        """The settings as one flat mapping (sweep_state.json, metadata.json): the options' fields beside
+        the sweep's own, without the per-encoding k and side."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "options"}
+        opts = {f.name: getattr(self.options, f.name) for f in fields(self.options) if f.name not in ("k", "side")}
+        return {**own, **opts}
 
 
 def parse_ks(text: str, option: str = "K") -> list[int]:
@@ -195,17 +201,20 @@ def run_sweep(
             stacklevel=2,
         )
 
-    state = {**asdict(config), "dataset": collection.name, "corpus_fingerprint": dfp, "queries_fingerprint": qfp}
+    state = {**config.flat(), "dataset": collection.name, "corpus_fingerprint": dfp, "queries_fingerprint": qfp}
     state_file = out / "sweep_state.json"
+    identity = identity_fields(type(config.options))
     if state_file.exists():
         old = read_json(state_file, "the sweep_state.json of an earlier run")
-        defaults = asdict(SweepConfig(backbone="", encoder="", kq=[1], kp=[1]))
-        differ = [k for k in _IDENTITY if old.get(k, defaults.get(k)) != state.get(k)]
+        defaults = SweepConfig(backbone="", encoder="", kq=[1], kp=[1]).flat()
+        if isinstance(old.get("early_stop"), bool):  # the flag before it named a rule: True was today's strict
+            old["early_stop"] = "strict" if old["early_stop"] else "off"
+        differ = [k for k in identity if old.get(k, defaults.get(k)) != state.get(k)]
         if differ:
             raise RepbenchError(
                 f"{out} holds a sweep with other settings ({', '.join(differ)}); use another --out directory"
             )
-    atomic_write_json(state_file, {k: state[k] for k in _IDENTITY})
+    atomic_write_json(state_file, {k: state[k] for k in identity})
     # Settings outside SweepConfig that change the encoded numbers, so they key the cache too.
     encoding_options = {"batch_size": config.batch_size,
                         "dtype": str(getattr(backbone, "dtype", "")).removeprefix("torch."),
@@ -229,7 +238,7 @@ def run_sweep(
         # Only the method options set away from their defaults are passed, so an encode_fn that knows just
         # the common ones (k, side, batch_size, max_length) still serves a default sweep.
         opts = config.encode_options(side, k)
-        extra.update({name: getattr(opts, name) for name in opts.non_default() if name in ENCODE_FIELDS})
+        extra.update({name: getattr(opts, name) for name in opts.non_default() if name in method_names(type(opts))})
         t0 = time.perf_counter()
         reps = encode_fn(backbone, list(texts), ids=list(ids), encoder=config.encoder, k=k, side=side,
                          batch_size=config.batch_size, max_length=config.max_length, progress=progress, **extra)
@@ -348,7 +357,7 @@ def _write_metadata(out: Path, collection: Collection, config: SweepConfig, fami
     # The dtype decides whether a text's numbers can depend on its batch (options.batch_rule)
     run = {"family": family, "dataset": collection.name, "dtype": dtype or None,
            "batch_rule": batch_rule(dtype) if dtype else None}
-    header = result_header({**asdict(config), **run}, "effectiveness_sweep")
+    header = result_header({**config.flat(), **run}, "effectiveness_sweep")
     header["collection"] = {
         "name": collection.name, "source": collection.source, "split": collection.split,
         "n_docs": len(collection.corpus_ids), "n_judged_queries": len(collection.qrels),
