@@ -11,7 +11,7 @@ from test_compare_latency import cell, write_bench
 
 from repbench.analysis.runs import dataset_name, read_runs, run_names
 from repbench.cli import main
-from repbench.evaluation.sweep import run_file_name
+from repbench.evaluation.sweep_outputs import run_file_name
 
 
 def _samples(seed: int, scale: float = 1.0) -> list[float]:

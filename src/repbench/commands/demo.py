@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     from repbench.cli import main
     from repbench.evaluation.collections import synthetic_collection
-    from repbench.evaluation.sweep import run_file_name
+    from repbench.evaluation.sweep_outputs import run_file_name
     from repbench.schema.tables import read_per_query, write_per_query
 
     out = Path(args.out)

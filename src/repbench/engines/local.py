@@ -56,6 +56,7 @@ class LocalPool:
                                                        signals=on_signals is not None)
                                for lo, hi in shard_bounds(len(ids), shard_size)], ids, on_signals)
 
+        encode_fn.in_process = True  # the backbone is here: the sweep can check fits before it writes
         return encode_fn
 
     def cell_runner(self) -> None:

@@ -29,20 +29,18 @@ from typing import Any
 
 import pandas as pd
 
-from repbench import schema
 from repbench.encoders.digest import rows_hash
-from repbench.encoders.options import EncodeOptions, batch_rule, method_names
+from repbench.encoders.options import EncodeOptions, method_names
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
-from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate, summarize
+from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate
 from repbench.evaluation.repcache import RepCache, cache_options, signals_path
-from repbench.evaluation.trec import round_scores, write_run
+from repbench.evaluation.sweep_outputs import write_cell, write_outputs
+from repbench.evaluation.trec import round_scores
 from repbench.io import atomic_write_json, read_json
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, modes_for, parse_modes, retrieve
-from repbench.schema import system_name
-from repbench.schema.signals import read_signals, signals_frame, write_signals
-from repbench.schema.tables import read_per_query, write_per_query, write_summary
+from repbench.schema.signals import signals_frame, write_signals
 
 
 def identity_fields(options: type = EncodeOptions) -> tuple[str, ...]:
@@ -119,12 +117,6 @@ def parse_ks(text: str, option: str = "K") -> list[int]:
     return ks
 
 
-def run_file_name(system: str) -> str:
-    """`backbone/encoder/qKpK/mode` as a file name: '/' -> '__', and no ':' (variant names such as
-    `:bidirectional`), which Windows, scp and make all read as something else."""
-    return system.replace("/", "__").replace(":", "_") + ".trec"
-
-
 def _reports_signals(encode_fn: EncodeFn) -> bool:
     """Whether `encode_fn` takes on_signals (repbench.encoders.encode does; test fakes may not)."""
     try:
@@ -142,6 +134,154 @@ def _check_encoder(config: SweepConfig, backbone: Any) -> None:
         for k in ks:
             check(config.encoder, config.encode_options(side, k), getattr(backbone, "mask_token_id", None),
                   config.backbone)
+
+@dataclass
+class SweepPlan:
+    """What a sweep will do, decided before anything is written: its settings, cells and cache keys."""
+
+    out: Path
+    collection: Collection
+    config: SweepConfig
+    family: str
+    vocab_size: int
+    queries: tuple[list[str], list[str]]  # the judged queries' ids and texts
+    state: dict[str, Any]  # what sweep_state.json records (identity_fields of it)
+    cells: list[tuple[int, int]]
+    cell_path: dict[tuple[int, int], Path]
+    cache: RepCache
+    # Settings outside SweepConfig that change the encoded numbers, so they key the cache too.
+    encoding_options: dict[str, Any]
+
+    @property
+    def todo(self) -> list[tuple[int, int]]:
+        return [c for c in self.cells if not self.cell_path[c].exists()]
+
+    def rows(self, side: str) -> tuple[list[str], list[str]]:
+        return self.queries if side == "query" else (self.collection.corpus_ids, self.collection.corpus_texts)
+
+    def stem(self, side: str, k: int) -> Path:
+        c = self.config
+        return self.cache.stem(c.backbone, c.encoder, side, k, c.max_length, rows_hash(*self.rows(side)),
+                               **{**self.encoding_options, **cache_options(c.encode_options(side, k))})
+
+
+def plan_sweep(collection: Collection, backbone: Any, config: SweepConfig, out_dir: str | Path,
+               cache_dir: str | Path | None = None) -> SweepPlan:
+    """Every check a sweep makes before its first write, and what it will do (writes nothing)."""
+    _check_encoder(config, backbone)
+    qids, qtexts = collection.judged_queries()
+    if not qids:
+        raise RepbenchError(f"{collection.name}: no judged query has a text")
+    unmatched = collection.unmatched_qrels_queries()
+    if unmatched:
+        warnings.warn(f"{collection.name}: {len(unmatched)} judged queries have no text and will score 0",
+                      stacklevel=3)
+    shared = set(qids) & set(collection.corpus_ids)
+    if config.remove_self and shared:
+        # Right for ArguAna/Quora (the query is in the corpus); wrong for collections such as ADI whose
+        # query and document numbers merely coincide.
+        warnings.warn(
+            f"{collection.name}: {len(shared)} of {len(qids)} query ids are also doc ids; each such document is "
+            "removed from its own query's ranking (self-hit removal). If the ids only coincide, rerun with "
+            "--keep-self-hits (remove_self=False)",
+            stacklevel=3,
+        )
+    out = Path(out_dir)
+    state = {**config.flat(), "dataset": collection.name, "corpus_fingerprint": collection.corpus_fingerprint(),
+             "queries_fingerprint": collection.queries_fingerprint()}
+    cells = [(kq, kp) for kq in config.kq for kp in config.kp]
+    return SweepPlan(
+        out=out, collection=collection, config=config, family=str(backbone.spec.family),
+        vocab_size=int(backbone.vocab_size), queries=(qids, qtexts), state=state, cells=cells,
+        cell_path={c: out / "cells" / f"q{c[0]}p{c[1]}.csv" for c in cells},
+        cache=RepCache(Path(cache_dir) if cache_dir is not None else out / "reps"),
+        encoding_options={"batch_size": config.batch_size,
+                          "dtype": str(getattr(backbone, "dtype", "")).removeprefix("torch."),
+                          "device_type": str(getattr(backbone, "device", "cpu")).split(":")[0]})
+
+
+def _claim(plan: SweepPlan) -> None:
+    """The first write: sweep_state.json, after refusing a directory that holds a sweep with other settings."""
+    identity = identity_fields(type(plan.config.options))
+    state_file = plan.out / "sweep_state.json"
+    if state_file.exists():
+        old = read_json(state_file, "the sweep_state.json of an earlier run")
+        defaults = SweepConfig(backbone="", encoder="", kq=[1], kp=[1]).flat()
+        if isinstance(old.get("early_stop"), bool):  # the flag before it named a rule: True was today's strict
+            old["early_stop"] = "strict" if old["early_stop"] else "off"
+        differ = [k for k in identity if old.get(k, defaults.get(k)) != plan.state.get(k)]
+        if differ:
+            raise RepbenchError(
+                f"{plan.out} holds a sweep with other settings ({', '.join(differ)}); use another --out directory"
+            )
+    atomic_write_json(state_file, {k: plan.state[k] for k in identity})
+
+
+class _Encodings:
+    """Each side's representations at each K: from the cache, else encoded, cached and timed."""
+
+    def __init__(self, plan: SweepPlan, backbone: Any, encode_fn: EncodeFn, progress: bool) -> None:
+        self.plan, self.backbone, self.encode_fn, self.progress = plan, backbone, encode_fn, progress
+        self.times_file = plan.out / "encoding_times.json"
+        self.times: dict[str, dict] = (read_json(self.times_file, "encoding times") if self.times_file.exists()
+                                       else {})
+
+    def get(self, side: str, k: int) -> Representations:
+        plan, config = self.plan, self.plan.config
+        ids, texts = plan.rows(side)
+        stem = plan.stem(side, k)
+        cached = plan.cache.get(stem, ids)
+        if cached is not None:
+            return cached
+        got: list = []
+        extra = {"on_signals": lambda i, a: got.append((i, a))} if _reports_signals(self.encode_fn) else {}
+        # Only the method options set away from their defaults are passed, so an encode_fn that knows just
+        # the common ones (k, side, batch_size, max_length) still serves a default sweep.
+        opts = config.encode_options(side, k)
+        extra.update({name: getattr(opts, name) for name in opts.non_default() if name in method_names(type(opts))})
+        t0 = time.perf_counter()
+        reps = self.encode_fn(self.backbone, list(texts), ids=list(ids), encoder=config.encoder, k=k, side=side,
+                              batch_size=config.batch_size, max_length=config.max_length, progress=self.progress,
+                              **extra)
+        seconds = time.perf_counter() - t0
+        if list(reps.ids) != list(ids):
+            raise RepbenchError(f"the encoder returned {len(reps)} items in another order than the {len(ids)} given")
+        if got:
+            write_signals(signals_path(stem), signals_frame(
+                got[0][0], got[0][1], dataset=plan.collection.name, backbone=config.backbone, encoder=config.encoder,
+                side=side, k=k))
+        reps.save(stem)
+        self.times[f"{side}:k{k}"] = {"side": side, "k": k, "n": len(ids), "seconds": seconds,
+                                       "items_per_s": len(ids) / seconds if seconds > 0 else None}
+        atomic_write_json(self.times_file, self.times)
+        return reps
+
+
+def _score(plan: SweepPlan, encodings: _Encodings, finish: Callable[[int, int, Any], None],
+           run_cells: Callable[..., Iterator[tuple[int, Any]]] | None) -> None:
+    """Score every cell not done yet, corpus outer and queries inner, so each corpus encoding (the expensive
+    side) is held once; with `run_cells` (an engine) the cells are scored elsewhere, written here."""
+    config, todo = plan.config, plan.todo
+    query_reps: dict[int, Representations] = {}
+    jobs: list[tuple] = []
+    for kp in config.kp:
+        pending = [kq for kq in config.kq if (kq, kp) in todo]
+        if not pending:
+            continue
+        docs = encodings.get("passage", kp)
+        for kq in pending:
+            if kq not in query_reps:
+                query_reps[kq] = encodings.get("query", kq)
+            args = (plan.collection.qrels, plan.collection.name, config, plan.family, plan.vocab_size,
+                    query_reps[kq], docs, kq, kp)
+            if run_cells is None:
+                finish(kq, kp, score_cell(*args))
+            else:
+                jobs.append(args)
+    if jobs:
+        for j, result in run_cells(score_cell, jobs):
+            finish(jobs[j][7], jobs[j][8], result)
+
 
 def run_sweep(
     collection: Collection,
@@ -163,159 +303,36 @@ def run_sweep(
     cell (a test hook, and a place to stop a sweep). Re-running on the same `out_dir` skips finished cells.
     `run_cells(score_cell, jobs)`, when given (an engine), scores the cells elsewhere, yielding
     (job index, result) as they finish; the files are still written here, once per cell.
+    Stages: plan (every check, nothing written), claim the directory, encode and score each cell, write.
     """
     from tqdm.auto import tqdm
 
-    # The real encoder in this process (not a test's stand-in, not remote workers): check every K on both
-    # sides before the first write, since an output directory's settings are then fixed.
-    in_process = encode_fn is None or getattr(encode_fn, "__module__", "") == "repbench.engines.local"
-    if encode_fn is None:
-        from repbench.encoders import encode as encode_fn  # heavy import, only when really encoding
-    if in_process:
+    if encode_fn is None or getattr(encode_fn, "in_process", False):
+        # The real encoder in this process (not a test's stand-in, not remote workers): every K on both sides
+        # must fit --max-length before the first write, since an output directory's settings are then fixed.
         from repbench.encoders import check_fits
 
         for side, ks in (("query", config.kq), ("passage", config.kp)):
             for k in ks:  # the options the side is encoded with: the prompt variant changes the prompt's length
                 check_fits(backbone, config.encoder, config.encode_options(side, k))
-    out = Path(out_dir)
-    cache = RepCache(Path(cache_dir) if cache_dir is not None else out / "reps")
-    family = str(backbone.spec.family)
-    vocab_size = int(backbone.vocab_size)
-    _check_encoder(config, backbone)
-    qids, qtexts = collection.judged_queries()
-    if not qids:
-        raise RepbenchError(f"{collection.name}: no judged query has a text")
-    unmatched = collection.unmatched_qrels_queries()
-    if unmatched:
-        warnings.warn(f"{collection.name}: {len(unmatched)} judged queries have no text and will score 0",
-                      stacklevel=2)
-    qfp, dfp = collection.queries_fingerprint(), collection.corpus_fingerprint()
-    shared = set(qids) & set(collection.corpus_ids)
-    if config.remove_self and shared:
-        # Right for ArguAna/Quora (the query is in the corpus); wrong for collections such as ADI whose
-        # query and document numbers merely coincide.
-        warnings.warn(
-            f"{collection.name}: {len(shared)} of {len(qids)} query ids are also doc ids; each such document is "
-            "removed from its own query's ranking (self-hit removal). If the ids only coincide, rerun with "
-            "--keep-self-hits (remove_self=False)",
-            stacklevel=2,
-        )
-
-    state = {**config.flat(), "dataset": collection.name, "corpus_fingerprint": dfp, "queries_fingerprint": qfp}
-    state_file = out / "sweep_state.json"
-    identity = identity_fields(type(config.options))
-    if state_file.exists():
-        old = read_json(state_file, "the sweep_state.json of an earlier run")
-        defaults = SweepConfig(backbone="", encoder="", kq=[1], kp=[1]).flat()
-        if isinstance(old.get("early_stop"), bool):  # the flag before it named a rule: True was today's strict
-            old["early_stop"] = "strict" if old["early_stop"] else "off"
-        differ = [k for k in identity if old.get(k, defaults.get(k)) != state.get(k)]
-        if differ:
-            raise RepbenchError(
-                f"{out} holds a sweep with other settings ({', '.join(differ)}); use another --out directory"
-            )
-    atomic_write_json(state_file, {k: state[k] for k in identity})
-    # Settings outside SweepConfig that change the encoded numbers, so they key the cache too.
-    encoding_options = {"batch_size": config.batch_size,
-                        "dtype": str(getattr(backbone, "dtype", "")).removeprefix("torch."),
-                        "device_type": str(getattr(backbone, "device", "cpu")).split(":")[0]}
-    times_file = out / "encoding_times.json"
-    times: dict[str, dict] = read_json(times_file, "encoding times") if times_file.exists() else {}
-
-    def stem_for(side: str, k: int) -> Path:
-        ids, texts = (qids, qtexts) if side == "query" else (collection.corpus_ids, collection.corpus_texts)
-        return cache.stem(config.backbone, config.encoder, side, k, config.max_length, rows_hash(ids, texts),
-                          **{**encoding_options, **cache_options(config.encode_options(side, k))})
-
-    def reps_for(side: str, k: int) -> Representations:
-        ids, texts = (qids, qtexts) if side == "query" else (collection.corpus_ids, collection.corpus_texts)
-        stem = stem_for(side, k)
-        cached = cache.get(stem, ids)
-        if cached is not None:
-            return cached
-        got: list = []
-        extra = {"on_signals": lambda i, a: got.append((i, a))} if _reports_signals(encode_fn) else {}
-        # Only the method options set away from their defaults are passed, so an encode_fn that knows just
-        # the common ones (k, side, batch_size, max_length) still serves a default sweep.
-        opts = config.encode_options(side, k)
-        extra.update({name: getattr(opts, name) for name in opts.non_default() if name in method_names(type(opts))})
-        t0 = time.perf_counter()
-        reps = encode_fn(backbone, list(texts), ids=list(ids), encoder=config.encoder, k=k, side=side,
-                         batch_size=config.batch_size, max_length=config.max_length, progress=progress, **extra)
-        seconds = time.perf_counter() - t0
-        if list(reps.ids) != list(ids):
-            raise RepbenchError(f"the encoder returned {len(reps)} items in another order than the {len(ids)} given")
-        if got:
-            write_signals(signals_path(stem), signals_frame(
-                got[0][0], got[0][1], dataset=collection.name, backbone=config.backbone, encoder=config.encoder,
-                side=side, k=k))
-        reps.save(stem)
-        times[f"{side}:k{k}"] = {"side": side, "k": k, "n": len(ids), "seconds": seconds,
-                                  "items_per_s": len(ids) / seconds if seconds > 0 else None}
-        atomic_write_json(times_file, times)
-        return reps
-
-    cells = [(kq, kp) for kq in config.kq for kp in config.kp]
-    cell_path = {c: out / "cells" / f"q{c[0]}p{c[1]}.csv" for c in cells}
-    todo = [c for c in cells if not cell_path[c].exists()]
-    query_reps: dict[int, Representations] = {}
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"{collection.name} cells",
+    if encode_fn is None:
+        from repbench.encoders import encode as encode_fn  # heavy import, only when really encoding
+    plan = plan_sweep(collection, backbone, config, out_dir, cache_dir)
+    _claim(plan)
+    encodings = _Encodings(plan, backbone, encode_fn, progress)
+    bar = tqdm(total=len(plan.cells), initial=len(plan.cells) - len(plan.todo), desc=f"{collection.name} cells",
                disable=not progress, unit="cell")
-    qrels = collection.qrels
 
     def finish(kq: int, kp: int, result: tuple[dict, pd.DataFrame]) -> None:
-        _write_cell(out, config, kq, kp, cell_path[(kq, kp)], *result)
+        write_cell(plan.out, config, kq, kp, plan.cell_path[(kq, kp)], *result)
         bar.update(1)
         if after_cell is not None:
             after_cell(kq, kp)
 
-    jobs: list[tuple] = []
-    # Corpus outer, queries inner: each corpus encoding (the expensive side) is held once.
-    for kp in config.kp:
-        pending = [kq for kq in config.kq if (kq, kp) in todo]
-        if not pending:
-            continue
-        docs = reps_for("passage", kp)
-        for kq in pending:
-            if kq not in query_reps:
-                query_reps[kq] = reps_for("query", kq)
-            args = (qrels, collection.name, config, family, vocab_size, query_reps[kq], docs, kq, kp)
-            if run_cells is None:
-                finish(kq, kp, score_cell(*args))
-            else:
-                jobs.append(args)
-    if jobs:
-        for j, result in run_cells(score_cell, jobs):
-            finish(jobs[j][7], jobs[j][8], result)
+    _score(plan, encodings, finish, run_cells)
     bar.close()
-
-    per_query = pd.concat([read_per_query(cell_path[c]) for c in cells], ignore_index=True)[list(schema.PER_QUERY_COLUMNS)]
-    summary = summarize(per_query, by=list(schema.SUMMARY_COLUMNS[:7]))[list(schema.SUMMARY_COLUMNS)]
-    write_per_query(out / "per_query.csv", per_query)
-    write_summary(out / "summary.csv", summary)
-    _write_signals(out, collection, config, stem_for)
-    _write_metadata(out, collection, config, family, times, cells, encoding_options["dtype"])
-    return per_query
-
-
-def _write_signals(out: Path, collection: Collection, config: SweepConfig,
-                   stem_for: Callable[[str, int], Path]) -> None:
-    """out/signals.csv from the cached encodings' signal files (query side at every K_q, passage side at
-    every K_p); encodings cached without signals (an older cache, or an encoder that reports none) are
-    left out with a warning."""
-    frames, lacking = [], []
-    for side, ks in (("query", config.kq), ("passage", config.kp)):
-        for k in ks:
-            path = signals_path(stem_for(side, k))
-            if path.is_file():
-                frames.append(read_signals(path).assign(dataset=collection.name))
-            else:
-                lacking.append(f"{side} K={k}")
-    if lacking and frames:
-        warnings.warn(f"no encode-time signals for {', '.join(lacking)} (cached before signals were recorded?); "
-                      "delete those cached encodings to record them", stacklevel=3)
-    if frames:
-        write_signals(out / "signals.csv", pd.concat(frames, ignore_index=True))
+    return write_outputs(plan.out, collection, config, plan.family, plan.cells, plan.cell_path, plan.stem,
+                         encodings.times, plan.encoding_options["dtype"])
 
 
 def score_cell(qrels: Any, dataset: str, config: SweepConfig, family: str, vocab_size: int,
@@ -341,31 +358,3 @@ def score_cell(qrels: Any, dataset: str, config: SweepConfig, family: str, vocab
     return rounded, table
 
 
-def _write_cell(out: Path, config: SweepConfig, kq: int, kp: int, cell_file: Path, runs: dict[str, dict],
-                table: pd.DataFrame) -> None:
-    # The runs first, the cell file last: its presence marks the cell done.
-    for mode, run in runs.items():
-        system = system_name(config.backbone, config.encoder, kq, kp, mode)
-        write_run(out / "runs" / run_file_name(system), run, tag=system)  # the tag names the whole system
-    write_per_query(cell_file, table)
-
-
-def _write_metadata(out: Path, collection: Collection, config: SweepConfig, family: str,
-                    times: dict, cells: list[tuple[int, int]], dtype: str = "") -> None:
-    from repbench.telemetry.environment import result_header
-
-    # The dtype decides whether a text's numbers can depend on its batch (options.batch_rule)
-    run = {"family": family, "dataset": collection.name, "dtype": dtype or None,
-           "batch_rule": batch_rule(dtype) if dtype else None}
-    header = result_header({**config.flat(), **run}, "effectiveness_sweep")
-    header["collection"] = {
-        "name": collection.name, "source": collection.source, "split": collection.split,
-        "n_docs": len(collection.corpus_ids), "n_judged_queries": len(collection.qrels),
-        "n_encoded_queries": len(collection.judged_queries()[0]),
-        "corpus_fingerprint": collection.corpus_fingerprint(),
-        "queries_fingerprint": collection.queries_fingerprint(), "info": collection.info,
-        "query_ids_also_doc_ids": len(set(collection.judged_queries()[0]) & set(collection.corpus_ids)),
-    }
-    header["cells"] = [{"k_q": kq, "k_p": kp, "modes": modes_for(kq, kp, config.modes)} for kq, kp in cells]
-    header["encoding"] = sorted(times.values(), key=lambda t: (t["side"], t["k"]))
-    atomic_write_json(out / "metadata.json", header)

@@ -1,0 +1,95 @@
+"""The files a finished sweep writes: each cell's runs and rows, then per_query.csv, summary.csv,
+signals.csv and metadata.json (the layout is in repbench.evaluation.sweep)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from repbench import schema
+from repbench.encoders.options import batch_rule
+from repbench.evaluation.collections import Collection
+from repbench.evaluation.metrics import summarize
+from repbench.evaluation.repcache import signals_path
+from repbench.evaluation.trec import write_run
+from repbench.io import atomic_write_json
+from repbench.retrieval.search import modes_for
+from repbench.schema import system_name
+from repbench.schema.signals import read_signals, write_signals
+from repbench.schema.tables import read_per_query, write_per_query, write_summary
+
+# `config` below is the sweep's SweepConfig (not imported: the sweep imports this module).
+SweepConfig = Any
+
+
+def run_file_name(system: str) -> str:
+    """`backbone/encoder/qKpK/mode` as a file name: '/' -> '__', and no ':' (variant names such as
+    `:bidirectional`), which Windows, scp and make all read as something else."""
+    return system.replace("/", "__").replace(":", "_") + ".trec"
+
+
+def write_outputs(out: Path, collection: Collection, config: SweepConfig, family: str, cells: list[tuple[int, int]],
+                  cell_path: dict[tuple[int, int], Path], stem_for: Callable[[str, int], Path], times: dict,
+                  dtype: str) -> pd.DataFrame:
+    """The whole sweep's tables from its cell files; returns the per-query table."""
+    per_query = pd.concat([read_per_query(cell_path[c]) for c in cells], ignore_index=True)[list(schema.PER_QUERY_COLUMNS)]
+    summary = summarize(per_query, by=list(schema.SUMMARY_COLUMNS[:7]))[list(schema.SUMMARY_COLUMNS)]
+    write_per_query(out / "per_query.csv", per_query)
+    write_summary(out / "summary.csv", summary)
+    _write_signals(out, collection, config, stem_for)
+    _write_metadata(out, collection, config, family, times, cells, dtype)
+    return per_query
+
+
+def _write_signals(out: Path, collection: Collection, config: SweepConfig,
+                   stem_for: Callable[[str, int], Path]) -> None:
+    """out/signals.csv from the cached encodings' signal files (query side at every K_q, passage side at
+    every K_p); encodings cached without signals (an older cache, or an encoder that reports none) are
+    left out with a warning."""
+    frames, lacking = [], []
+    for side, ks in (("query", config.kq), ("passage", config.kp)):
+        for k in ks:
+            path = signals_path(stem_for(side, k))
+            if path.is_file():
+                frames.append(read_signals(path).assign(dataset=collection.name))
+            else:
+                lacking.append(f"{side} K={k}")
+    if lacking and frames:
+        warnings.warn(f"no encode-time signals for {', '.join(lacking)} (cached before signals were recorded?); "
+                      "delete those cached encodings to record them", stacklevel=3)
+    if frames:
+        write_signals(out / "signals.csv", pd.concat(frames, ignore_index=True))
+
+
+def write_cell(out: Path, config: SweepConfig, kq: int, kp: int, cell_file: Path, runs: dict[str, dict],
+                table: pd.DataFrame) -> None:
+    # The runs first, the cell file last: its presence marks the cell done.
+    for mode, run in runs.items():
+        system = system_name(config.backbone, config.encoder, kq, kp, mode)
+        write_run(out / "runs" / run_file_name(system), run, tag=system)  # the tag names the whole system
+    write_per_query(cell_file, table)
+
+
+def _write_metadata(out: Path, collection: Collection, config: SweepConfig, family: str,
+                    times: dict, cells: list[tuple[int, int]], dtype: str = "") -> None:
+    from repbench.telemetry.environment import result_header
+
+    # The dtype decides whether a text's numbers can depend on its batch (options.batch_rule)
+    run = {"family": family, "dataset": collection.name, "dtype": dtype or None,
+           "batch_rule": batch_rule(dtype) if dtype else None}
+    header = result_header({**config.flat(), **run}, "effectiveness_sweep")
+    header["collection"] = {
+        "name": collection.name, "source": collection.source, "split": collection.split,
+        "n_docs": len(collection.corpus_ids), "n_judged_queries": len(collection.qrels),
+        "n_encoded_queries": len(collection.judged_queries()[0]),
+        "corpus_fingerprint": collection.corpus_fingerprint(),
+        "queries_fingerprint": collection.queries_fingerprint(), "info": collection.info,
+        "query_ids_also_doc_ids": len(set(collection.judged_queries()[0]) & set(collection.corpus_ids)),
+    }
+    header["cells"] = [{"k_q": kq, "k_p": kp, "modes": modes_for(kq, kp, config.modes)} for kq, kp in cells]
+    header["encoding"] = sorted(times.values(), key=lambda t: (t["side"], t["k"]))
+    atomic_write_json(out / "metadata.json", header)
