@@ -4,6 +4,12 @@ Every text reader goes through `iter_lines`, `read_text` or `read_json` here, so
 the same rules: gzip is recognised by its magic bytes (whatever the name), a UTF-8 byte-order mark is
 dropped, invalid UTF-8 is refused naming file:line:byte, and a truncated .gz is reported as such.
 Lines end at b"\\n" only (a trailing "\\r" is dropped), as trec_eval reads them.
+
+Reads are bounded, so a hostile file cannot exhaust memory: a line longer than `max_line_bytes()`
+(64 MiB; REPBENCH_MAX_LINE_BYTES) and a file whose (decompressed) content exceeds `max_input_bytes()`
+(64 GiB streamed, REPBENCH_MAX_INPUT_BYTES; 1 GiB for a document read whole, JSON or CSV,
+REPBENCH_MAX_DOCUMENT_BYTES) are refused naming file, line and limit, before the excess is held.
+Every id (queries, corpus, qrels, runs) passes one rule, `check_id`.
 """
 
 from __future__ import annotations
@@ -31,10 +37,89 @@ _OTHER_MAGIC = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04
 _BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")  # "BZh" alone could start a text file
 
 
+_LIMITS = {  # environment variable -> default, in bytes
+    "REPBENCH_MAX_LINE_BYTES": 64 * 2**20,
+    "REPBENCH_MAX_INPUT_BYTES": 64 * 2**30,
+    "REPBENCH_MAX_DOCUMENT_BYTES": 2**30,
+}
+_CHUNK = 1 << 20
+
+
+def _limit(name: str) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return _LIMITS[name]
+    try:
+        value = int(text)
+    except ValueError:
+        raise RepbenchError(f"{name}={text!r}: expected a positive whole number of bytes") from None
+    if value < 1:
+        raise RepbenchError(f"{name}={text!r}: expected a positive whole number of bytes")
+    return value
+
+
+def max_line_bytes() -> int:
+    """Longest line any reader accepts (bytes, after decompression): REPBENCH_MAX_LINE_BYTES, default 64 MiB."""
+    return _limit("REPBENCH_MAX_LINE_BYTES")
+
+
+def max_input_bytes(whole: bool = False) -> int:
+    """Largest (decompressed) file a streamed reader accepts (REPBENCH_MAX_INPUT_BYTES, default 64 GiB),
+    or, `whole`, one read into memory at once (REPBENCH_MAX_DOCUMENT_BYTES, default 1 GiB)."""
+    return _limit("REPBENCH_MAX_DOCUMENT_BYTES" if whole else "REPBENCH_MAX_INPUT_BYTES")
+
+
+def _size_error(path: str | os.PathLike, lineno: int | None, limit: int, env: str) -> InputError:
+    return InputError(path, lineno, f"the file (decompressed) is larger than the limit of {limit} bytes; expected "
+                                    f"a smaller file (raise the limit with {env}=BYTES if it is genuine)")
+
+
+def _line_error(path: str | os.PathLike, lineno: int, limit: int) -> InputError:
+    return InputError(path, lineno, f"a line longer than the limit of {limit} bytes; expected text lines "
+                                    "(raise the limit with REPBENCH_MAX_LINE_BYTES=BYTES if it is genuine)")
+
+
 def write_error(path: str | os.PathLike, exc: OSError) -> RepbenchError:
     """A write failure (disk full, read-only, permission) as a message naming the file."""
     hint = " (disk full: free space and rerun; files already written are intact)" if exc.errno == 28 else ""
     return RepbenchError(f"{path}: cannot write: {exc.strerror or exc}{hint}")
+
+
+_SWEPT: set[str] = set()
+_TMP_NAME = re.compile(r"\..+\.(\d+)\.[^.]+\.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
+def remove_stale_tmp(directory: str | os.PathLike) -> list[Path]:
+    """Remove temp files `atomic_write_bytes` left in `directory` when its process was killed (their
+    name holds the writer's pid; one whose pid is gone is stale). A live writer's file is kept, so two
+    concurrent runs do not break each other. Done once per directory per process, on its first write."""
+    directory = Path(directory)
+    key = os.path.abspath(directory)
+    if key in _SWEPT:
+        return []
+    _SWEPT.add(key)
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    for name in names:
+        m = _TMP_NAME.fullmatch(name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            with contextlib.suppress(OSError):
+                (directory / name).unlink()
+                removed.append(directory / name)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -47,7 +132,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        remove_stale_tmp(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should read like any other file
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -69,7 +155,34 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+def strict_json_value(obj: Any, where: str = "") -> Any:
+    """`obj` with every NaN (a value not measured) as null, for strict JSON; an infinity is refused
+    (RepbenchError naming its key path), as no reader of strict JSON could take it."""
+    import math
+
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        if math.isinf(obj):
+            raise RepbenchError(f"{where or 'a value'} is {obj}, not a number JSON allows; expected finite results")
+        return obj
+    if isinstance(obj, dict):
+        return {k: strict_json_value(v, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json_value(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if hasattr(obj, "item") and not isinstance(obj, str | bytes):  # a numpy scalar
+        try:
+            return strict_json_value(obj.item(), where)
+        except (TypeError, ValueError):
+            return obj
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, strict: bool = False) -> Path:
+    """JSON written atomically; `strict`: NaN as null, an infinity refused (always valid JSON)."""
+    if strict:
+        text = json.dumps(strict_json_value(obj), indent=2, sort_keys=False, default=str, allow_nan=False)
+        return atomic_write_text(path, text + "\n")
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
@@ -127,22 +240,29 @@ def _utf8_error(path: str | os.PathLike, lineno: int, column: int, value: int, f
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without its line ending) for every line of a text file."""
+    """(1-based line number, text without its line ending) for every line of a text file.
+
+    A line over `max_line_bytes()` or a file over `max_input_bytes()` is refused before it is held whole.
+    """
+    max_line, max_total = max_line_bytes(), max_input_bytes()
     with open_binary(path) as fh:
         lineno, offset = 0, 0
-        it = iter(fh)
         while True:
             try:
-                raw = next(it)
-            except StopIteration:
-                return
+                raw = fh.readline(max_line + 1)  # bounded: a newline-free gzip bomb stops here
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 raise _gzip_error(path, lineno + 1, exc) from None
             except OSError as exc:
                 raise read_error(path, exc) from None
+            if not raw:
+                return
             lineno += 1
+            if len(raw) > max_line and not raw.endswith(b"\n"):
+                raise _line_error(path, lineno, max_line)
             start = offset
             offset += len(raw)
+            if offset > max_total:
+                raise _size_error(path, lineno, max_total, "REPBENCH_MAX_INPUT_BYTES")
             if lineno == 1 and raw.startswith(BOM):
                 raw, start = raw[len(BOM):], start + len(BOM)
             try:
@@ -156,11 +276,41 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
             yield lineno, text
 
 
+def read_bounded(fh: IO[bytes], path: str | os.PathLike, whole: bool = True) -> bytes:
+    """All of `fh`, read in chunks and refused (naming the line reached) once it passes the size limit or
+    holds a line longer than the line limit, so a gzip bomb is stopped after at most one limit's worth."""
+    max_line, max_total = max_line_bytes(), max_input_bytes(whole)
+    env = "REPBENCH_MAX_DOCUMENT_BYTES" if whole else "REPBENCH_MAX_INPUT_BYTES"
+    parts: list[bytes] = []
+    total, newlines, line_len = 0, 0, 0
+    while True:
+        chunk = fh.read(_CHUNK)
+        if not chunk:
+            return b"".join(parts)
+        total += len(chunk)
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            line_len += len(chunk)
+        else:
+            first = chunk.find(b"\n")
+            longest = max(line_len + first, len(chunk) - last - 1,
+                          max((len(x) for x in chunk[first + 1:last].split(b"\n")), default=0))
+            if longest > max_line:
+                raise _line_error(path, newlines + 1 + chunk.count(b"\n", 0, first), max_line)
+            newlines += chunk.count(b"\n")
+            line_len = len(chunk) - last - 1
+        if line_len > max_line:
+            raise _line_error(path, newlines + 1, max_line)
+        if total > max_total:
+            raise _size_error(path, newlines + 1, max_total, env)
+        parts.append(chunk)
+
+
 def read_text(path: str | os.PathLike) -> str:
     """A whole text file under the same rules as `iter_lines` (BOM dropped; line endings kept as written)."""
     with open_binary(path) as fh:
         try:
-            data = fh.read()
+            data = read_bounded(fh, path)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise _gzip_error(path, None, exc) from None
         except OSError as exc:
@@ -271,12 +421,40 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
         yield lineno, obj
 
 
-def check_id(path: str | os.PathLike, lineno: int, value: str, what: str = '"_id"') -> str:
-    """An id that can be written to a TREC run: non-empty, no whitespace."""
-    if not value or any(c.isspace() for c in value):
-        raise InputError(path, lineno, f"expected a non-empty {what} without whitespace (TREC runs and qrels "
-                                       f"are whitespace-separated), got {value!r}")
-    return value
+# The one id rule of every reader (queries, corpus, qrels, runs), so an id accepted in one file is
+# accepted in all: non-empty; no whitespace (TREC files split on it); no control character (C0, DEL,
+# C1: a NUL ends a C string, so pytrec_eval would see "d1\0x" as "d1"); no lone surrogate (not UTF-8,
+# only reachable through a JSON "\ud800" escape); no leading "#" (a run or qrels line starting with
+# "#" is a comment, so such a query id could never be judged). A "#" inside an id is fine.
+_BAD_ID_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+ID_RULE = ("without whitespace, control characters or lone surrogates, not starting with '#' (one rule for "
+           "queries, corpus, qrels and runs)")
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` breaks the id rule, or None when it is a valid id."""
+    if not value:
+        return "it is empty"
+    if value[0] == "#":
+        return "it starts with '#' (a TREC comment line)"
+    bad = _BAD_ID_CHAR.search(value)
+    if bad is None:
+        return None
+    char = bad.group()
+    if char.isspace():
+        return f"it contains whitespace U+{ord(char):04X}"
+    if 0xD800 <= ord(char) <= 0xDFFF:
+        return f"it contains a lone surrogate U+{ord(char):04X} (not valid UTF-8)"
+    return f"it contains the control character U+{ord(char):04X}"
+
+
+def check_id(path: str | os.PathLike, lineno: int | None, value: str, what: str = '"_id"') -> str:
+    """`value` if it passes the one id rule (`ID_RULE`), else InputError naming file, line and why."""
+    if _BAD_ID_CHAR.search(value) is None and value and value[0] != "#":
+        return value
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    raise InputError(path, lineno, f"expected a non-empty {what} {ID_RULE}; {id_problem(value)}: {shown!r}")
 
 
 def read_texts_jsonl(path: str | os.PathLike) -> tuple[list[str], list[str]]:
@@ -295,6 +473,12 @@ def read_texts_jsonl(path: str | os.PathLike) -> tuple[list[str], list[str]]:
             raise InputError(path, lineno, 'expected a "text" field')
         if not isinstance(obj["text"], str):
             raise InputError(path, lineno, '"text" must be a string')
+        for field in ("text", "title"):
+            value = obj.get(field)
+            if isinstance(value, str) and _SURROGATE.search(value):
+                raise InputError(path, lineno, f'expected "{field}" to be valid Unicode; it holds a lone surrogate '
+                                               f'U+{ord(_SURROGATE.search(value).group()):04X} (a JSON "\\u" '
+                                               "escape of half a UTF-16 pair), which is not UTF-8")
         raw_id = obj["_id"]
         if not isinstance(raw_id, str | int) or isinstance(raw_id, bool):
             raise InputError(path, lineno, f'expected "_id" to be a string or an integer, got {type(raw_id).__name__}')

@@ -36,7 +36,7 @@ from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
 from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate, summarize
-from repbench.evaluation.repcache import RepCache, cache_options, signals_path
+from repbench.evaluation.repcache import RepCache, cache_options, seal, sealed, signals_path
 from repbench.evaluation.trec import round_scores, write_run
 from repbench.io import atomic_write_json, read_json
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, modes_for, parse_modes, retrieve
@@ -110,6 +110,10 @@ def parse_ks(text: str, option: str = "K") -> list[int]:
         raise RepbenchError(f"{option}: expected a comma-separated list of integers, got {text!r}") from None
     if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
         raise RepbenchError(f"{option}: K values must be distinct positive integers, got {text!r}")
+    from repbench.option_checks import INT_MAX
+
+    if max(ks) > INT_MAX:  # torch and faiss hold K in a C int: a larger one would wrap, not fail
+        raise RepbenchError(f"{option}: K values must be at most {INT_MAX}, got {max(ks)}")
     return ks
 
 
@@ -222,6 +226,9 @@ def run_sweep(
         ids, texts = (qids, qtexts) if side == "query" else (collection.corpus_ids, collection.corpus_texts)
         stem = stem_for(side, k)
         cached = cache.get(stem, ids)
+        if cached is not None and signals_path(stem).exists() and not sealed(signals_path(stem)):
+            warnings.warn(f"cached signals {signals_path(stem)} do not match their sha256; re-encoding", stacklevel=2)
+            cached = None
         if cached is not None:
             return cached
         got: list = []
@@ -240,6 +247,7 @@ def run_sweep(
             write_signals(signals_path(stem), signals_frame(
                 got[0][0], got[0][1], dataset=collection.name, backbone=config.backbone, encoder=config.encoder,
                 side=side, k=k))
+            seal(signals_path(stem))
         reps.save(stem)
         times[f"{side}:k{k}"] = {"side": side, "k": k, "n": len(ids), "seconds": seconds,
                                   "items_per_s": len(ids) / seconds if seconds > 0 else None}
@@ -299,6 +307,10 @@ def _write_signals(out: Path, collection: Collection, config: SweepConfig,
         for k in ks:
             path = signals_path(stem_for(side, k))
             if path.is_file():
+                if not sealed(path):
+                    raise RepbenchError(f"{path}: a cached signals table that does not match its recorded sha256 "
+                                        f"(damaged, edited or cached by an older repbench); delete it and the "
+                                        f"encoding {path.name.removesuffix('.signals.csv')}.* beside it, then rerun")
                 frames.append(read_signals(path).assign(dataset=collection.name))
             else:
                 lacking.append(f"{side} K={k}")
