@@ -463,9 +463,11 @@ MANY_QRELS = "".join(f"q1 0 x{i} 1\n" for i in range(40)).encode()
 ISSUE25: list[Case] = [
     # ---- options: one check of every option before anything is read or written (option_checks.py) ---------
     Case("evaluate --relevance-level -1", lambda t: ev(t, "--relevance-level", "-1"),
-         "option --relevance-level: expected a whole number in [0, 2147483647], got -1", no_write="out"),
+         "option --relevance-level: expected a whole number in [1, 2147483647], got -1", no_write="out"),
+    Case("evaluate --relevance-level 0 (pytrec_eval takes none below 1)", lambda t: ev(t, "--relevance-level", "0"),
+         "option --relevance-level: expected a whole number in [1, 2147483647], got 0", no_write="out"),
     Case("eval-run -l -1", lambda t: evrun(t, RUN.encode(), None, "-l", "-1"),
-         "option --relevance-level: expected a whole number in [0, 2147483647], got -1"),
+         "option --relevance-level: expected a whole number in [1, 2147483647], got -1"),
     Case("eval-run -l beyond a C int", lambda t: evrun(t, RUN.encode(), None, "-l", str(2**31)),
          "got 2147483648"),
     Case("significance --relevance-level -5", lambda t: ["significance", *evrun(t, RUN.encode())[1:2], "--qrels",
@@ -684,3 +686,130 @@ def test_gate_says_how_many_cells_it_compared(tmp_path, capsys):
     assert main(argv) == 0
     assert "gate --fail-above 10% passed (2 cells compared)" in capsys.readouterr().out
     assert json.loads((tmp_path / "c.json").read_text())["latency"]["gate"]["n_compared"] == 2
+
+
+# ---- issue 25: the cases that need exact numbers, a process limit or a look at the files ---------------------
+
+def test_an_id_with_a_hash_inside_is_an_id_in_every_reader(tmp_path, capsys):
+    """Only a *leading* '#' is refused (a comment line in runs and qrels); 'd#1' is an ordinary id, as in
+    trec_eval's own test data. Hand-computed: q1 ranks d#1 first (relevant) -> P@1 = 1, RR = 1."""
+    argv = evrun(tmp_path, b"q1 Q0 d#1 1 2.0 t\nq1 Q0 d3 2 1.0 t\n", b"q1 0 d#1 1\nq1 0 d3 0\n",
+                 "--format", "csv", "--per-query", "-m", "P.1", "-m", "recip_rank")
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "q1,P_1,1.0" in out and "q1,recip_rank,1.0" in out
+
+
+def test_a_grade_at_the_c_int_limit_is_read_exactly(tmp_path, capsys):
+    """2**31 - 1 is the largest grade trec_eval holds: accepted, and counted as relevant. Hand-computed: the
+    relevant d3 is ranked second -> RR = 0.5, P@1 = 0."""
+    argv = evrun(tmp_path, RUN.encode(), b"q1 0 d3 2147483647\nq1 0 d1 0\n", "--format", "csv", "--per-query",
+                 "-m", "P.1", "-m", "recip_rank")
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "q1,recip_rank,0.5" in out and "q1,P_1,0.0" in out
+
+
+def test_search_allow_mixed_searches_with_a_warning(tmp_path, capsys):
+    argv = stores(tmp_path, None, "--allow-mixed", docs="pd")
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "warning: queries and passages differ in backbone 'tiny-ar' vs 'tiny-diffusion'" in capsys.readouterr().err
+    assert list((tmp_path / "o" / "runs").glob("*.trec"))
+
+
+def test_compare_json_is_strict_json(tmp_path, capsys):
+    """--json used to write NaN/Infinity (not JSON); a cell without MBU is null now."""
+    argv = cmp_bench(tmp_path, GOOD_BENCH, GOOD_BENCH, "--json", str(tmp_path / "c.json"))
+    assert main(argv) == 0, capsys.readouterr().err
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in --json output")
+
+    record = json.loads((tmp_path / "c.json").read_text(), parse_constant=refuse)
+    assert record["latency"]["cells"] if "cells" in record["latency"] else record["latency"]
+
+
+def test_names_with_a_pipe_or_newline_stay_in_their_cell():
+    from repbench.report.latex import Cell, Table, to_latex, to_markdown
+
+    table = Table(columns=["dataset", "nDCG"], rows=[[Cell("a|b\nc"), Cell("0.5")], [Cell("d\\"), Cell("0.4")]],
+                  caption=["results on a|b\n\nc"], label="tab:x")
+    md = to_markdown(table).splitlines()
+    assert md[2] == r"| a\|b c | 0.5 |"  # one row, one cell: the pipe escaped, the newline a space
+    assert md[3] == r"| d\\ | 0.4 |"  # a trailing backslash cannot escape the cell's closing pipe
+    tex = to_latex(table)
+    assert "\n\n" not in tex  # a blank line inside a tabular or caption is a LaTeX error
+    assert r"a\textbar{}b c & 0.5 \\" in tex or r"a$|$b c & 0.5 \\" in tex, tex
+
+
+def test_stale_tmp_of_a_killed_run_is_removed_and_a_live_ones_kept(tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "an").mkdir()
+        stale = tmp_path / "an" / f".significance.csv.{dead.pid}.k2j4.tmp"
+        alive = tmp_path / "an" / f".significance.csv.{live.pid}.x9q1.tmp"
+        stale.write_text("half a table")
+        alive.write_text("being written")
+        assert main(an_opts(tmp_path)) == 0, capsys.readouterr().err
+        assert not stale.exists()
+        assert alive.exists()  # another run's file in progress: not ours to remove
+        assert not [p for p in (tmp_path / "an").iterdir() if p.name.endswith(".tmp") and p != alive]
+    finally:
+        live.kill()
+        live.wait()
+    assert os.getpid() != dead.pid
+
+
+def test_traceback_file_is_new_and_private(tmp_path, monkeypatch):
+    """mkstemp in a private directory: never a predictable name in a shared $TMPDIR, never a planted link."""
+    import stat
+    import tempfile
+
+    from repbench import cli
+
+    (tmp_path / "not-a-dir").write_text("x")
+    monkeypatch.setenv("REPBENCH_LOG_DIR", str(tmp_path / "not-a-dir" / "log"))  # unwritable: the fallback
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = Path(cli._write_traceback("evaluate", ["repbench", "evaluate"], ValueError("boom")))
+    assert path.parent.parent == tmp_path and path.parent.name.startswith("repbench-log-")
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.lstat().st_mode) == 0o600 and not path.is_symlink()
+    assert "ValueError: boom" in path.read_text()
+
+
+def _under_1gb(argv: list[str], tmp: Path) -> tuple[int, str]:
+    """`repbench argv` in a child whose address space is limited to 1 GiB (RLIMIT_AS)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+            "from repbench.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "REPBENCH_LOG_DIR": str(tmp / "log")}
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300, env=env)
+    return proc.returncode, proc.stderr
+
+
+def test_gzip_bomb_and_dev_zero_shard_are_refused_under_1gb(tmp_path):
+    """A 4 MB gzip that expands to 4 GiB of NULs (as a run, and as a bench JSON), and a shard linked to
+    /dev/zero: each read until memory ran out before; now each is refused under a 1 GiB address space."""
+    member = gzip.compress(b"\0" * (64 << 20))
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(member * 64)  # 64 gzip members, one stream to every reader: 4 GiB
+    assert bomb.stat().st_size < 8 << 20
+    (tmp_path / "q.txt").write_bytes(TREC_QRELS.encode())
+    rc, err = _under_1gb(["eval-run", str(bomb), str(tmp_path / "q.txt")], tmp_path)
+    assert rc == 2 and "bomb.gz:1: a line longer than the limit of 67108864 bytes" in err, err
+    (tmp_path / "good.json").write_text(json.dumps(GOOD_BENCH))
+    rc, err = _under_1gb(["compare", str(bomb), str(tmp_path / "good.json")], tmp_path)
+    assert rc == 2 and "bomb.gz:1: a line longer than the limit" in err, err
+    argv = stores(tmp_path, _replace("shard_00001.safetensors", lambda p: p.symlink_to("/dev/zero")))
+    rc, err = _under_1gb(argv, tmp_path)
+    assert rc == 2 and "shard_00001.safetensors: a symlink to /dev/zero" in err, err

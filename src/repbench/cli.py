@@ -147,6 +147,12 @@ def _run(name: str, argv: list[str], debug: bool) -> int:
             raise
         print(f"repbench {name}: error: {_os_error_message(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except MemoryError:
+        if debug:
+            raise
+        print(f"repbench {name}: error: out of memory; expected inputs that fit (REPBENCH_MAX_DOCUMENT_BYTES, "
+              "REPBENCH_MAX_LINE_BYTES and --max-memory bound what one file, line or chunk may take)", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception as exc:
         if debug:
             raise

@@ -5,7 +5,7 @@ Rules, by the option's parsed type (argparse's `type=`), so a new option is cove
   int    a whole number >= 0 and <= 2**31 - 1 (K, depths, sizes and counts all reach C, torch or faiss
          code that holds a C int; a larger one wraps); a seed may go up to 2**63 - 1
   float  finite (no inf, nan)
-and by name: --relevance-level within the grades qrels may hold (0 .. 2**31 - 1).
+and by name: --relevance-level in [1, 2**31 - 1] (pytrec_eval refuses a level below 1, and a grade is a C int).
 A command's own checks (a K of 0, a fraction above 1) still run in the command; these are the ranges
 no command can take.
 """
@@ -21,6 +21,7 @@ from repbench.errors import RepbenchError
 INT_MAX = 2**31 - 1  # a C int: pytrec_eval grades, faiss k, torch topk sizes
 SEED_MAX = 2**63 - 1  # numpy and torch take a 64-bit seed
 _SEEDS = ("seed",)
+_LOW = {"relevance_level": 1}  # pytrec_eval raises on a level < 1 (after a sweep has encoded everything)
 
 
 def _option_name(action: argparse.Action) -> str:
@@ -32,9 +33,9 @@ def _check_value(name: str, dest: str, value: Any) -> None:
     if isinstance(value, bool):
         return
     if isinstance(value, int):
-        top = SEED_MAX if dest in _SEEDS else INT_MAX
-        if not 0 <= value <= top:
-            raise RepbenchError(f"option {name}: expected a whole number in [0, {top}], got {value}")
+        top, low = SEED_MAX if dest in _SEEDS else INT_MAX, _LOW.get(dest, 0)
+        if not low <= value <= top:
+            raise RepbenchError(f"option {name}: expected a whole number in [{low}, {top}], got {value}")
     elif isinstance(value, float) and not math.isfinite(value):
         raise RepbenchError(f"option {name}: expected a finite number, got {value}")
 

@@ -177,7 +177,8 @@ def check_store_file(path: str | Path, size: int | None = None) -> Path:
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{path}: not a regular file (a device, FIFO or directory); expected a store file")
     if size is not None and st.st_size != size:
-        raise StoreError(f"{path}: {st.st_size} bytes, its entry says {size} (truncated or replaced?)")
+        raise StoreError(f"{path}: {st.st_size} bytes, its entry says {size} (truncated or replaced: its sha256 "
+                         "cannot match)")
     return path
 
 
