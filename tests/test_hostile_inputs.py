@@ -434,6 +434,14 @@ def _edit_manifest(change: Callable[[dict], object]) -> Callable[[Path], None]:
     return edit
 
 
+def _edit_json(name: str, change: Callable[[dict], object]) -> Callable[[Path], None]:
+    def edit(store: Path) -> None:
+        obj = json.loads((store / name).read_text())
+        change(obj)
+        (store / name).write_text(json.dumps(obj))
+    return edit
+
+
 def _replace(name: str, make: Callable[[Path], object]) -> Callable[[Path], None]:
     def edit(store: Path) -> None:
         (store / name).unlink()
@@ -585,6 +593,18 @@ ISSUE25: list[Case] = [
          "shard_00000.json: a symlink to /dev/zero", no_write="o"),
     Case("queries and passages of different backbones", lambda t: stores(t, docs="pd"),
          ("differ in backbone 'tiny-ar' vs 'tiny-diffusion'", "--allow-mixed"), no_write="o"),
+    Case("merge: config.json a JSON list", lambda t: (stores(t, lambda s: (s / "config.json").write_text("[]")),
+                                                     ["merge", str(t / "p")])[-1],
+         "p/config.json: expected a store config with whole n_items"),
+    Case("merge: config.json n_items a string",
+         lambda t: (stores(t, _edit_json("config.json", lambda c: c.update(n_items="12"))), ["merge", str(t / "p")])[-1],
+         "p/config.json: expected a store config with whole n_items"),
+    Case("merge: config.json symlinked to /dev/zero",
+         lambda t: (stores(t, _replace("config.json", lambda p: p.symlink_to("/dev/zero"))), ["merge", str(t / "p")])[-1],
+         "p/config.json: a symlink to /dev/zero"),
+    Case("search: config.json shard_size edited", lambda t: stores(t, _edit_json("config.json",
+                                                                                 lambda c: c.update(shard_size=5))),
+         ("does not describe the store", "shard_size 4 (config.json: 5)"), no_write="o"),
     # ---- small ones -------------------------------------------------------------------------------------------
     Case("compare: a base median of 0 s (ratio inf)", lambda t: cmp_bench(t, ZERO_BENCH, bench_json([{"k": 1}]),
                                                                           "--fail-above", "10%"),

@@ -224,10 +224,7 @@ def write_manifest(out: str | Path, header: dict[str, Any] | None = None, ids: S
     Raises StoreError listing every shard that is missing or fails verification.
     """
     out = Path(out)
-    try:
-        cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StoreError(f"{out / 'config.json'}: missing or damaged ({exc}); not a representations store") from None
+    cfg = read_store_config(out)
     n_items, size = int(cfg["n_items"]), int(cfg["shard_size"])
     if ids is not None and len(ids) != n_items:
         raise StoreError(f"{out}: the store holds {n_items} items, the input {len(ids)}")
@@ -287,6 +284,26 @@ class Store:
                 yield load_rows(stem, lo, min(len(ids), lo + chunk_docs), ids, meta)
 
 
+def read_store_config(out: Path) -> dict[str, Any]:
+    """config.json of a store, checked to hold what a store needs (StoreError naming it otherwise)."""
+    from repbench.io import read_json
+
+    path = Path(out) / "config.json"
+    if not path.exists():
+        raise StoreError(f"{path}: missing; not a representations directory written by `repbench encode`")
+    check_store_file(path)
+    try:
+        cfg = read_json(path, "a store config (JSON object)")
+    except RepbenchError as exc:
+        raise StoreError(f"{exc}; delete it to start this store again") from None
+    ok = isinstance(cfg, dict) and all(isinstance(cfg.get(k), int) and not isinstance(cfg.get(k), bool)
+                                       for k in ("n_items", "shard_size")) and isinstance(cfg.get("options_hash"), str)
+    if not ok or cfg["n_items"] < 0 or cfg["shard_size"] < 1:
+        raise StoreError(f"{path}: expected a store config with whole n_items >= 0, shard_size >= 1 and an "
+                         "options_hash (edited by hand?); delete it to start this store again")
+    return cfg
+
+
 def _read_store_json(path: Path, what: str, out: Path) -> dict[str, Any]:
     from repbench.io import read_json
 
@@ -340,7 +357,7 @@ def open_store(out: str | Path) -> Store:
         raise RepbenchError(f"{out} is not a complete representations directory (no manifest.json); "
                             f"if every shard is encoded, run `repbench merge {out}`")
     manifest = _read_store_json(path, "a store manifest (JSON object)", out)
-    cfg = _read_store_json(out / "config.json", "a store config (JSON object)", out)
+    cfg = read_store_config(out)
     entries = check_manifest(out, manifest, cfg)
     shards = [(shard_stem(out, i), entry) for i, entry in enumerate(entries)]
     for stem, entry in shards:

@@ -83,9 +83,11 @@ def _frag_tex(parts: list[Fragment] | Fragment) -> str:
     return "".join(p.latex if isinstance(p, Raw) else escape(p) for p in parts)
 
 
-def _frag_md(parts: list[Fragment] | Fragment) -> str:
+def _frag_md(parts: list[Fragment] | Fragment, cell: bool = True) -> str:
+    """Markdown of fragments: escaped for a table cell (`cell`), else (a caption) only kept on its line."""
     parts = parts if isinstance(parts, list) else [parts]
-    return "".join(p.markdown if isinstance(p, Raw) else md_cell(p) for p in parts)
+    plain = md_cell if cell else md_text
+    return "".join(p.markdown if isinstance(p, Raw) else plain(p) for p in parts)
 
 
 @dataclass
@@ -136,7 +138,7 @@ def to_markdown(table: Table) -> str:
     header = "| " + " | ".join(_frag_md(c) for c in table.columns) + " |"
     align = "|" + "|".join(":---" if a == "l" else "---:" for a in table.alignment()) + "|"
     body = ["| " + " | ".join(_cell_md(c) for c in row) + " |" for row in table.rows]
-    return "\n".join([header, align, *body, "", _frag_md(table.caption), ""])
+    return "\n".join([header, align, *body, "", _frag_md(table.caption, cell=False), ""])
 
 
 def write_table(table: Table, out: Path, stem: str) -> list[Path]:
