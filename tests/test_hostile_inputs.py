@@ -833,3 +833,41 @@ def test_gzip_bomb_and_dev_zero_shard_are_refused_under_1gb(tmp_path):
     argv = stores(tmp_path, _replace("shard_00001.safetensors", lambda p: p.symlink_to("/dev/zero")))
     rc, err = _under_1gb(argv, tmp_path)
     assert rc == 2 and "shard_00001.safetensors: a symlink to /dev/zero" in err, err
+
+
+def test_a_damaged_cached_signals_table_is_re_encoded_not_used(tmp_path, capsys):
+    """The sweep's cached signals carry a sha256: 64 flipped bytes used to flow into signals.csv, exit 0."""
+    beir(tmp_path / "ds")
+    base = [*EVAL, "--dataset", str(tmp_path / "ds"), "--cache", str(tmp_path / "cache")]
+    assert main([*base, "--out", str(tmp_path / "out1")]) == 0, capsys.readouterr().err
+    cached = sorted((tmp_path / "cache").glob("*.signals.csv"))
+    assert cached and all(Path(str(p) + ".sha256").is_file() for p in cached)
+    data = bytearray(cached[0].read_bytes())
+    for i in range(len(data) - 64, len(data)):
+        if chr(data[i]).isdigit():
+            data[i] = ord("7") if data[i] != ord("7") else ord("3")
+    cached[0].write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="do not match their sha256; re-encoding"):
+        assert main([*base, "--out", str(tmp_path / "out2")]) == 0
+    for name in ("signals.csv", "per_query.csv"):
+        assert (tmp_path / "out2" / name).read_bytes() == (tmp_path / "out1" / name).read_bytes(), name
+
+
+def test_the_model_cache_checksums_catch_a_flipped_byte(tmp_path):
+    from repbench.backbones import smollm2
+
+    (tmp_path / "model.safetensors").write_bytes(bytes(range(256)) * 64)
+    (tmp_path / "config.json").write_text('{"hidden_size": 576}')
+    smollm2._write_checksums(tmp_path)
+    assert smollm2._cache_intact(tmp_path)
+    smollm2._VERIFIED.clear()
+    data = bytearray((tmp_path / "model.safetensors").read_bytes())
+    data[1000] ^= 0xFF
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    assert not smollm2._cache_intact(tmp_path)
+    data[1000] ^= 0xFF
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    assert smollm2._cache_intact(tmp_path)
+    smollm2._VERIFIED.clear()
+    (tmp_path / "extra.bin").write_bytes(b"planted")
+    assert not smollm2._cache_intact(tmp_path)  # a file the cache was not derived with
