@@ -239,7 +239,7 @@ def test_a_one_actor_pool_survives_its_only_actor_killed_twice(cluster, adi, loc
     assert not twice, twice
 
 
-DIFFUSION_EVALUATE = ["--backbone", "tiny-diffusion", "--kq", "1", "--kp", "1,2", "--modes", "all", "--shard-size",
+DIFFUSION_EVALUATE = ["--backbone", "tiny-diffusion", "--kq", "1", "--threads", "1", "--kp", "1,2", "--modes", "all", "--shard-size",
                       "30", "--keep-self-hits", "--max-length", "128", "--no-progress"]
 
 
