@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from repbench.errors import InputError, RepbenchError
+from repbench.ids import SURROGATE, check_id  # noqa: F401 - check_id re-exported: the one id rule
+from repbench.limits import _line_error, _size_error, max_input_bytes, max_line_bytes, read_bounded  # noqa: F401
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -35,48 +37,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 # Other compressions a user might hand over by mistake: named, not mis-read as text.
 _OTHER_MAGIC = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip"}
 _BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")  # "BZh" alone could start a text file
-
-
-_LIMITS = {  # environment variable -> default, in bytes
-    "REPBENCH_MAX_LINE_BYTES": 64 * 2**20,
-    "REPBENCH_MAX_INPUT_BYTES": 64 * 2**30,
-    "REPBENCH_MAX_DOCUMENT_BYTES": 2**30,
-}
-_CHUNK = 1 << 20
-
-
-def _limit(name: str) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return _LIMITS[name]
-    try:
-        value = int(text)
-    except ValueError:
-        raise RepbenchError(f"{name}={text!r}: expected a positive whole number of bytes") from None
-    if value < 1:
-        raise RepbenchError(f"{name}={text!r}: expected a positive whole number of bytes")
-    return value
-
-
-def max_line_bytes() -> int:
-    """Longest line any reader accepts (bytes, after decompression): REPBENCH_MAX_LINE_BYTES, default 64 MiB."""
-    return _limit("REPBENCH_MAX_LINE_BYTES")
-
-
-def max_input_bytes(whole: bool = False) -> int:
-    """Largest (decompressed) file a streamed reader accepts (REPBENCH_MAX_INPUT_BYTES, default 64 GiB),
-    or, `whole`, one read into memory at once (REPBENCH_MAX_DOCUMENT_BYTES, default 1 GiB)."""
-    return _limit("REPBENCH_MAX_DOCUMENT_BYTES" if whole else "REPBENCH_MAX_INPUT_BYTES")
-
-
-def _size_error(path: str | os.PathLike, lineno: int | None, limit: int, env: str) -> InputError:
-    return InputError(path, lineno, f"the file (decompressed) is larger than the limit of {limit} bytes; expected "
-                                    f"a smaller file (raise the limit with {env}=BYTES if it is genuine)")
-
-
-def _line_error(path: str | os.PathLike, lineno: int, limit: int) -> InputError:
-    return InputError(path, lineno, f"a line longer than the limit of {limit} bytes; expected text lines "
-                                    "(raise the limit with REPBENCH_MAX_LINE_BYTES=BYTES if it is genuine)")
 
 
 def write_error(path: str | os.PathLike, exc: OSError) -> RepbenchError:
@@ -276,36 +236,6 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
             yield lineno, text
 
 
-def read_bounded(fh: IO[bytes], path: str | os.PathLike, whole: bool = True) -> bytes:
-    """All of `fh`, read in chunks and refused (naming the line reached) once it passes the size limit or
-    holds a line longer than the line limit, so a gzip bomb is stopped after at most one limit's worth."""
-    max_line, max_total = max_line_bytes(), max_input_bytes(whole)
-    env = "REPBENCH_MAX_DOCUMENT_BYTES" if whole else "REPBENCH_MAX_INPUT_BYTES"
-    parts: list[bytes] = []
-    total, newlines, line_len = 0, 0, 0
-    while True:
-        chunk = fh.read(_CHUNK)
-        if not chunk:
-            return b"".join(parts)
-        total += len(chunk)
-        last = chunk.rfind(b"\n")
-        if last < 0:
-            line_len += len(chunk)
-        else:
-            first = chunk.find(b"\n")
-            longest = max(line_len + first, len(chunk) - last - 1,
-                          max((len(x) for x in chunk[first + 1:last].split(b"\n")), default=0))
-            if longest > max_line:
-                raise _line_error(path, newlines + 1 + chunk.count(b"\n", 0, first), max_line)
-            newlines += chunk.count(b"\n")
-            line_len = len(chunk) - last - 1
-        if line_len > max_line:
-            raise _line_error(path, newlines + 1, max_line)
-        if total > max_total:
-            raise _size_error(path, newlines + 1, max_total, env)
-        parts.append(chunk)
-
-
 def read_text(path: str | os.PathLike) -> str:
     """A whole text file under the same rules as `iter_lines` (BOM dropped; line endings kept as written)."""
     with open_binary(path) as fh:
@@ -421,42 +351,6 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
         yield lineno, obj
 
 
-# The one id rule of every reader (queries, corpus, qrels, runs), so an id accepted in one file is
-# accepted in all: non-empty; no whitespace (TREC files split on it); no control character (C0, DEL,
-# C1: a NUL ends a C string, so pytrec_eval would see "d1\0x" as "d1"); no lone surrogate (not UTF-8,
-# only reachable through a JSON "\ud800" escape); no leading "#" (a run or qrels line starting with
-# "#" is a comment, so such a query id could never be judged). A "#" inside an id is fine.
-_BAD_ID_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-ID_RULE = ("without whitespace, control characters or lone surrogates, not starting with '#' (one rule for "
-           "queries, corpus, qrels and runs)")
-
-
-def id_problem(value: str) -> str | None:
-    """Why `value` breaks the id rule, or None when it is a valid id."""
-    if not value:
-        return "it is empty"
-    if value[0] == "#":
-        return "it starts with '#' (a TREC comment line)"
-    bad = _BAD_ID_CHAR.search(value)
-    if bad is None:
-        return None
-    char = bad.group()
-    if char.isspace():
-        return f"it contains whitespace U+{ord(char):04X}"
-    if 0xD800 <= ord(char) <= 0xDFFF:
-        return f"it contains a lone surrogate U+{ord(char):04X} (not valid UTF-8)"
-    return f"it contains the control character U+{ord(char):04X}"
-
-
-def check_id(path: str | os.PathLike, lineno: int | None, value: str, what: str = '"_id"') -> str:
-    """`value` if it passes the one id rule (`ID_RULE`), else InputError naming file, line and why."""
-    if _BAD_ID_CHAR.search(value) is None and value and value[0] != "#":
-        return value
-    shown = value if len(value) <= 80 else value[:77] + "..."
-    raise InputError(path, lineno, f"expected a non-empty {what} {ID_RULE}; {id_problem(value)}: {shown!r}")
-
-
 def read_texts_jsonl(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Read a BEIR-style JSONL of items (`_id`, optional `title`, `text`).
 
@@ -475,9 +369,9 @@ def read_texts_jsonl(path: str | os.PathLike) -> tuple[list[str], list[str]]:
             raise InputError(path, lineno, '"text" must be a string')
         for field in ("text", "title"):
             value = obj.get(field)
-            if isinstance(value, str) and _SURROGATE.search(value):
+            if isinstance(value, str) and SURROGATE.search(value):
                 raise InputError(path, lineno, f'expected "{field}" to be valid Unicode; it holds a lone surrogate '
-                                               f'U+{ord(_SURROGATE.search(value).group()):04X} (a JSON "\\u" '
+                                               f'U+{ord(SURROGATE.search(value).group()):04X} (a JSON "\\u" '
                                                "escape of half a UTF-16 pair), which is not UTF-8")
         raw_id = obj["_id"]
         if not isinstance(raw_id, str | int) or isinstance(raw_id, bool):

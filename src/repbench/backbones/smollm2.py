@@ -88,24 +88,28 @@ _CHECKSUMS = "SHA256SUMS"
 _VERIFIED: set[str] = set()  # once per process: a sha256 of 540 MB is not free
 
 
-def _write_checksums(directory: Path) -> None:
-    from repbench.encoders.digest import sha256_file
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
-    lines = [f"{sha256_file(p)}  {p.name}\n" for p in sorted(directory.iterdir()) if p.is_file()]
+
+def _write_checksums(directory: Path) -> None:
+    lines = [f"{_sha256_file(p)}  {p.name}\n" for p in sorted(directory.iterdir()) if p.is_file()]
     (directory / _CHECKSUMS).write_text("".join(lines), encoding="utf-8")
 
 
 def _cache_intact(directory: Path) -> bool:
     """Every file the cache was derived with, with the sha256 recorded then (none missing or added)."""
-    from repbench.encoders.digest import sha256_file
-
     if str(directory) in _VERIFIED:
         return True
     try:
         lines = (directory / _CHECKSUMS).read_text(encoding="utf-8").splitlines()
         recorded = {name: digest for digest, name in (line.split("  ", 1) for line in lines if line)}
         present = {p.name for p in directory.iterdir() if p.is_file() and p.name != _CHECKSUMS}
-        ok = set(recorded) == present and all(sha256_file(directory / n) == h for n, h in recorded.items())
+        ok = set(recorded) == present and all(_sha256_file(directory / n) == h for n, h in recorded.items())
     except (OSError, UnicodeDecodeError, ValueError):
         ok = False
     if ok:

@@ -20,7 +20,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from repbench.errors import InputError
-from repbench.io import atomic_write_text, check_id, iter_lines
+from repbench.ids import check_id
+from repbench.io import atomic_write_text, iter_lines
 from repbench.retrieval.ranking import trec_order
 
 Run = dict[str, dict[str, float]]
@@ -176,7 +177,7 @@ def write_run(path: str | os.PathLike, run: Mapping[str, Mapping[str, float]], t
     """
     if not tag or any(c.isspace() for c in tag):
         raise ValueError(f"run tag must be a non-empty string without whitespace, got {tag!r}")
-    from repbench.io import id_problem
+    from repbench.ids import id_problem
 
     for qid, docs in run.items():
         for name in (qid, *docs):
