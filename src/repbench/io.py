@@ -5,11 +5,11 @@ the same rules: gzip is recognised by its magic bytes (whatever the name), a UTF
 dropped, invalid UTF-8 is refused naming file:line:byte, and a truncated .gz is reported as such.
 Lines end at b"\\n" only (a trailing "\\r" is dropped), as trec_eval reads them.
 
-Reads are bounded, so a hostile file cannot exhaust memory: a line longer than `max_line_bytes()`
-(64 MiB; REPBENCH_MAX_LINE_BYTES) and a file whose (decompressed) content exceeds `max_input_bytes()`
-(64 GiB streamed, REPBENCH_MAX_INPUT_BYTES; 1 GiB for a document read whole, JSON or CSV,
-REPBENCH_MAX_DOCUMENT_BYTES) are refused naming file, line and limit, before the excess is held.
-Every id (queries, corpus, qrels, runs) passes one rule, `check_id`.
+Reads are bounded (repbench.limits), so a hostile file cannot exhaust memory: a line longer than
+`max_line_bytes()` (64 MiB; REPBENCH_MAX_LINE_BYTES) and a file whose (decompressed) content exceeds
+`max_input_bytes()` (64 GiB streamed, REPBENCH_MAX_INPUT_BYTES; 1 GiB for a document read whole, JSON
+or CSV, REPBENCH_MAX_DOCUMENT_BYTES) are refused naming file, line and limit, before the excess is held.
+Every id (queries, corpus, qrels, runs) passes one rule, `repbench.ids.check_id`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from repbench.errors import InputError, RepbenchError
 from repbench.ids import SURROGATE, check_id  # noqa: F401 - check_id re-exported: the one id rule
-from repbench.limits import _line_error, _size_error, max_input_bytes, max_line_bytes, read_bounded  # noqa: F401
+from repbench.limits import line_limit_error, max_input_bytes, max_line_bytes, read_bounded, size_limit_error  # noqa: F401
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -218,11 +218,11 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
                 return
             lineno += 1
             if len(raw) > max_line and not raw.endswith(b"\n"):
-                raise _line_error(path, lineno, max_line)
+                raise line_limit_error(path, lineno, max_line)
             start = offset
             offset += len(raw)
             if offset > max_total:
-                raise _size_error(path, lineno, max_total, "REPBENCH_MAX_INPUT_BYTES")
+                raise size_limit_error(path, lineno, max_total, "REPBENCH_MAX_INPUT_BYTES")
             if lineno == 1 and raw.startswith(BOM):
                 raw, start = raw[len(BOM):], start + len(BOM)
             try:

@@ -41,12 +41,12 @@ def max_input_bytes(whole: bool = False) -> int:
     return _limit("REPBENCH_MAX_DOCUMENT_BYTES" if whole else "REPBENCH_MAX_INPUT_BYTES")
 
 
-def _size_error(path: str | os.PathLike, lineno: int | None, limit: int, env: str) -> InputError:
+def size_limit_error(path: str | os.PathLike, lineno: int | None, limit: int, env: str) -> InputError:
     return InputError(path, lineno, f"the file (decompressed) is larger than the limit of {limit} bytes; expected "
                                     f"a smaller file (raise the limit with {env}=BYTES if it is genuine)")
 
 
-def _line_error(path: str | os.PathLike, lineno: int, limit: int) -> InputError:
+def line_limit_error(path: str | os.PathLike, lineno: int, limit: int) -> InputError:
     return InputError(path, lineno, f"a line longer than the limit of {limit} bytes; expected text lines "
                                     "(raise the limit with REPBENCH_MAX_LINE_BYTES=BYTES if it is genuine)")
 
@@ -71,11 +71,11 @@ def read_bounded(fh: IO[bytes], path: str | os.PathLike, whole: bool = True) -> 
             longest = max(line_len + first, len(chunk) - last - 1,
                           max((len(x) for x in chunk[first + 1:last].split(b"\n")), default=0))
             if longest > max_line:
-                raise _line_error(path, newlines + 1 + chunk.count(b"\n", 0, first), max_line)
+                raise line_limit_error(path, newlines + 1 + chunk.count(b"\n", 0, first), max_line)
             newlines += chunk.count(b"\n")
             line_len = len(chunk) - last - 1
         if line_len > max_line:
-            raise _line_error(path, newlines + 1, max_line)
+            raise line_limit_error(path, newlines + 1, max_line)
         if total > max_total:
-            raise _size_error(path, newlines + 1, max_total, env)
+            raise size_limit_error(path, newlines + 1, max_total, env)
         parts.append(chunk)
