@@ -11,6 +11,11 @@ the user), 15 exited 0 on input that should have been refused (empty corpus/run,
 gate cells, an ignored --fail-above, a non-string title...), and 4 valid files gave wrong numbers (BOM
 before a query id, gzip without the .gz suffix); 6 were added later. Now all 119 end in a clear message
 or the right numbers (the damaged store config.json was fixed by issue 13's store).
+Tally (issue 25), 73 cases: the ISSUE25 table (62: options 23, ids 16, bounded reads 8, stores 14, small
+ones 1), "encode --k 0" (the old "--k -3" case now meets the option check first), and 10 tests after the
+table (exact numbers for a '#' inside an id and a grade of 2**31 - 1, search --allow-mixed, strict compare
+JSON, Markdown/LaTeX escaping, stale .tmp removal, the private traceback file, a flipped cached signals
+table, the model cache checksums, and a gzip bomb and a /dev/zero shard under a 1 GiB RLIMIT_AS).
 Beyond the table: tests/test_parsers_properties.py (fuzzed readers), test_crash_resume.py (SIGKILL),
 test_disk_full.py (ENOSPC), test_cli_failures.py (exit codes, traceback file, --debug).
 """
@@ -518,7 +523,7 @@ ISSUE25: list[Case] = [
          "option --tolerance: expected a finite number, got nan"),
     Case("predict --peak-flops inf", lambda t: ["predict", "--backbone", "tiny-ar", "--peak-flops", "inf",
                                                 "--peak-bandwidth", "1e12"], "option --peak-flops: expected a finite"),
-    # ---- ids: one rule for queries, corpus, qrels and runs (io.check_id) -----------------------------------
+    # ---- ids: one rule for queries, corpus, qrels and runs (ids.check_id) ----------------------------------
     Case("corpus _id with a NUL", lambda t: ev(t, corpus=corpus_with(2, _obj("d1\u0000x"))),
          ("ds/corpus.jsonl:2:", "control character U+0000"), no_write="out"),
     Case("queries _id a lone surrogate", lambda t: ev(t, queries=b'{"_id": "q\\ud800", "text": "alpha"}\n'),
@@ -552,7 +557,7 @@ ISSUE25: list[Case] = [
          ("q.txt:2:", "within the C int range")),
     Case("qrels grade of 30 digits", lambda t: evrun(t, RUN.encode(), b"q1 0 d1 " + b"9" * 30 + b"\n"),
          ("q.txt:1:", "within the C int range")),
-    # ---- bounded reads (io: REPBENCH_MAX_LINE_BYTES / _INPUT_BYTES / _DOCUMENT_BYTES) -------------------------
+    # ---- bounded reads (limits: REPBENCH_MAX_LINE_BYTES / _INPUT_BYTES / _DOCUMENT_BYTES) ----------------------
     Case("corpus line over the line limit", lambda t: ev(t, corpus=corpus_with(2, BIG_LINE)),
          ("ds/corpus.jsonl:2:", "a line longer than the limit of 200 bytes", "REPBENCH_MAX_LINE_BYTES"),
          no_write="out", env=SMALL_LINES),
