@@ -886,3 +886,16 @@ def test_the_model_cache_checksums_catch_a_flipped_byte(tmp_path):
     smollm2._VERIFIED.clear()
     (tmp_path / "extra.bin").write_bytes(b"planted")
     assert not smollm2._cache_intact(tmp_path)  # a file the cache was not derived with
+
+
+def test_a_damaged_cell_file_is_recomputed_on_resume(tmp_path):
+    """A finished cell's file is merged into per_query.csv on every rerun: it carries a sha256 now, so an
+    edited value is recomputed rather than reported (it was merged as it stood, exit 0)."""
+    argv = ev(tmp_path)
+    assert main(argv) == 0
+    cell = tmp_path / "out" / "cells" / "q1p1.csv"
+    reference = (tmp_path / "out" / "per_query.csv").read_bytes()
+    cell.write_text(cell.read_text().replace("0.", "0.9", 1))
+    with pytest.warns(UserWarning, match=r"1 cell file\(s\) in .* do not match their recorded sha256"):
+        assert main(argv) == 0
+    assert (tmp_path / "out" / "per_query.csv").read_bytes() == reference

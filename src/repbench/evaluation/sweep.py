@@ -256,7 +256,14 @@ def run_sweep(
 
     cells = [(kq, kp) for kq in config.kq for kp in config.kp]
     cell_path = {c: out / "cells" / f"q{c[0]}p{c[1]}.csv" for c in cells}
-    todo = [c for c in cells if not cell_path[c].exists()]
+    # A cell counts as done only when its file matches the sha256 recorded when it was written: a damaged or
+    # edited cell (or one written before cells were sealed) is computed again, never merged as it is.
+    todo = [c for c in cells if not sealed(cell_path[c])]
+    unsealed = [cell_path[c].name for c in todo if cell_path[c].exists()]
+    if unsealed:
+        warnings.warn(f"{len(unsealed)} cell file(s) in {out / 'cells'} do not match their recorded sha256 (damaged, "
+                      f"edited, or written by an older repbench: {', '.join(unsealed[:3])}); recomputing them",
+                      stacklevel=2)
     query_reps: dict[int, Representations] = {}
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"{collection.name} cells",
                disable=not progress, unit="cell")
@@ -351,6 +358,7 @@ def _write_cell(out: Path, config: SweepConfig, kq: int, kp: int, cell_file: Pat
         system = system_name(config.backbone, config.encoder, kq, kp, mode)
         write_run(out / "runs" / run_file_name(system), run, tag=system)  # the tag names the whole system
     write_per_query(cell_file, table)
+    seal(cell_file)
 
 
 def _write_metadata(out: Path, collection: Collection, config: SweepConfig, family: str,
