@@ -400,7 +400,11 @@ def _store_template() -> Path:
 
     global _TEMPLATE
     if _TEMPLATE is None:
+        import atexit
+        import shutil
+
         root = Path(tempfile.mkdtemp(prefix="repbench-hostile-stores-"))
+        atexit.register(shutil.rmtree, root, True)  # removed when the test session ends
         (root / "c.jsonl").write_bytes(jsonl(CORPUS))
         (root / "q.jsonl").write_bytes(jsonl(QUERIES))
         base = ["--device", "cpu", "--no-progress"]
