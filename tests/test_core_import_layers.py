@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "repbench"
 
 # Data flows one way (README.md, "Layout"): each stage may import its own and lower stages only.
 STAGES: list[tuple[str, ...]] = [
-    ("__init__", "errors", "io", "schema", "stats"),
+    ("__init__", "errors", "ids", "limits", "io", "option_checks", "schema", "stats"),
     ("telemetry",),
     ("backbones",),
     ("encoders",),

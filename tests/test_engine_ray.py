@@ -85,7 +85,7 @@ def test_ray_tests_run_in_a_loopback_only_namespace():
         pytest.fail(f"the namespaced Ray tests ran past {exc.timeout:.0f} s:\n{(exc.output or '')[-4000:]}")
     print(done.stdout[-3000:])
     assert done.returncode == 0, done.stdout[-6000:]
-    assert "3 passed" in done.stdout, done.stdout[-3000:]
+    assert "5 passed" in done.stdout, done.stdout[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +142,9 @@ class _Watcher(threading.Thread):
     Every write goes through a temp file and a rename, so a file written twice shows two inodes.
     """
 
-    def __init__(self, cluster, out: Path, kill_method: str | None):
+    def __init__(self, cluster, out: Path, kill_method: str | None, times: int = 1):
         super().__init__(daemon=True)
-        self.cluster, self.out, self.kill_method = cluster, out, kill_method
+        self.cluster, self.out, self.kill_method, self.times = cluster, out, kill_method, times
         self.killed: list[tuple[int, str]] = []
         self.inodes: dict[str, set[int]] = {}
         self._done = threading.Event()
@@ -176,10 +176,11 @@ class _Watcher(threading.Thread):
                     except Exception:
                         continue
                     # Ray titles an actor process by the method it is executing.
-                    if f"ShardWorker.{method}" in title:
+                    if f"ShardWorker.{method}" in title and proc.pid not in {p for p, _ in self.killed}:
                         os.kill(proc.pid, signal.SIGKILL)
                         self.killed.append((proc.pid, method))
-                        self.kill_method = None
+                        if sum(m == method for _, m in self.killed) >= self.times:
+                            self.kill_method = None
                         break
             time.sleep(0.02)
 
@@ -213,8 +214,47 @@ def test_ray_engine_survives_a_killed_worker(cluster, adi, local_run, tmp_path, 
     # Exactly once: no shard or cell file was ever replaced by a second write.
     twice = {k: v for k, v in result["inodes"].items() if len(v) != 1}
     assert not twice, twice
-    err = capsys.readouterr().err
-    assert err.count("a Ray worker died") >= 2, err[-2000:]
+    # Ray now retries the killed actor's task on its restarted process itself (max_task_retries), so the
+    # driver never sees the loss: no "a Ray worker died" line is required.
+
+
+@inside_namespace
+def test_a_one_actor_pool_survives_its_only_actor_killed_twice(cluster, adi, local_run, tmp_path):
+    """One actor, SIGKILLed twice mid-shard: Ray restarts it and retries the task each time (a ready()
+    probe used to fail during the restart and drop the actor: 'every Ray worker is lost')."""
+    watch = _Watcher(cluster, tmp_path, "encode_shard", times=2)
+    watch.start()
+    try:
+        assert main(["encode", str(adi / "corpus.jsonl"), *ENCODE, "--out", str(tmp_path / "enc"), "--engine", "ray",
+                     "--ray-address", cluster.address, "--ray-workers", "1"]) == 0
+    finally:
+        watch.stop()
+    assert [m for _, m in watch.killed] == ["encode_shard", "encode_shard"], watch.killed
+    assert len({pid for pid, _ in watch.killed}) == 2  # the restarted actor was killed too
+    shards = sorted(p.name for p in (local_run / "enc").glob("shard_*"))
+    assert sorted(p.name for p in (tmp_path / "enc").glob("shard_*")) == shards
+    for name in [*shards, "config.json"]:
+        assert (tmp_path / "enc" / name).read_bytes() == (local_run / "enc" / name).read_bytes(), name
+    twice = {k: v for k, v in watch.inodes.items() if len(v) != 1}
+    assert not twice, twice
+
+
+DIFFUSION_EVALUATE = ["--backbone", "tiny-diffusion", "--kq", "1", "--threads", "1", "--kp", "1,2", "--modes", "all", "--shard-size",
+                      "30", "--keep-self-hits", "--max-length", "128", "--no-progress"]
+
+
+@inside_namespace
+def test_ray_evaluate_with_a_diffusion_backbone_is_byte_identical(cluster, adi, tmp_path):
+    """DiffRetriever's own case: a diffusion backbone (the parallel encoder needs the mask token the driver
+    reads from the workers) swept on Ray, byte for byte against --engine local."""
+    with _one_thread():
+        assert main(["evaluate", "--dataset", str(adi), *DIFFUSION_EVALUATE, "--out", str(tmp_path / "local")]) == 0
+    assert main(["evaluate", "--dataset", str(adi), *DIFFUSION_EVALUATE, "--out", str(tmp_path / "ray"), "--engine",
+                 "ray", "--ray-address", cluster.address]) == 0
+    local, other = tmp_path / "local", tmp_path / "ray"
+    for rel in ["per_query.csv", "summary.csv",
+                *(f"{d}/{p.name}" for d in ("runs", "cells", "reps") for p in (local / d).iterdir())]:
+        assert (other / rel).read_bytes() == (local / rel).read_bytes(), rel
 
 
 @inside_namespace

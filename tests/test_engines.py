@@ -80,3 +80,63 @@ def test_loopback_only_reads_the_interfaces():
         raise OSError("no netlink")
 
     assert not loopback_only(fails)
+
+
+@pytest.mark.parametrize("reply", [b"", b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                                   b"-ERR unknown command\r\n"], ids=["silent", "http", "redis-like"])
+def test_a_port_that_is_not_ray_fails_within_10_s(reply, tmp_path, capsys):
+    """Something listens but is no Ray head (a web server, a database, a silent port): ray.init used to
+    wait > 150 s there. The HTTP/2 probe of the GCS (gRPC) tells within seconds."""
+    pytest.importorskip("ray", reason="the Ray engine is optional")
+    import socket
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        held = []
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)
+            if reply:
+                conn.sendall(reply)
+        for conn in held:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "a", "text": "one"}\n')
+    try:
+        t0 = time.monotonic()
+        rc = main(["encode", str(corpus), "--backbone", "tiny-ar", "--out", str(tmp_path / "o"), "--engine", "ray",
+                   "--ray-address", f"127.0.0.1:{port}"])
+        elapsed = time.monotonic() - t0
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert elapsed < 10, elapsed
+    assert f"127.0.0.1:{port}" in err and "Ray cluster head" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_driver_sees_the_workers_mask_token_and_family():
+    """`evaluate --engine ray` with a diffusion backbone was refused before it started: the driver's stand-in
+    for the workers' backbone had no mask token. BackboneInfo carries it (and the family)."""
+    from repbench.engines.worker import BackboneInfo
+
+    bb = BackboneRequest("tiny-diffusion", device="cpu").load()
+    info = BackboneInfo.of(bb)
+    assert bb.mask_token_id is not None and info.mask_token_id == bb.mask_token_id
+    assert info.family == bb.spec.family == "diffusion"
+    assert BackboneInfo.of(BackboneRequest("tiny-ar", device="cpu").load()).mask_token_id is None

@@ -11,6 +11,11 @@ the user), 15 exited 0 on input that should have been refused (empty corpus/run,
 gate cells, an ignored --fail-above, a non-string title...), and 4 valid files gave wrong numbers (BOM
 before a query id, gzip without the .gz suffix); 6 were added later. Now all 119 end in a clear message
 or the right numbers (the damaged store config.json was fixed by issue 13's store).
+Tally (issue 25), 73 cases: the ISSUE25 table (62: options 23, ids 16, bounded reads 8, stores 14, small
+ones 1), "encode --k 0" (the old "--k -3" case now meets the option check first), and 10 tests after the
+table (exact numbers for a '#' inside an id and a grade of 2**31 - 1, search --allow-mixed, strict compare
+JSON, Markdown/LaTeX escaping, stale .tmp removal, the private traceback file, a flipped cached signals
+table, the model cache checksums, and a gzip bomb and a /dev/zero shard under a 1 GiB RLIMIT_AS).
 Beyond the table: tests/test_parsers_properties.py (fuzzed readers), test_crash_resume.py (SIGKILL),
 test_disk_full.py (ENOSPC), test_cli_failures.py (exit codes, traceback file, --debug).
 """
@@ -89,6 +94,7 @@ class Case:
     expect: str | tuple[str, ...]  # substring(s) of stderr
     rc: int = 2
     no_write: str | None = None  # a path (relative to tmp_path) that must not exist afterwards
+    env: dict[str, str] | None = None  # environment variables set for this case only
 
 
 def ev(tmp: Path, *extra: str, **files) -> list[str]:
@@ -214,7 +220,8 @@ CASES: list[Case] = [
          "outfile"),
     # ---- encode ---------------------------------------------------------------------------------------------
     Case("encode --k 0", lambda t: enc(t, "--k", "0"), "--k must be a positive integer", no_write="enc"),
-    Case("encode --k -3", lambda t: enc(t, "--k", "-3"), "--k must be a positive integer", no_write="enc"),
+    Case("encode --k -3", lambda t: enc(t, "--k", "-3"), "option --k: expected a whole number in [0, ", no_write="enc"),
+    Case("encode --k 0", lambda t: enc(t, "--k", "0"), "--k must be a positive integer", no_write="enc"),
     Case("encode --batch-size 0", lambda t: enc(t, "--batch-size", "0"), "--batch-size must be a positive integer",
          no_write="enc"),
     Case("encode --shard-size 0", lambda t: enc(t, "--shard-size", "0"), "--shard-size must be a positive integer",
@@ -376,6 +383,255 @@ CASES += [
          "enc/config.json: damaged"),
 ]
 
+# ---- issue 25: trust under attack and faults -----------------------------------------------------------------
+# Options outside any sane range, ids that differ between readers, unbounded reads, stores that lie, small
+# output bugs. Every case must end in one clear exit-2 line (and write nothing where marked); the cases that
+# need exact numbers or a process limit are the tests after the table.
+
+def _obj(_id: object, text: str = "alpha", title: str | None = None) -> bytes:
+    row = {"_id": _id, "text": text} | ({"title": title} if title is not None else {})
+    return json.dumps(row).encode()
+
+
+def _store_template() -> Path:
+    """A query store and a 3-shard passage store of tiny-ar (and a tiny-diffusion passage store), built once
+    per test session by the real CLI and copied into each case's directory."""
+    import tempfile
+
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        import atexit
+        import shutil
+
+        root = Path(tempfile.mkdtemp(prefix="repbench-hostile-stores-"))
+        atexit.register(shutil.rmtree, root, True)  # removed when the test session ends
+        (root / "c.jsonl").write_bytes(jsonl(CORPUS))
+        (root / "q.jsonl").write_bytes(jsonl(QUERIES))
+        base = ["--device", "cpu", "--no-progress"]
+        for argv in (["encode", str(root / "c.jsonl"), "--backbone", "tiny-ar", "--out", str(root / "p"),
+                      "--shard-size", "4", *base],
+                     ["encode", str(root / "q.jsonl"), "--backbone", "tiny-ar", "--side", "query", "--out",
+                      str(root / "q"), *base],
+                     ["encode", str(root / "c.jsonl"), "--backbone", "tiny-diffusion", "--out", str(root / "pd"),
+                      "--shard-size", "4", *base]):
+            assert main(argv) == 0
+        _TEMPLATE = root
+    return _TEMPLATE
+
+
+_TEMPLATE: Path | None = None
+
+
+def stores(tmp: Path, edit: Callable[[Path], object] | None = None, *extra: str, docs: str = "p") -> list[str]:
+    """`repbench search` over copies of the template stores, after `edit(passage store)`."""
+    import shutil
+
+    template = _store_template()
+    for name in ("q", docs):
+        shutil.copytree(template / name, tmp / name, symlinks=True)
+    if edit is not None:
+        edit(tmp / docs)
+    return ["search", "--queries", str(tmp / "q"), "--docs", str(tmp / docs), "--out", str(tmp / "o"),
+            "--no-progress", *extra]
+
+
+def _edit_manifest(change: Callable[[dict], object]) -> Callable[[Path], None]:
+    def edit(store: Path) -> None:
+        manifest = json.loads((store / "manifest.json").read_text())
+        change(manifest)
+        (store / "manifest.json").write_text(json.dumps(manifest))
+    return edit
+
+
+def _edit_json(name: str, change: Callable[[dict], object]) -> Callable[[Path], None]:
+    def edit(store: Path) -> None:
+        obj = json.loads((store / name).read_text())
+        change(obj)
+        (store / name).write_text(json.dumps(obj))
+    return edit
+
+
+def _replace(name: str, make: Callable[[Path], object]) -> Callable[[Path], None]:
+    def edit(store: Path) -> None:
+        (store / name).unlink()
+        make(store / name)
+    return edit
+
+
+def _fifo(path: Path) -> None:
+    import os
+
+    os.mkfifo(path)
+
+
+def _outside(path: Path) -> None:
+    import shutil
+
+    shutil.copy(_store_template() / "p" / path.name, path.parent.parent / path.name)
+    path.symlink_to(path.parent.parent / path.name)
+
+
+SMALL_LINES = {"REPBENCH_MAX_LINE_BYTES": "200"}
+BIG_LINE = b'{"_id": "d0", "text": "' + b"x" * 400 + b'"}'
+# The smallest positive double: a valid timing, but NEW/BASE overflows to inf.
+ZERO_BENCH = bench_json([{"k": 1}], samples=[5e-324] * 5)
+MANY_QRELS = "".join(f"q1 0 x{i} 1\n" for i in range(40)).encode()
+
+ISSUE25: list[Case] = [
+    # ---- options: one check of every option before anything is read or written (option_checks.py) ---------
+    Case("evaluate --relevance-level -1", lambda t: ev(t, "--relevance-level", "-1"),
+         "option --relevance-level: expected a whole number in [1, 2147483647], got -1", no_write="out"),
+    Case("evaluate --relevance-level 0 (pytrec_eval takes none below 1)", lambda t: ev(t, "--relevance-level", "0"),
+         "option --relevance-level: expected a whole number in [1, 2147483647], got 0", no_write="out"),
+    Case("eval-run -l -1", lambda t: evrun(t, RUN.encode(), None, "-l", "-1"),
+         "option --relevance-level: expected a whole number in [1, 2147483647], got -1"),
+    Case("eval-run -l beyond a C int", lambda t: evrun(t, RUN.encode(), None, "-l", str(2**31)),
+         "got 2147483648"),
+    Case("significance --relevance-level -5", lambda t: ["significance", *evrun(t, RUN.encode())[1:2],
+                                                          *evrun(t, RUN.replace("3.0", "0.5").encode(), None,
+                                                                 run_name="r2.trec")[1:2],
+                                                          "--qrels", str(t / "q.txt"), "--relevance-level", "-5"],
+         "option --relevance-level: expected a whole number"),
+    Case("evaluate --seed -1", lambda t: ev(t, "--seed", "-1"), "option --seed: expected a whole number in [0, ",
+         no_write="out"),
+    Case("analyze --seed 2**64", lambda t: an_opts(t, "--seed", str(2**64)), "option --seed: expected a whole number",
+         no_write="an"),
+    Case("evaluate --depth 2**31", lambda t: ev(t, "--depth", str(2**31)), "option --depth: expected a whole number",
+         no_write="out"),
+    Case("evaluate --kq past int64", lambda t: ev(t)[:4] + ["9223372036854775808"] + ev(t)[5:],
+         "--kq: K values must be at most 2147483647", no_write="out"),
+    Case("evaluate --batch-size 2**40", lambda t: ev(t, "--batch-size", str(2**40)), "option --batch-size:",
+         no_write="out"),
+    Case("encode --k 99999999999", lambda t: enc(t, "--k", "99999999999"), "option --k: expected a whole number",
+         no_write="enc"),
+    Case("encode --shard-size -3", lambda t: enc(t, "--shard-size", "-3"), "option --shard-size:", no_write="enc"),
+    Case("search --max-memory 1e400", lambda t: stores(t, None, "--max-memory", "1e400"),
+         "--max-memory expects a finite size below 2**63 bytes, got '1e400'", no_write="o"),
+    Case("search --chunk-docs 2**40", lambda t: stores(t, None, "--chunk-docs", str(2**40)), "option --chunk-docs:",
+         no_write="o"),
+    Case("analyze --alpha nan", lambda t: an_opts(t, "--alpha", "nan"), "option --alpha: expected a finite number",
+         no_write="an"),
+    Case("analyze --alpha inf", lambda t: an_opts(t, "--alpha", "inf"), "option --alpha: expected a finite number",
+         no_write="an"),
+    Case("compare --eff-tolerance inf", lambda t: cmp_pq(t, per_query(["0.5"]), per_query(["0.4"])) + [
+        "--eff-tolerance", "inf"], "option --eff-tolerance: expected a finite number"),
+    Case("compare --n-boot -1", lambda t: cmp_bench(t, GOOD_BENCH, GOOD_BENCH)[:-2] + ["--n-boot", "-1"],
+         "option --n-boot: expected a whole number"),
+    Case("evaluate --denoise-steps 2**31 - 1 (was a hang)", lambda t: ev(t, "--denoise-steps", str(2**31 - 1)),
+         "denoise_steps must be at most 64", no_write="out"),
+    Case("eval-run -m ndcg_cut beyond a C int", lambda t: evrun(t, RUN.encode(), None, "-m", "ndcg_cut.9999999999999"),
+         "cutoffs must be at most 2147483647"),
+    Case("compare --fail-above inf", lambda t: cmp_bench(t, GOOD_BENCH, GOOD_BENCH, "--fail-above", "inf"),
+         "option --fail-above: expected a finite number, got inf"),
+    Case("compare --tolerance nan", lambda t: cmp_bench(t, GOOD_BENCH, GOOD_BENCH, "--tolerance", "nan"),
+         "option --tolerance: expected a finite number, got nan"),
+    Case("predict --peak-flops inf", lambda t: ["predict", "--backbone", "tiny-ar", "--peak-flops", "inf",
+                                                "--peak-bandwidth", "1e12"], "option --peak-flops: expected a finite"),
+    # ---- ids: one rule for queries, corpus, qrels and runs (ids.check_id) ----------------------------------
+    Case("corpus _id with a NUL", lambda t: ev(t, corpus=corpus_with(2, _obj("d1\u0000x"))),
+         ("ds/corpus.jsonl:2:", "control character U+0000"), no_write="out"),
+    Case("queries _id a lone surrogate", lambda t: ev(t, queries=b'{"_id": "q\\ud800", "text": "alpha"}\n'),
+         ("queries.jsonl:1:", "lone surrogate U+D800"), no_write="out"),
+    Case("queries _id starting with #", lambda t: ev(t, queries=jsonl([{"_id": "#q1", "text": "alpha"}])),
+         ("queries.jsonl:1:", "starts with '#'"), no_write="out"),
+    Case("corpus text with a lone surrogate", lambda t: ev(t, corpus=corpus_with(3, b'{"_id": "d2", "text": "a\\udc80"}')),
+         ("corpus.jsonl:3:", '"text" to be valid Unicode'), no_write="out"),
+    Case("corpus title with a lone surrogate",
+         lambda t: ev(t, corpus=corpus_with(4, b'{"_id": "d3", "title": "\\ud83d", "text": "a"}')),
+         ("corpus.jsonl:4:", '"title" to be valid Unicode'), no_write="out"),
+    Case("corpus _id with NEL (U+0085)", lambda t: ev(t, corpus=corpus_with(5, _obj("d4\u0085"))),
+         ("corpus.jsonl:5:", "whitespace U+0085"), no_write="out"),
+    Case("corpus _id with DEL", lambda t: ev(t, corpus=corpus_with(6, _obj("d\u007f5"))),
+         ("corpus.jsonl:6:", "control character U+007F"), no_write="out"),
+    Case("encode _id with an escape character", lambda t: enc(t, data=corpus_with(1, _obj("d\u001b[31m"))),
+         ("in.jsonl:1:", "control character U+001B"), no_write="enc"),
+    Case("BEIR qrels doc id with a control character",
+         lambda t: ev(t, qrels=b"query-id\tcorpus-id\tscore\nq1\td1\x01\t1\n"),
+         ("qrels/test.tsv:2:", "the doc id (column 2)", "U+0001"), no_write="out"),
+    Case("run doc id with a NUL", lambda t: evrun(t, b"q1 Q0 d1\x00x 1 2.0 t\nq2 Q0 d5 1 3.0 t\n"),
+         ("r.trec:1:", "the doc id (column 3)", "U+0000")),
+    Case("run query id with an escape", lambda t: evrun(t, b"q\x1b1 Q0 d1 1 2.0 t\n"),
+         ("r.trec:1:", "the query id (column 1)", "U+001B")),
+    Case("TREC qrels doc id starting with #", lambda t: evrun(t, RUN.encode(), b"q1 0 #d1 1\nq2 0 d5 2\n"),
+         ("q.txt:1:", "the doc id (column 3)", "starts with '#'")),
+    Case("run doc id starting with #", lambda t: evrun(t, b"q1 Q0 #d1 1 2.0 t\n"), ("r.trec:1:", "starts with '#'")),
+    Case("qrels grade beyond a C int", lambda t: evrun(t, RUN.encode(), b"q1 0 d1 2147483648\n"),
+         ("q.txt:1:", "within the C int range [-2147483648, 2147483647]")),
+    Case("qrels grade below a C int", lambda t: evrun(t, RUN.encode(), b"q1 0 d1 1\nq2 0 d5 -2147483649\n"),
+         ("q.txt:2:", "within the C int range")),
+    Case("qrels grade of 30 digits", lambda t: evrun(t, RUN.encode(), b"q1 0 d1 " + b"9" * 30 + b"\n"),
+         ("q.txt:1:", "within the C int range")),
+    # ---- bounded reads (limits: REPBENCH_MAX_LINE_BYTES / _INPUT_BYTES / _DOCUMENT_BYTES) ----------------------
+    Case("corpus line over the line limit", lambda t: ev(t, corpus=corpus_with(2, BIG_LINE)),
+         ("ds/corpus.jsonl:2:", "a line longer than the limit of 200 bytes", "REPBENCH_MAX_LINE_BYTES"),
+         no_write="out", env=SMALL_LINES),
+    Case("gzip corpus expanding past the line limit", lambda t: ev(t, corpus=gzip.compress(b"{" * 10_000_000)),
+         ("corpus.jsonl:1:", "a line longer than the limit of 200 bytes"), no_write="out", env=SMALL_LINES),
+    Case("run file line over the line limit", lambda t: evrun(t, b"q1 Q0 d1 1 2.0 " + b"t" * 300 + b"\n"),
+         ("r.trec:1:", "longer than the limit of 200 bytes"), env=SMALL_LINES),
+    Case("qrels larger than the input limit", lambda t: evrun(t, RUN.encode(), MANY_QRELS),
+         ("q.txt:", "larger than the limit of 300 bytes", "REPBENCH_MAX_INPUT_BYTES"),
+         env={"REPBENCH_MAX_INPUT_BYTES": "300"}),
+    Case("bench JSON larger than the document limit", lambda t: cmp_bench(t, GOOD_BENCH, GOOD_BENCH),
+         ("base.json:", "larger than the limit of 100 bytes", "REPBENCH_MAX_DOCUMENT_BYTES"),
+         env={"REPBENCH_MAX_DOCUMENT_BYTES": "100"}),
+    Case("per_query.csv gzip bomb under the document limit",
+         lambda t: anl(t, gzip.compress(PQ_HEADER.encode() + b"\n" * 5_000_000)),
+         ("per_query.csv:", "larger than the limit of 1000000 bytes"), no_write="an",
+         env={"REPBENCH_MAX_DOCUMENT_BYTES": "1000000"}),
+    Case("signals.csv with one endless line",
+         lambda t: ((t / "per_query.csv").write_text(per_query(["0.5", "0.1"])),
+                    (t / "s.csv").write_bytes(gzip.compress(b"k_q," * 1_000_000)),
+                    ["adapt", "--per-query", str(t / "per_query.csv"), "--signals", str(t / "s.csv"), "--out",
+                     str(t / "a")])[-1],
+         ("s.csv:1:", "a line longer than the limit of 200 bytes"), no_write="a", env=SMALL_LINES),
+    Case("a limit that is not a number", lambda t: evrun(t, RUN.encode()),
+         "REPBENCH_MAX_LINE_BYTES='64k': expected a positive whole number of bytes",
+         env={"REPBENCH_MAX_LINE_BYTES": "64k"}),
+    # ---- stores: consistent with config.json, files checked before they are read ---------------------------
+    Case("manifest missing a shard entry", lambda t: stores(t, _edit_manifest(lambda m: m["shards"].pop())),
+         ("p/manifest.json does not describe the store", "2 shard entries"), no_write="o"),
+    Case("manifest with no shards", lambda t: stores(t, _edit_manifest(lambda m: m.update(shards=[], n_shards=0))),
+         ("p/manifest.json does not describe the store", "0 shard entries"), no_write="o"),
+    Case("manifest n_items edited", lambda t: stores(t, _edit_manifest(lambda m: m.update(n_items=8))),
+         ("does not describe the store", "n_items 8 (config.json: 12)"), no_write="o"),
+    Case("manifest shard rows edited", lambda t: stores(t, _edit_manifest(lambda m: m["shards"][1].update(rows=3))),
+         ("does not describe the store", "shard entry 1"), no_write="o"),
+    Case("manifest is a JSON list", lambda t: stores(t, lambda s: (s / "manifest.json").write_text("[]")),
+         "manifest.json: expected a store manifest (JSON object), got list", no_write="o"),
+    Case("shard symlinked to /dev/zero",
+         lambda t: stores(t, _replace("shard_00001.safetensors", lambda p: p.symlink_to("/dev/zero"))),
+         ("shard_00001.safetensors: a symlink to /dev/zero, outside the store directory",), no_write="o"),
+    Case("shard is a FIFO", lambda t: stores(t, _replace("shard_00002.safetensors", _fifo)),
+         "shard_00002.safetensors: not a regular file", no_write="o"),
+    Case("shard symlinked to a file outside the store",
+         lambda t: stores(t, _replace("shard_00000.safetensors", _outside)), "outside the store directory",
+         no_write="o"),
+    Case("sidecar symlinked to /dev/zero",
+         lambda t: stores(t, _replace("shard_00000.json", lambda p: p.symlink_to("/dev/zero"))),
+         "shard_00000.json: a symlink to /dev/zero", no_write="o"),
+    Case("queries and passages of different backbones", lambda t: stores(t, docs="pd"),
+         ("differ in backbone 'tiny-ar' vs 'tiny-diffusion'", "--allow-mixed"), no_write="o"),
+    Case("merge: config.json a JSON list", lambda t: (stores(t, lambda s: (s / "config.json").write_text("[]")),
+                                                     ["merge", str(t / "p")])[-1],
+         "p/config.json: expected a store config with whole n_items"),
+    Case("merge: config.json n_items a string",
+         lambda t: (stores(t, _edit_json("config.json", lambda c: c.update(n_items="12"))), ["merge", str(t / "p")])[-1],
+         "p/config.json: expected a store config with whole n_items"),
+    Case("merge: config.json symlinked to /dev/zero",
+         lambda t: (stores(t, _replace("config.json", lambda p: p.symlink_to("/dev/zero"))), ["merge", str(t / "p")])[-1],
+         "p/config.json: a symlink to /dev/zero"),
+    Case("search: config.json shard_size edited", lambda t: stores(t, _edit_json("config.json",
+                                                                                 lambda c: c.update(shard_size=5))),
+         ("does not describe the store", "shard_size 4 (config.json: 5)"), no_write="o"),
+    # ---- small ones -------------------------------------------------------------------------------------------
+    Case("compare: a base median of 0 s (ratio inf)", lambda t: cmp_bench(t, ZERO_BENCH, bench_json([{"k": 1}]),
+                                                                          "--fail-above", "10%"),
+         ("the latency ratio NEW/BASE is inf", "expected positive timings")),
+]
+CASES += ISSUE25
+
+
 # Mistyped names: one line with the closest name (errors.did_you_mean, as for measures, backbones, modes).
 TYPOS: list[Case] = [
     Case("evaluate --encoder sequentail", lambda t: ev(t, "--encoder", "sequentail"),
@@ -416,6 +672,8 @@ def _run(case: Case, tmp_path: Path, capsys) -> tuple[int, str]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_case_ends_in_a_clear_message(case: Case, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("REPBENCH_LOG_DIR", str(tmp_path / "log"))
+    for name, value in (case.env or {}).items():
+        monkeypatch.setenv(name, value)
     rc, err = _run(case, tmp_path, capsys)
     assert "Traceback" not in err
     assert "internal error" not in err, err
@@ -467,3 +725,181 @@ def test_gate_says_how_many_cells_it_compared(tmp_path, capsys):
     assert main(argv) == 0
     assert "gate --fail-above 10% passed (2 cells compared)" in capsys.readouterr().out
     assert json.loads((tmp_path / "c.json").read_text())["latency"]["gate"]["n_compared"] == 2
+
+
+# ---- issue 25: the cases that need exact numbers, a process limit or a look at the files ---------------------
+
+def test_an_id_with_a_hash_inside_is_an_id_in_every_reader(tmp_path, capsys):
+    """Only a *leading* '#' is refused (a comment line in runs and qrels); 'd#1' is an ordinary id, as in
+    trec_eval's own test data. Hand-computed: q1 ranks d#1 first (relevant) -> P@1 = 1, RR = 1."""
+    argv = evrun(tmp_path, b"q1 Q0 d#1 1 2.0 t\nq1 Q0 d3 2 1.0 t\n", b"q1 0 d#1 1\nq1 0 d3 0\n",
+                 "--format", "csv", "--per-query", "-m", "P.1", "-m", "recip_rank")
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "q1,P_1,1.0" in out and "q1,recip_rank,1.0" in out
+
+
+def test_a_grade_at_the_c_int_limit_is_read_exactly(tmp_path, capsys):
+    """2**31 - 1 is the largest grade trec_eval holds: accepted, and counted as relevant. Hand-computed: the
+    relevant d3 is ranked second -> RR = 0.5, P@1 = 0."""
+    argv = evrun(tmp_path, RUN.encode(), b"q1 0 d3 2147483647\nq1 0 d1 0\n", "--format", "csv", "--per-query",
+                 "-m", "P.1", "-m", "recip_rank")
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "q1,recip_rank,0.5" in out and "q1,P_1,0.0" in out
+
+
+def test_search_allow_mixed_searches_with_a_warning(tmp_path, capsys):
+    argv = stores(tmp_path, None, "--allow-mixed", docs="pd")
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "warning: queries and passages differ in backbone 'tiny-ar' vs 'tiny-diffusion'" in capsys.readouterr().err
+    assert list((tmp_path / "o" / "runs").glob("*.trec"))
+
+
+def test_compare_json_is_strict_json(tmp_path, capsys):
+    """--json used to write NaN/Infinity (not JSON); a cell without MBU is null now."""
+    argv = cmp_bench(tmp_path, GOOD_BENCH, GOOD_BENCH, "--json", str(tmp_path / "c.json"))
+    assert main(argv) == 0, capsys.readouterr().err
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in --json output")
+
+    record = json.loads((tmp_path / "c.json").read_text(), parse_constant=refuse)
+    assert record["latency"]["cells"] if "cells" in record["latency"] else record["latency"]
+
+
+def test_names_with_a_pipe_or_newline_stay_in_their_cell():
+    from repbench.report.latex import Cell, Table, to_latex, to_markdown
+
+    table = Table(columns=["dataset", "nDCG"], rows=[[Cell("a|b\nc"), Cell("0.5")], [Cell("d\\"), Cell("0.4")]],
+                  caption=["results on a|b\n\nc"], label="tab:x")
+    md = to_markdown(table).splitlines()
+    assert md[2] == r"| a\|b c | 0.5 |"  # one row, one cell: the pipe escaped, the newline a space
+    assert md[3] == r"| d\\ | 0.4 |"  # a trailing backslash cannot escape the cell's closing pipe
+    tex = to_latex(table)
+    assert "\n\n" not in tex  # a blank line inside a tabular or caption is a LaTeX error
+    assert r"a\textbar{}b c & 0.5 \\" in tex or r"a$|$b c & 0.5 \\" in tex, tex
+
+
+def test_stale_tmp_of_a_killed_run_is_removed_and_a_live_ones_kept(tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "an").mkdir()
+        stale = tmp_path / "an" / f".significance.csv.{dead.pid}.k2j4.tmp"
+        alive = tmp_path / "an" / f".significance.csv.{live.pid}.x9q1.tmp"
+        stale.write_text("half a table")
+        alive.write_text("being written")
+        assert main(an_opts(tmp_path)) == 0, capsys.readouterr().err
+        assert not stale.exists()
+        assert alive.exists()  # another run's file in progress: not ours to remove
+        assert not [p for p in (tmp_path / "an").iterdir() if p.name.endswith(".tmp") and p != alive]
+    finally:
+        live.kill()
+        live.wait()
+    assert os.getpid() != dead.pid
+
+
+def test_traceback_file_is_new_and_private(tmp_path, monkeypatch):
+    """mkstemp in a private directory: never a predictable name in a shared $TMPDIR, never a planted link."""
+    import stat
+    import tempfile
+
+    from repbench import cli
+
+    (tmp_path / "not-a-dir").write_text("x")
+    monkeypatch.setenv("REPBENCH_LOG_DIR", str(tmp_path / "not-a-dir" / "log"))  # unwritable: the fallback
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = Path(cli._write_traceback("evaluate", ["repbench", "evaluate"], ValueError("boom")))
+    assert path.parent.parent == tmp_path and path.parent.name.startswith("repbench-log-")
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.lstat().st_mode) == 0o600 and not path.is_symlink()
+    assert "ValueError: boom" in path.read_text()
+
+
+def _under_1gb(argv: list[str], tmp: Path) -> tuple[int, str]:
+    """`repbench argv` in a child whose address space is limited to 1 GiB (RLIMIT_AS)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+            "from repbench.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "REPBENCH_LOG_DIR": str(tmp / "log")}
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300, env=env)
+    return proc.returncode, proc.stderr
+
+
+def test_gzip_bomb_and_dev_zero_shard_are_refused_under_1gb(tmp_path):
+    """A 4 MB gzip that expands to 4 GiB of NULs (as a run, and as a bench JSON), and a shard linked to
+    /dev/zero: each read until memory ran out before; now each is refused under a 1 GiB address space."""
+    member = gzip.compress(b"\0" * (64 << 20))
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(member * 64)  # 64 gzip members, one stream to every reader: 4 GiB
+    assert bomb.stat().st_size < 8 << 20
+    (tmp_path / "q.txt").write_bytes(TREC_QRELS.encode())
+    rc, err = _under_1gb(["eval-run", str(bomb), str(tmp_path / "q.txt")], tmp_path)
+    assert rc == 2 and "bomb.gz:1: a line longer than the limit of 67108864 bytes" in err, err
+    (tmp_path / "good.json").write_text(json.dumps(GOOD_BENCH))
+    rc, err = _under_1gb(["compare", str(bomb), str(tmp_path / "good.json")], tmp_path)
+    assert rc == 2 and "bomb.gz:1: a line longer than the limit" in err, err
+    argv = stores(tmp_path, _replace("shard_00001.safetensors", lambda p: p.symlink_to("/dev/zero")))
+    rc, err = _under_1gb(argv, tmp_path)
+    assert rc == 2 and "shard_00001.safetensors: a symlink to /dev/zero" in err, err
+
+
+def test_a_damaged_cached_signals_table_is_re_encoded_not_used(tmp_path, capsys):
+    """The sweep's cached signals carry a sha256: 64 flipped bytes used to flow into signals.csv, exit 0."""
+    beir(tmp_path / "ds")
+    base = [*EVAL, "--dataset", str(tmp_path / "ds"), "--cache", str(tmp_path / "cache")]
+    assert main([*base, "--out", str(tmp_path / "out1")]) == 0, capsys.readouterr().err
+    cached = sorted((tmp_path / "cache").glob("*.signals.csv"))
+    assert cached and all(Path(str(p) + ".sha256").is_file() for p in cached)
+    data = bytearray(cached[0].read_bytes())
+    for i in range(len(data) - 64, len(data)):
+        if chr(data[i]).isdigit():
+            data[i] = ord("7") if data[i] != ord("7") else ord("3")
+    cached[0].write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="do not match their sha256; re-encoding"):
+        assert main([*base, "--out", str(tmp_path / "out2")]) == 0
+    for name in ("signals.csv", "per_query.csv"):
+        assert (tmp_path / "out2" / name).read_bytes() == (tmp_path / "out1" / name).read_bytes(), name
+
+
+def test_the_model_cache_checksums_catch_a_flipped_byte(tmp_path):
+    from repbench.backbones import smollm2
+
+    (tmp_path / "model.safetensors").write_bytes(bytes(range(256)) * 64)
+    (tmp_path / "config.json").write_text('{"hidden_size": 576}')
+    smollm2._write_checksums(tmp_path)
+    assert smollm2._cache_intact(tmp_path)
+    smollm2._VERIFIED.clear()
+    data = bytearray((tmp_path / "model.safetensors").read_bytes())
+    data[1000] ^= 0xFF
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    assert not smollm2._cache_intact(tmp_path)
+    data[1000] ^= 0xFF
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    assert smollm2._cache_intact(tmp_path)
+    smollm2._VERIFIED.clear()
+    (tmp_path / "extra.bin").write_bytes(b"planted")
+    assert not smollm2._cache_intact(tmp_path)  # a file the cache was not derived with
+
+
+def test_a_damaged_cell_file_is_recomputed_on_resume(tmp_path):
+    """A finished cell's file is merged into per_query.csv on every rerun: it carries a sha256 now, so an
+    edited value is recomputed rather than reported (it was merged as it stood, exit 0)."""
+    argv = ev(tmp_path)
+    assert main(argv) == 0
+    cell = tmp_path / "out" / "cells" / "q1p1.csv"
+    reference = (tmp_path / "out" / "per_query.csv").read_bytes()
+    cell.write_text(cell.read_text().replace("0.", "0.9", 1))
+    with pytest.warns(UserWarning, match=r"1 cell file\(s\) in .* do not match their recorded sha256"):
+        assert main(argv) == 0
+    assert (tmp_path / "out" / "per_query.csv").read_bytes() == reference

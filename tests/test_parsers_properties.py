@@ -66,10 +66,21 @@ def data_lines(text: str) -> list[list[str]]:
     return [f for f in fields if f and not f[0].startswith("#")]
 
 
+def ref_id_ok(text: str) -> bool:
+    """Issue 25's one id rule, written independently: non-empty, no leading '#', no whitespace, no
+    control character (Unicode category Cc) and no lone surrogate (Cs)."""
+    import unicodedata
+
+    return bool(text) and text[0] != "#" and not any(
+        c.isspace() or unicodedata.category(c) in ("Cc", "Cs") for c in text)
+
+
 def ref_run(data: bytes):
     run: dict[str, dict[str, float]] = {}
     for f in data_lines(ref_text(data)):
         if len(f) < 6:
+            raise Invalid
+        if not (ref_id_ok(f[0]) and ref_id_ok(f[2])):
             raise Invalid
         score = ref_number(f[4], strip=False)
         if f[2] in run.get(f[0], {}):
@@ -96,6 +107,8 @@ def ref_qrels(data: bytes):
         if not re.fullmatch(r"[+-]?[0-9]+", grade):
             raise Invalid
         g = int(grade)
+        if not (ref_id_ok(qid) and ref_id_ok(docid)) or not -(2**31) <= g <= 2**31 - 1:  # a C int, as trec_eval
+            raise Invalid
         if docid in qrels.get(qid, {}):
             raise Invalid
         qrels.setdefault(qid, {})[docid] = g
@@ -116,9 +129,11 @@ def ref_jsonl(data: bytes):
         if isinstance(obj["_id"], bool) or not isinstance(obj["_id"], str | int):
             raise Invalid
         _id, title = str(obj["_id"]), obj.get("title")
-        if not _id or any(c.isspace() for c in _id) or _id in ids:
+        if not ref_id_ok(_id) or _id in ids:
             raise Invalid
         if title is not None and not isinstance(title, str):
+            raise Invalid
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in obj["text"] + (title or "")):
             raise Invalid
         ids.append(_id)
         texts.append(f"{title}. {obj['text']}" if title else obj["text"])

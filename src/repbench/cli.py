@@ -70,14 +70,23 @@ def log_dir() -> Path:
 
 
 def _write_traceback(name: str, argv: list[str], exc: BaseException) -> str:
+    """The traceback in a new file (mkstemp: an unpredictable name, O_EXCL, mode 0600, so a planted
+    symlink is never followed) in the log directory, else in a private 0700 directory of $TMPDIR."""
+    import tempfile
+
     text = (f"repbench {name} {' '.join(argv[1:])}\n{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n\n"
             + "".join(traceback.format_exception(exc)))
-    for directory in (log_dir(), Path(os.environ.get("TMPDIR", "/tmp"))):
-        path = directory / f"traceback-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}.txt"
+    prefix = f"traceback-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-"
+    for directory in (log_dir(), None):
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            return str(path)
+            if directory is None:
+                directory = Path(tempfile.mkdtemp(prefix="repbench-log-"))  # 0700, new
+            else:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, path = tempfile.mkstemp(prefix=prefix, suffix=".txt", dir=directory)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return path
         except OSError:
             continue
     return "nowhere (the log directory is not writable)"
@@ -138,6 +147,12 @@ def _run(name: str, argv: list[str], debug: bool) -> int:
             raise
         print(f"repbench {name}: error: {_os_error_message(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except MemoryError:
+        if debug:
+            raise
+        print(f"repbench {name}: error: out of memory; expected inputs that fit (REPBENCH_MAX_DOCUMENT_BYTES, "
+              "REPBENCH_MAX_LINE_BYTES and --max-memory bound what one file, line or chunk may take)", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception as exc:
         if debug:
             raise
@@ -170,6 +185,9 @@ def _dispatch(name: str, argv: list[str]) -> int:
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an error (also REPBENCH_DEBUG=1)")
     args = parser.parse_args(argv[1:])
+    from repbench.option_checks import check_options
+
+    check_options(parser, args)  # every option's range, before the command reads or writes anything
     del args.debug  # read from argv by main(); not a setting of the command (kept out of its metadata)
     return int(module.run(args) or 0)
 

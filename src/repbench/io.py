@@ -4,6 +4,12 @@ Every text reader goes through `iter_lines`, `read_text` or `read_json` here, so
 the same rules: gzip is recognised by its magic bytes (whatever the name), a UTF-8 byte-order mark is
 dropped, invalid UTF-8 is refused naming file:line:byte, and a truncated .gz is reported as such.
 Lines end at b"\\n" only (a trailing "\\r" is dropped), as trec_eval reads them.
+
+Reads are bounded (repbench.limits), so a hostile file cannot exhaust memory: a line longer than
+`max_line_bytes()` (64 MiB; REPBENCH_MAX_LINE_BYTES) and a file whose (decompressed) content exceeds
+`max_input_bytes()` (64 GiB streamed, REPBENCH_MAX_INPUT_BYTES; 1 GiB for a document read whole, JSON
+or CSV, REPBENCH_MAX_DOCUMENT_BYTES) are refused naming file, line and limit, before the excess is held.
+Every id (queries, corpus, qrels, runs) passes one rule, `repbench.ids.check_id`.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from repbench.errors import InputError, RepbenchError
+from repbench.ids import SURROGATE, check_id  # noqa: F401 - check_id re-exported: the one id rule
+from repbench.limits import line_limit_error, max_input_bytes, max_line_bytes, read_bounded, size_limit_error  # noqa: F401
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -37,6 +45,43 @@ def write_error(path: str | os.PathLike, exc: OSError) -> RepbenchError:
     return RepbenchError(f"{path}: cannot write: {exc.strerror or exc}{hint}")
 
 
+_SWEPT: set[str] = set()
+_TMP_NAME = re.compile(r"\..+\.(\d+)\.[^.]+\.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
+def remove_stale_tmp(directory: str | os.PathLike) -> list[Path]:
+    """Remove temp files `atomic_write_bytes` left in `directory` when its process was killed (their
+    name holds the writer's pid; one whose pid is gone is stale). A live writer's file is kept, so two
+    concurrent runs do not break each other. Done once per directory per process, on its first write."""
+    directory = Path(directory)
+    key = os.path.abspath(directory)
+    if key in _SWEPT:
+        return []
+    _SWEPT.add(key)
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    for name in names:
+        m = _TMP_NAME.fullmatch(name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            with contextlib.suppress(OSError):
+                (directory / name).unlink()
+                removed.append(directory / name)
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` via a temp file in the same directory and a rename.
 
@@ -47,7 +92,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        remove_stale_tmp(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should read like any other file
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -69,7 +115,34 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+def strict_json_value(obj: Any, where: str = "") -> Any:
+    """`obj` with every NaN (a value not measured) as null, for strict JSON; an infinity is refused
+    (RepbenchError naming its key path), as no reader of strict JSON could take it."""
+    import math
+
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        if math.isinf(obj):
+            raise RepbenchError(f"{where or 'a value'} is {obj}, not a number JSON allows; expected finite results")
+        return obj
+    if isinstance(obj, dict):
+        return {k: strict_json_value(v, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json_value(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if hasattr(obj, "item") and not isinstance(obj, str | bytes):  # a numpy scalar
+        try:
+            return strict_json_value(obj.item(), where)
+        except (TypeError, ValueError):
+            return obj
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, strict: bool = False) -> Path:
+    """JSON written atomically; `strict`: NaN as null, an infinity refused (always valid JSON)."""
+    if strict:
+        text = json.dumps(strict_json_value(obj), indent=2, sort_keys=False, default=str, allow_nan=False)
+        return atomic_write_text(path, text + "\n")
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
@@ -127,22 +200,29 @@ def _utf8_error(path: str | os.PathLike, lineno: int, column: int, value: int, f
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without its line ending) for every line of a text file."""
+    """(1-based line number, text without its line ending) for every line of a text file.
+
+    A line over `max_line_bytes()` or a file over `max_input_bytes()` is refused before it is held whole.
+    """
+    max_line, max_total = max_line_bytes(), max_input_bytes()
     with open_binary(path) as fh:
         lineno, offset = 0, 0
-        it = iter(fh)
         while True:
             try:
-                raw = next(it)
-            except StopIteration:
-                return
+                raw = fh.readline(max_line + 1)  # bounded: a newline-free gzip bomb stops here
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 raise _gzip_error(path, lineno + 1, exc) from None
             except OSError as exc:
                 raise read_error(path, exc) from None
+            if not raw:
+                return
             lineno += 1
+            if len(raw) > max_line and not raw.endswith(b"\n"):
+                raise line_limit_error(path, lineno, max_line)
             start = offset
             offset += len(raw)
+            if offset > max_total:
+                raise size_limit_error(path, lineno, max_total, "REPBENCH_MAX_INPUT_BYTES")
             if lineno == 1 and raw.startswith(BOM):
                 raw, start = raw[len(BOM):], start + len(BOM)
             try:
@@ -160,7 +240,7 @@ def read_text(path: str | os.PathLike) -> str:
     """A whole text file under the same rules as `iter_lines` (BOM dropped; line endings kept as written)."""
     with open_binary(path) as fh:
         try:
-            data = fh.read()
+            data = read_bounded(fh, path)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise _gzip_error(path, None, exc) from None
         except OSError as exc:
@@ -271,14 +351,6 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
         yield lineno, obj
 
 
-def check_id(path: str | os.PathLike, lineno: int, value: str, what: str = '"_id"') -> str:
-    """An id that can be written to a TREC run: non-empty, no whitespace."""
-    if not value or any(c.isspace() for c in value):
-        raise InputError(path, lineno, f"expected a non-empty {what} without whitespace (TREC runs and qrels "
-                                       f"are whitespace-separated), got {value!r}")
-    return value
-
-
 def read_texts_jsonl(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Read a BEIR-style JSONL of items (`_id`, optional `title`, `text`).
 
@@ -295,6 +367,12 @@ def read_texts_jsonl(path: str | os.PathLike) -> tuple[list[str], list[str]]:
             raise InputError(path, lineno, 'expected a "text" field')
         if not isinstance(obj["text"], str):
             raise InputError(path, lineno, '"text" must be a string')
+        for field in ("text", "title"):
+            value = obj.get(field)
+            if isinstance(value, str) and SURROGATE.search(value):
+                raise InputError(path, lineno, f'expected "{field}" to be valid Unicode; it holds a lone surrogate '
+                                               f'U+{ord(SURROGATE.search(value).group()):04X} (a JSON "\\u" '
+                                               "escape of half a UTF-16 pair), which is not UTF-8")
         raw_id = obj["_id"]
         if not isinstance(raw_id, str | int) or isinstance(raw_id, bool):
             raise InputError(path, lineno, f'expected "_id" to be a string or an integer, got {type(raw_id).__name__}')

@@ -48,7 +48,13 @@ def smollm2_dir() -> Path:
     key = hashlib.sha256(f"{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:12]
     target = cache_root() / f"smollm2-135m-instruct-{key}"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
+        if _cache_intact(target):
+            return target
+        import warnings
+
+        warnings.warn(f"{target}: the cached dequantised SmolLM2 does not match its recorded sha256 (damaged or "
+                      "edited); deriving it again", stacklevel=2)
+        shutil.rmtree(target, ignore_errors=True)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -67,6 +73,7 @@ def smollm2_dir() -> Path:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        _write_checksums(tmp)
         if target.exists():  # another process won the race
             shutil.rmtree(tmp)
         else:
@@ -75,6 +82,39 @@ def smollm2_dir() -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+_CHECKSUMS = "SHA256SUMS"
+_VERIFIED: set[str] = set()  # once per process: a sha256 of 540 MB is not free
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_checksums(directory: Path) -> None:
+    lines = [f"{_sha256_file(p)}  {p.name}\n" for p in sorted(directory.iterdir()) if p.is_file()]
+    (directory / _CHECKSUMS).write_text("".join(lines), encoding="utf-8")
+
+
+def _cache_intact(directory: Path) -> bool:
+    """Every file the cache was derived with, with the sha256 recorded then (none missing or added)."""
+    if str(directory) in _VERIFIED:
+        return True
+    try:
+        lines = (directory / _CHECKSUMS).read_text(encoding="utf-8").splitlines()
+        recorded = {name: digest for digest, name in (line.split("  ", 1) for line in lines if line)}
+        present = {p.name for p in directory.iterdir() if p.is_file() and p.name != _CHECKSUMS}
+        ok = set(recorded) == present and all(_sha256_file(directory / n) == h for n, h in recorded.items())
+    except (OSError, UnicodeDecodeError, ValueError):
+        ok = False
+    if ok:
+        _VERIFIED.add(str(directory))
+    return ok
 
 
 def tokenizer_dir() -> Path:

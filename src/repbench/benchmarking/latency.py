@@ -30,8 +30,8 @@ def parse_int_list(text: str, name: str) -> list[int]:
         values = [int(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
         raise RepbenchError(f"--{name}: expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise RepbenchError(f"--{name}: expected positive integers, got {text!r}")
+    if not values or any(v < 1 for v in values) or max(values) > 2**31 - 1:
+        raise RepbenchError(f"--{name}: expected positive integers up to 2**31 - 1, got {text!r}")
     return values
 
 

@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         latency = cmp.compare_latency(base, new, tolerance=args.tolerance, any_encoder=args.any_encoder,
                                       n_boot=args.n_boot, seed=args.seed,
                                       group_tolerances=_group_tolerances(args.tolerance_for), **bb)
+        _refuse_non_finite(latency.table, base_path, new_path)
         if args.by == "backbone":
             bcells = base.cells[base.cells["backbone"].astype(str) == args.base_backbone]
             ncells = new.cells[new.cells["backbone"].astype(str) == args.new_backbone]
@@ -204,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
                   "tolerance_for": args.tolerance_for, "eff_tolerance": args.eff_tolerance, **bb,
                   "any_encoder": args.any_encoder}
         atomic_write_json(args.json, {**result_header(config, "compare"),
-                                      **render.comparison_record(latency, effectiveness, warnings, gate)})
+                                      **render.comparison_record(latency, effectiveness, warnings, gate)},
+                          strict=True)
 
     failed = bool(gate and (gate["failed"] or gate.get("efficiency_failed")))
     if args.fail_on_eff and effectiveness is not None and (effectiveness.table["verdict"] == "FAIL").any():
@@ -215,6 +217,22 @@ def run(args: argparse.Namespace) -> int:
               "compared (check that both timed the same configurations, or use --by backbone)", file=sys.stderr)
         return 1
     return 1 if failed else 0
+
+
+def _refuse_non_finite(table: Any, base_path: Any, new_path: Any) -> None:
+    """A ratio of inf or NaN (a median of 0 s in BASE or NEW) cannot pass or fail a gate honestly: refused."""
+    import numpy as np
+
+    for column in ("ratio", "ci_low", "ci_high"):
+        if column not in table or table.empty:
+            continue
+        values = table[column].to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = table.iloc[int(np.flatnonzero(bad)[0])]
+            raise RepbenchError(f"cell {row.get('label', '?')}: the latency {column} NEW/BASE is {values[bad][0]} "
+                                f"(a median of 0 s or no samples in {base_path} or {new_path}); expected "
+                                "positive timings on both sides")
 
 
 def matched_cells(latency: Any, effectiveness: Any) -> int:

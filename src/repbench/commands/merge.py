@@ -16,10 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
-    from repbench.encoders.store import open_store, write_manifest
+    from repbench.encoders.store import open_store, read_store_config, write_manifest
     from repbench.errors import RepbenchError
     from repbench.telemetry.environment import result_header
 
@@ -31,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         from repbench.io import read_texts_jsonl
 
         ids, texts = read_texts_jsonl(args.input)
-    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    config = read_store_config(out)
     write_manifest(out, result_header(config, "representations"), ids, texts)
     store = open_store(out)
     print(f"{out}: {len(store.shards)} shards, {len(store)} items verified; wrote {out / 'manifest.json'}")

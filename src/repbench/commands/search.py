@@ -28,6 +28,8 @@ def parse_bytes(text: str) -> int:
         value = float(m.group(1)) * _UNITS[m.group(2).lower()]
     except ValueError:
         raise RepbenchError(f"--max-memory expects a number and a unit, got {text!r}") from None
+    if not value < 2**63:  # also inf and nan ('1e400')
+        raise RepbenchError(f"--max-memory expects a finite size below 2**63 bytes, got {text!r}")
     if value < 1:
         raise RepbenchError(f"--max-memory must be positive, got {text!r}")
     return int(value)
@@ -45,6 +47,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", action="store_true", help="skip the per-shard sha256 check (faster, unsafe)")
     parser.add_argument("--out", required=True, help="output directory for runs/<mode>.trec")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar over the passage chunks")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="search even when queries and passages come from different backbones, encoders or "
+                             "vocabularies (refused by default: their scores mean nothing together)")
+
+
+def _check_same_space(queries, docs, args: argparse.Namespace) -> None:
+    """Queries and passages must share a representation space: a hidden-size mismatch cannot be scored
+    at all (refused always); another backbone, encoder or vocabulary gives meaningless scores (a sparse
+    id is a token of one vocabulary), refused unless --allow-mixed."""
+    from repbench.retrieval.streaming import store_shapes
+
+    q_hidden, d_hidden = int(queries.dense.shape[-1]), store_shapes(docs)[1]
+    if q_hidden != d_hidden:
+        raise RepbenchError(f"{args.queries} holds {q_hidden}-dimensional vectors, {args.docs} {d_hidden}-dimensional "
+                            "ones; expected queries and passages encoded by the same backbone")
+    differ = [f"{key} {queries.meta.get(key)!r} vs {docs.meta.get(key)!r}"
+              for key in ("backbone", "family", "encoder", "vocab_size")
+              if queries.meta.get(key) != docs.meta.get(key)]
+    if not differ:
+        return
+    if not args.allow_mixed:
+        raise RepbenchError(f"{args.queries} and {args.docs} differ in " + ", ".join(differ) + "; expected one "
+                            "backbone and encoder for both sides (pass --allow-mixed to search anyway)")
+    print("repbench search: warning: queries and passages differ in " + ", ".join(differ), file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,10 +89,7 @@ def run(args: argparse.Namespace) -> int:
     modes = parse_modes(args.modes)
     queries = load_sharded(args.queries, verify=True)
     docs = open_store(args.docs)
-    for key in ("backbone", "encoder"):
-        if queries.meta.get(key) != docs.meta.get(key):
-            print(f"repbench search: warning: queries and passages differ in {key} "
-                  f"({queries.meta.get(key)} vs {docs.meta.get(key)})", file=sys.stderr)
+    _check_same_space(queries, docs, args)
     modes = modes_for(queries.k, store_shapes(docs)[0], modes)
     t0 = time.perf_counter()
     runs = stream_retrieve(queries, docs, modes, depth=args.depth, remove_self=not args.keep_self_hits,

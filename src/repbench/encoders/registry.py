@@ -98,6 +98,9 @@ def check(name: str, opts: EncodeOptions, mask_token_id: int | None, backbone_na
             f"(use a diffusion backbone or its ':bidirectional' ablation)"
         )
     opts.validate()
+    if opts.denoise_steps > MAX_K:  # was a hang: 2**31 - 1 forward passes
+        raise RepbenchError(f"denoise_steps must be at most {MAX_K}, got {opts.denoise_steps} (each pass unmasks at "
+                            f"least one of at most {MAX_K} slots: more passes would only repeat the forward)")
     ignored = [o for o in opts.non_default() if o not in COMMON_OPTIONS | spec.options]
     if ignored:
         raise RepbenchError(f"the {name} encoder does not use {', '.join(ignored)}; it reads "

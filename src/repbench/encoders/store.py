@@ -26,6 +26,7 @@ from repbench.encoders.types import (
     Representations,
     StoreError,
     check_entry,
+    check_store_file,
     load_rows,
     read_sidecar,
     store_torch_dtype,
@@ -119,11 +120,7 @@ def verify_shard(out: str | Path, index: int, ids: Sequence[str] | None = None, 
     """
     stem = shard_stem(Path(out), index)
     shard_ids, _, entry = read_sidecar(stem)
-    path = stem.with_suffix(".safetensors")
-    if not path.exists():
-        raise StoreError(f"{path}: missing")
-    if path.stat().st_size != entry.get("bytes"):
-        raise StoreError(f"{path}: {path.stat().st_size} bytes, its entry says {entry.get('bytes')} (truncated?)")
+    path = check_store_file(stem.with_suffix(".safetensors"), entry.get("bytes"))
     check_entry(stem, shard_ids, entry, sha256_file(path) if check_bytes else entry.get("sha256", ""))
     if options_digest is not None and entry.get("options_hash") != options_digest:
         raise StoreError(f"{path}: encoded with other options (options_hash differs)")
@@ -227,10 +224,7 @@ def write_manifest(out: str | Path, header: dict[str, Any] | None = None, ids: S
     Raises StoreError listing every shard that is missing or fails verification.
     """
     out = Path(out)
-    try:
-        cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StoreError(f"{out / 'config.json'}: missing or damaged ({exc}); not a representations store") from None
+    cfg = read_store_config(out)
     n_items, size = int(cfg["n_items"]), int(cfg["shard_size"])
     if ids is not None and len(ids) != n_items:
         raise StoreError(f"{out}: the store holds {n_items} items, the input {len(ids)}")
@@ -273,6 +267,7 @@ class Store:
         if side_entry != entry:
             raise StoreError(f"{stem.with_suffix('.json')}: its entry differs from {self.root / 'manifest.json'}; "
                              f"run `repbench merge {self.root}`")
+        check_store_file(stem.with_suffix(".safetensors"), entry.get("bytes"))
         if verify:
             try:
                 check_entry(stem, ids, entry, sha256_file(stem.with_suffix(".safetensors")))
@@ -289,19 +284,84 @@ class Store:
                 yield load_rows(stem, lo, min(len(ids), lo + chunk_docs), ids, meta)
 
 
+def read_store_config(out: Path) -> dict[str, Any]:
+    """config.json of a store, checked to hold what a store needs (StoreError naming it otherwise)."""
+    from repbench.io import read_json
+
+    path = Path(out) / "config.json"
+    if not path.exists():
+        raise StoreError(f"{path}: missing; not a representations directory written by `repbench encode`")
+    check_store_file(path)
+    try:
+        cfg = read_json(path, "a store config (JSON object)")
+    except RepbenchError as exc:
+        raise StoreError(f"{exc}; delete it to start this store again") from None
+    ok = isinstance(cfg, dict) and all(isinstance(cfg.get(k), int) and not isinstance(cfg.get(k), bool)
+                                       for k in ("n_items", "shard_size")) and isinstance(cfg.get("options_hash"), str)
+    if not ok or cfg["n_items"] < 0 or cfg["shard_size"] < 1:
+        raise StoreError(f"{path}: expected a store config with whole n_items >= 0, shard_size >= 1 and an "
+                         "options_hash (edited by hand?); delete it to start this store again")
+    return cfg
+
+
+def _read_store_json(path: Path, what: str, out: Path) -> dict[str, Any]:
+    from repbench.io import read_json
+
+    check_store_file(path)
+    try:
+        obj = read_json(path, what)
+    except RepbenchError as exc:
+        raise StoreError(f"{exc}; run `repbench merge {out}`") from None
+    if not isinstance(obj, dict):
+        raise StoreError(f"{path}: expected {what}, got {type(obj).__name__}; run `repbench merge {out}`")
+    return obj
+
+
+def check_manifest(out: Path, manifest: dict[str, Any], cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's shard entries, after checking it describes the store config.json does: the
+    same options, item count, shard size and dtype, every shard present once, in order, with its rows.
+    A partial or edited manifest is refused (StoreError), never searched as a smaller store."""
+    path = out / "manifest.json"
+    entries = manifest.get("shards")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise StoreError(f"{path}: expected a list of shard entries under 'shards'; run `repbench merge {out}`")
+    try:
+        n_items, size = int(cfg["n_items"]), int(cfg["shard_size"])
+    except (KeyError, TypeError, ValueError):
+        raise StoreError(f"{out / 'config.json'}: expected n_items and shard_size; not a store written by "
+                         "`repbench encode`") from None
+    problems = [f"{key} {manifest.get(key)!r} (config.json: {cfg.get(key)!r})"
+                for key in ("n_items", "shard_size", "options_hash", "store_dtype") if manifest.get(key) != cfg.get(key)]
+    expected = num_shards(n_items, size)
+    if manifest.get("n_shards") != len(entries) or len(entries) != expected:
+        problems.append(f"{len(entries)} shard entries, n_shards {manifest.get('n_shards')!r} (config.json "
+                        f"implies {expected})")
+    for i, entry in enumerate(entries):
+        lo, hi = shard_rows(n_items, size, i)
+        if entry.get("index", i) != i or entry.get("rows") != hi - lo or entry.get("options_hash") != cfg.get("options_hash"):
+            problems.append(f"shard entry {i}: index {entry.get('index')!r}, rows {entry.get('rows')!r} "
+                            f"(expected {i}, {hi - lo}) or other options")
+            break
+    if problems:
+        raise StoreError(f"{path} does not describe the store in {out / 'config.json'} (partial or edited: "
+                         + "; ".join(problems) + f"); run `repbench merge {out}`")
+    return entries
+
+
 def open_store(out: str | Path) -> Store:
-    """Open a merged store (manifest.json present); shards are checked when read."""
+    """Open a merged store (manifest.json present and consistent with config.json); every shard file is
+    checked to be a regular file of its entry's size inside the store (its sha256 is checked when read)."""
     out = Path(out)
     path = out / "manifest.json"
     if not path.exists():
         raise RepbenchError(f"{out} is not a complete representations directory (no manifest.json); "
                             f"if every shard is encoded, run `repbench merge {out}`")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        entries = list(manifest["shards"])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise StoreError(f"{path}: damaged manifest ({exc}); run `repbench merge {out}`") from None
+    manifest = _read_store_json(path, "a store manifest (JSON object)", out)
+    cfg = read_store_config(out)
+    entries = check_manifest(out, manifest, cfg)
     shards = [(shard_stem(out, i), entry) for i, entry in enumerate(entries)]
+    for stem, entry in shards:
+        check_store_file(stem.with_suffix(".safetensors"), entry.get("bytes"))
     meta = read_sidecar(shards[0][0])[1] if shards else {}
     return Store(out, manifest, shards, meta)
 

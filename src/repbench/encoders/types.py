@@ -125,7 +125,7 @@ class Representations:
         """
         stem = Path(stem)
         ids, meta, entry = read_sidecar(stem)
-        path = stem.with_suffix(".safetensors")
+        path = check_store_file(stem.with_suffix(".safetensors"), entry.get("bytes") if verify else None)
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -154,10 +154,43 @@ def store_torch_dtype(name: str) -> torch.dtype:
     return STORE_DTYPES[name]
 
 
+def check_store_file(path: str | Path, size: int | None = None) -> Path:
+    """`path` if it is a regular file inside its store directory (a symlink may point only within it),
+    of `size` bytes when given; else StoreError. Checked before a byte is read, so a shard that is (or
+    links to) /dev/zero, a FIFO or a file outside the store is refused instead of read forever or trusted."""
+    import os
+    import stat
+
+    path = Path(path)
+    try:
+        st = path.stat()
+        link = path.is_symlink()
+    except FileNotFoundError:
+        raise StoreError(f"{path}: missing") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read ({exc.strerror})") from None
+    if link:
+        target = Path(os.path.realpath(path))
+        if target.parent != Path(os.path.realpath(path.parent)):
+            raise StoreError(f"{path}: a symlink to {target}, outside the store directory; expected the "
+                             "store's own file")
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"{path}: not a regular file (a device, FIFO or directory); expected a store file")
+    if size is not None and st.st_size != size:
+        raise StoreError(f"{path}: {st.st_size} bytes, its entry says {size} (truncated or replaced: its sha256 "
+                         "cannot match)")
+    return path
+
+
+_SIDECAR_MAX = 2**31  # ids of one shard: far above any real shard, far below a memory exhaustion
+
+
 def read_sidecar(stem: str | Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     """(ids, meta, store entry) of `<stem>.json`; StoreError when unreadable or incomplete."""
-    path = Path(stem).with_suffix(".json")
+    path = check_store_file(Path(stem).with_suffix(".json"))
     try:
+        if path.stat().st_size > _SIDECAR_MAX:
+            raise StoreError(f"{path}: larger than {_SIDECAR_MAX} bytes; not a shard sidecar")
         side = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StoreError(f"{path}: missing") from None
@@ -183,7 +216,7 @@ def load_rows(stem: str | Path, lo: int, hi: int, ids: list[str], meta: dict[str
 
     No hashing here: verify the file once (`check_entry`) before streaming its chunks.
     """
-    path = Path(stem).with_suffix(".safetensors")
+    path = check_store_file(Path(stem).with_suffix(".safetensors"))
     try:
         with safe_open(str(path), framework="pt") as fh:
             t = {name: fh.get_slice(name)[lo:hi] for name in _TENSORS if name in fh.keys()}

@@ -26,7 +26,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES, default="local",
                         help="local (this process, default) or ray (actors on a running Ray cluster)")
     parser.add_argument("--ray-address", default="auto",
-                        help="Ray cluster to join: auto (the one started on this machine) or HOST:PORT")
+                        help="Ray cluster to join: auto (the one `ray start` began on this machine), HOST:PORT (a "
+                             "head's GCS address; checked to be a Ray head within seconds), ray://HOST:PORT (Ray "
+                             "Client), or local (start a private single-machine Ray for this command only, "
+                             "stopped when it ends)")
     parser.add_argument("--ray-workers", type=int, default=None,
                         help="number of Ray actors (default: one per GPU, else one per --ray-cpus-per-worker CPUs)")
     parser.add_argument("--ray-cpus-per-worker", type=int, default=1,

@@ -36,16 +36,40 @@ def _ray():
     return ray
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in seconds, not after Ray's minute of retries, when nothing listens at HOST:PORT."""
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def _speaks_grpc(sock: Any) -> bool:
+    """Whether the peer answers an HTTP/2 client preface with a SETTINGS frame, as Ray's GCS (a gRPC
+    server) does at once; an HTTP/1 server, a database or a silent port does not."""
+    sock.sendall(_HTTP2_PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # + an empty SETTINGS frame
+    head = b""
+    while len(head) < 9:
+        chunk = sock.recv(9 - len(head))
+        if not chunk:
+            return False
+        head += chunk
+    return head[3] == 0x04  # frame type SETTINGS
+
+
+def _check_reachable(address: str, timeout: float = 4.0) -> None:
+    """Fail in seconds, not after Ray's minutes of retries, when nothing listens at HOST:PORT or what
+    listens is not a Ray head (its GCS speaks gRPC; checked unless Ray's TLS is on)."""
+    import os
     import socket
 
     if address in ("auto", "local") or address.startswith("ray://"):
         return
     host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host, int(port)), timeout=5):
-            pass
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            if os.environ.get("RAY_USE_TLS", "0") in ("", "0") and not _speaks_grpc(sock):
+                raise RepbenchError(f"{address} answers, but not as a Ray cluster head (no gRPC); expected the "
+                                    "address `ray start --head` printed (its GCS port, 6379 by default)")
+    except TimeoutError:
+        raise RepbenchError(f"{address} accepted a connection but did not answer as a Ray cluster head within "
+                            f"{timeout:.0f} s; expected the address `ray start --head` printed") from None
     except ValueError:
         raise RepbenchError(f"--ray-address must be auto or HOST:PORT, got {address!r}") from None
     except OSError as exc:
@@ -69,7 +93,11 @@ class RayPool:
         n = n_workers or (gpus if gpus else max(1, cpus // cpus_per_worker))
         # One GPU per actor where the cluster has GPUs; otherwise CPUs, with a fixed thread count.
         actor = ray.remote(ShardWorker).options(
-            num_gpus=1 if gpus else 0, num_cpus=cpus_per_worker, max_restarts=ACTOR_RESTARTS, max_task_retries=0)
+            num_gpus=1 if gpus else 0, num_cpus=cpus_per_worker, max_restarts=ACTOR_RESTARTS,
+            # An in-flight task (and a ready() probe) waits for the restarted actor and runs again there,
+            # instead of failing while Ray restarts it (which dropped the actor for good). Every task is
+            # safe to repeat: encode_shard first checks for its verified shard, the others are pure.
+            max_task_retries=ACTOR_RESTARTS)
         threads = None if gpus else cpus_per_worker
         self.actors = [actor.remote(request, threads) for _ in range(n)]
         try:

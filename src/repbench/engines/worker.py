@@ -44,11 +44,20 @@ class BackboneInfo:
     dtype: str
     device: str
     attn: str
+    # The driver's checks (an encoder that needs a mask token, e.g. the parallel encoder of a diffusion
+    # backbone) read it here: without it every diffusion backbone was refused on Ray before starting.
+    mask_token_id: int | None = None
 
     @classmethod
     def of(cls, bb: Any) -> BackboneInfo:
+        mask = getattr(bb, "mask_token_id", None)
         return cls(spec=bb.spec, vocab_size=int(bb.vocab_size), hidden_size=int(bb.hidden_size),
-                   dtype=str(bb.dtype).removeprefix("torch."), device=str(bb.device).split(":")[0], attn=bb.attn)
+                   dtype=str(bb.dtype).removeprefix("torch."), device=str(bb.device).split(":")[0], attn=bb.attn,
+                   mask_token_id=None if mask is None else int(mask))
+
+    @property
+    def family(self) -> str:
+        return str(self.spec.family)
 
     def identity(self) -> tuple:
         """Everything that changes the encoded bits; workers of one run must agree on it."""

@@ -102,6 +102,8 @@ def _long_cutoffs(spec: str, params: str) -> list[int]:
     values = [int(v) for v in _numbers(spec, params)]
     if min(values) <= 0:
         raise _bad(spec, "cutoffs must be positive integers")
+    if max(values) > 2**31 - 1:  # trec_eval holds a cutoff in a C long, pytrec_eval in a C int
+        raise _bad(spec, "cutoffs must be at most 2147483647")
     return values
 
 

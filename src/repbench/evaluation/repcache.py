@@ -13,7 +13,7 @@ from repbench.encoders.digest import options_hash
 from repbench.encoders.options import EncodeOptions
 from repbench.encoders.types import Representations, StoreError
 
-__all__ = ["RepCache", "cache_options", "signals_path"]
+__all__ = ["RepCache", "cache_options", "seal", "sealed", "signals_path"]
 
 
 def _safe(text: str) -> str:
@@ -49,6 +49,30 @@ class RepCache:
             warnings.warn(f"cached representations {stem} hold other ids; recomputing", stacklevel=2)
             return None
         return reps
+
+
+def _seal_path(path: Path) -> Path:
+    return path.parent / (path.name + ".sha256")
+
+
+def seal(path: Path) -> Path:
+    """Record `path`'s sha256 next to it (`<name>.sha256`), so a later load can tell a damaged copy."""
+    from repbench.encoders.digest import sha256_file
+    from repbench.io import atomic_write_text
+
+    return atomic_write_text(_seal_path(Path(path)), sha256_file(path) + "\n")
+
+
+def sealed(path: Path) -> bool:
+    """Whether `path` matches the sha256 `seal` recorded (False when either is missing: not vouched for)."""
+    from repbench.encoders.digest import sha256_file
+
+    path = Path(path)
+    try:
+        recorded = _seal_path(path).read_text(encoding="ascii").strip()
+        return path.is_file() and sha256_file(path) == recorded
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def signals_path(stem: Path) -> Path:

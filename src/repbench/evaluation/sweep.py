@@ -35,7 +35,7 @@ from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
 from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate
-from repbench.evaluation.repcache import RepCache, cache_options, signals_path
+from repbench.evaluation.repcache import RepCache, cache_options, seal, sealed, signals_path
 from repbench.evaluation.sweep_outputs import write_cell, write_outputs
 from repbench.evaluation.trec import round_scores
 from repbench.io import atomic_write_json, read_json
@@ -114,6 +114,10 @@ def parse_ks(text: str, option: str = "K") -> list[int]:
         raise RepbenchError(f"{option}: expected a comma-separated list of integers, got {text!r}") from None
     if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
         raise RepbenchError(f"{option}: K values must be distinct positive integers, got {text!r}")
+    from repbench.option_checks import INT_MAX
+
+    if max(ks) > INT_MAX:  # torch and faiss hold K in a C int: a larger one would wrap, not fail
+        raise RepbenchError(f"{option}: K values must be at most {INT_MAX}, got {max(ks)}")
     return ks
 
 
@@ -148,13 +152,10 @@ class SweepPlan:
     state: dict[str, Any]  # what sweep_state.json records (identity_fields of it)
     cells: list[tuple[int, int]]
     cell_path: dict[tuple[int, int], Path]
+    todo: list[tuple[int, int]]  # cells not done: no file, or one that fails its recorded sha256
     cache: RepCache
     # Settings outside SweepConfig that change the encoded numbers, so they key the cache too.
     encoding_options: dict[str, Any]
-
-    @property
-    def todo(self) -> list[tuple[int, int]]:
-        return [c for c in self.cells if not self.cell_path[c].exists()]
 
     def rows(self, side: str) -> tuple[list[str], list[str]]:
         return self.queries if side == "query" else (self.collection.corpus_ids, self.collection.corpus_texts)
@@ -190,10 +191,19 @@ def plan_sweep(collection: Collection, backbone: Any, config: SweepConfig, out_d
     state = {**config.flat(), "dataset": collection.name, "corpus_fingerprint": collection.corpus_fingerprint(),
              "queries_fingerprint": collection.queries_fingerprint()}
     cells = [(kq, kp) for kq in config.kq for kp in config.kp]
+    cell_path = {c: out / "cells" / f"q{c[0]}p{c[1]}.csv" for c in cells}
+    # A cell counts as done only when its file matches the sha256 recorded when it was written: a damaged or
+    # edited cell (or one written before cells were sealed) is computed again, never merged as it is.
+    todo = [c for c in cells if not sealed(cell_path[c])]
+    unsealed = [cell_path[c].name for c in todo if cell_path[c].exists()]
+    if unsealed:
+        warnings.warn(f"{len(unsealed)} cell file(s) in {out / 'cells'} do not match their recorded sha256 (damaged, "
+                      f"edited, or written by an older repbench: {', '.join(unsealed[:3])}); recomputing them",
+                      stacklevel=3)
     return SweepPlan(
         out=out, collection=collection, config=config, family=str(backbone.spec.family),
         vocab_size=int(backbone.vocab_size), queries=(qids, qtexts), state=state, cells=cells,
-        cell_path={c: out / "cells" / f"q{c[0]}p{c[1]}.csv" for c in cells},
+        cell_path=cell_path, todo=todo,
         cache=RepCache(Path(cache_dir) if cache_dir is not None else out / "reps"),
         encoding_options={"batch_size": config.batch_size,
                           "dtype": str(getattr(backbone, "dtype", "")).removeprefix("torch."),
@@ -231,6 +241,9 @@ class _Encodings:
         ids, texts = plan.rows(side)
         stem = plan.stem(side, k)
         cached = plan.cache.get(stem, ids)
+        if cached is not None and signals_path(stem).exists() and not sealed(signals_path(stem)):
+            warnings.warn(f"cached signals {signals_path(stem)} do not match their sha256; re-encoding", stacklevel=2)
+            cached = None
         if cached is not None:
             return cached
         got: list = []
@@ -250,6 +263,7 @@ class _Encodings:
             write_signals(signals_path(stem), signals_frame(
                 got[0][0], got[0][1], dataset=plan.collection.name, backbone=config.backbone, encoder=config.encoder,
                 side=side, k=k))
+            seal(signals_path(stem))
         reps.save(stem)
         self.times[f"{side}:k{k}"] = {"side": side, "k": k, "n": len(ids), "seconds": seconds,
                                        "items_per_s": len(ids) / seconds if seconds > 0 else None}

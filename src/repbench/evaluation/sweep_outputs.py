@@ -12,9 +12,10 @@ import pandas as pd
 
 from repbench import schema
 from repbench.encoders.options import batch_rule
+from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
 from repbench.evaluation.metrics import summarize
-from repbench.evaluation.repcache import signals_path
+from repbench.evaluation.repcache import seal, sealed, signals_path
 from repbench.evaluation.trec import write_run
 from repbench.io import atomic_write_json
 from repbench.retrieval.search import modes_for
@@ -55,6 +56,10 @@ def _write_signals(out: Path, collection: Collection, config: SweepConfig,
         for k in ks:
             path = signals_path(stem_for(side, k))
             if path.is_file():
+                if not sealed(path):
+                    raise RepbenchError(f"{path}: a cached signals table that does not match its recorded sha256 "
+                                        f"(damaged, edited or cached by an older repbench); delete it and the "
+                                        f"encoding {path.name.removesuffix('.signals.csv')}.* beside it, then rerun")
                 frames.append(read_signals(path).assign(dataset=collection.name))
             else:
                 lacking.append(f"{side} K={k}")
@@ -72,6 +77,7 @@ def write_cell(out: Path, config: SweepConfig, kq: int, kp: int, cell_file: Path
         system = system_name(config.backbone, config.encoder, kq, kp, mode)
         write_run(out / "runs" / run_file_name(system), run, tag=system)  # the tag names the whole system
     write_per_query(cell_file, table)
+    seal(cell_file)
 
 
 def _write_metadata(out: Path, collection: Collection, config: SweepConfig, family: str,

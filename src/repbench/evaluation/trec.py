@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from repbench.errors import InputError
+from repbench.ids import check_id
 from repbench.io import atomic_write_text, iter_lines
 from repbench.retrieval.ranking import trec_order
 
@@ -63,6 +64,8 @@ def read_run_with_id(path: str | os.PathLike) -> tuple[Run, str]:
                 f"expected 6 whitespace-separated fields 'qid Q0 docid rank score tag', got {len(fields)}",
             )
         qid, _, docid, _, score_text = fields[:5]
+        check_id(path, lineno, qid, "the query id (column 1)")
+        check_id(path, lineno, docid, "the doc id (column 3)")
         if not _NUMBER.fullmatch(score_text):
             raise InputError(path, lineno, f"expected a numeric score in column 5, got {score_text!r}")
         score = float(score_text)
@@ -83,9 +86,16 @@ def read_run_with_id(path: str | os.PathLike) -> tuple[Run, str]:
     return run, run_id
 
 
+# pytrec_eval and trec_eval hold a grade in a C int: a larger one wraps or crashes the C code.
+GRADE_MIN, GRADE_MAX = -(2**31), 2**31 - 1
+
+
 def _parse_grade(path: str | os.PathLike, lineno: int, text: str, column: int) -> int:
     if not _INTEGER.fullmatch(text):
         raise InputError(path, lineno, f"expected an integer relevance grade in column {column}, got {text!r}")
+    if len(text) > 12 or not GRADE_MIN <= int(text) <= GRADE_MAX:
+        raise InputError(path, lineno, f"expected a relevance grade in column {column} within the C int range "
+                                       f"[{GRADE_MIN}, {GRADE_MAX}] trec_eval reads, got {text[:40]!r}")
     return int(text)
 
 
@@ -124,6 +134,8 @@ def read_qrels(path: str | os.PathLike) -> Qrels:
             qid, docid, grade_text = fields
         else:
             qid, _, docid, grade_text = fields
+        check_id(path, lineno, qid, "the query id (column 1)")
+        check_id(path, lineno, docid, f"the doc id (column {ncols - 1})")
         grade = _parse_grade(path, lineno, grade_text, ncols)
         key = (qid, docid)
         if key in first_seen:
@@ -165,8 +177,10 @@ def write_run(path: str | os.PathLike, run: Mapping[str, Mapping[str, float]], t
     """
     if not tag or any(c.isspace() for c in tag):
         raise ValueError(f"run tag must be a non-empty string without whitespace, got {tag!r}")
+    from repbench.ids import id_problem
+
     for qid, docs in run.items():
         for name in (qid, *docs):
-            if not name or any(c.isspace() for c in name):
-                raise ValueError(f"query/doc id {name!r} is empty or contains whitespace")
+            if id_problem(name) is not None:
+                raise ValueError(f"query/doc id {name!r}: {id_problem(name)}")
     return atomic_write_text(path, "".join(format_run_lines(run, tag, decimals)))

@@ -55,7 +55,9 @@ def effectiveness_rows(comp: EffectivenessComparison) -> list[list[str]]:
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    esc = [[c.replace("|", "\\|") for c in row] for row in rows]
+    from repbench.report.latex import md_cell
+
+    esc = [[md_cell(c) for c in row] for row in rows]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in esc]
     return "\n".join(lines)

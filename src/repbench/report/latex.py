@@ -6,6 +6,7 @@ the `Cell`/`Raw` structure, never by concatenating user strings into templates e
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 from repbench.errors import RepbenchError
 from repbench.io import atomic_write_bytes, atomic_write_text
 
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
 _SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
     "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
@@ -30,9 +32,23 @@ _UNICODE = {
 }
 
 
+def md_cell(text: object) -> str:
+    """Text safe inside one Markdown table cell: a `|` escaped (it would split the cell), a backslash
+    doubled (so a name ending in one cannot escape the next `|`), each line break a space (one breaks
+    the row)."""
+    return _LINE_BREAKS.sub(" ", str(text).replace("\\", "\\\\").replace("|", r"\|"))
+
+
+def md_text(text: object) -> str:
+    """A Markdown line (caption, note) with its line breaks as spaces, so a name cannot end the line."""
+    return _LINE_BREAKS.sub(" ", str(text))
+
+
 def escape(text: object) -> str:
+    """`text` as LaTeX: specials escaped, non-ASCII transliterated, line breaks as spaces (a blank line
+    inside a tabular or caption is a paragraph break, which LaTeX refuses there)."""
     out = []
-    for ch in str(text):
+    for ch in _LINE_BREAKS.sub(" ", str(text)):
         if ch in _SPECIAL:
             out.append(_SPECIAL[ch])
         elif ch in _UNICODE:
@@ -67,9 +83,11 @@ def _frag_tex(parts: list[Fragment] | Fragment) -> str:
     return "".join(p.latex if isinstance(p, Raw) else escape(p) for p in parts)
 
 
-def _frag_md(parts: list[Fragment] | Fragment) -> str:
+def _frag_md(parts: list[Fragment] | Fragment, cell: bool = True) -> str:
+    """Markdown of fragments: escaped for a table cell (`cell`), else (a caption) only kept on its line."""
     parts = parts if isinstance(parts, list) else [parts]
-    return "".join(p.markdown if isinstance(p, Raw) else str(p) for p in parts)
+    plain = md_cell if cell else md_text
+    return "".join(p.markdown if isinstance(p, Raw) else plain(p) for p in parts)
 
 
 @dataclass
@@ -94,7 +112,7 @@ def _cell_tex(cell: Cell) -> str:
 
 
 def _cell_md(cell: Cell) -> str:
-    body = cell.text.replace("|", r"\|")
+    body = md_cell(cell.text)
     if cell.bold:
         body = f"**{body}**"
     return body + "".join(m.markdown for m in cell.marks)
@@ -120,7 +138,7 @@ def to_markdown(table: Table) -> str:
     header = "| " + " | ".join(_frag_md(c) for c in table.columns) + " |"
     align = "|" + "|".join(":---" if a == "l" else "---:" for a in table.alignment()) + "|"
     body = ["| " + " | ".join(_cell_md(c) for c in row) + " |" for row in table.rows]
-    return "\n".join([header, align, *body, "", _frag_md(table.caption), ""])
+    return "\n".join([header, align, *body, "", _frag_md(table.caption, cell=False), ""])
 
 
 def write_table(table: Table, out: Path, stem: str) -> list[Path]:

@@ -76,7 +76,7 @@ def read_markdown_table(path: Path) -> tuple[list[str], list[list[str]], str, st
 
     def cells(line: str) -> list[str]:
         parts = re.split(r"(?<!\\)\|", line.strip()[1:-1])
-        return [p.strip().replace(r"\|", "|") for p in parts]
+        return [p.strip().replace(r"\|", "|").replace("\\\\", "\\") for p in parts]
 
     if len(table) < 2:
         return [], [], caption, ""

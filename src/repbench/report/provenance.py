@@ -7,7 +7,6 @@ Read from the headers every result file carries (docs/contracts.md, Common heade
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,12 @@ from repbench.report.inputs import find_bench_files, find_named
 
 
 def _header(path: Path) -> dict[str, Any] | None:
+    from repbench.errors import RepbenchError
+    from repbench.io import read_json
+
     try:
-        obj = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        obj = read_json(path, allow_nan=True)  # bounded, as every reader: a metadata.json linked to /dev/zero cannot hang
+    except (OSError, RepbenchError):
         return None
     if not isinstance(obj, dict):
         return None
