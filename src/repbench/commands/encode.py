@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with worker_pool(args, backbone_request(args)) as pool:
         info = pool.info  # the loaded backbone, on this process or on the Ray workers (all agree)
-        if hasattr(pool.backbone, "tokenizer"):  # in-process: the --max-length minimum, before config.json
+        if pool.in_process:  # the tokenizer is here: the --max-length minimum, before config.json
             check_fits(pool.backbone, encoder, opts)
         config = {
             "input": str(args.input), "backbone": info.spec.name, "encoder": encoder, "k": args.k,
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                              store_dtype=_store_dtype(args.store_dtype, info.dtype), shard_index=args.shard_index,
                              worker_count=args.num_shards,
                              run_shards=pool.shard_runner(args.out, ids, texts, args.shard_size, encoder, opts))
-        stats = dict(getattr(pool, "stats", {}))
+        stats = dict(pool.stats)
     dt = time.perf_counter() - t0
     if stats:
         print(f"ray: {stats.get('written', 0)} shards written, {stats.get('already_done', 0)} found done by a "

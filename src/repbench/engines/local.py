@@ -32,10 +32,13 @@ def join_parts(parts: list[Any], ids: Sequence[str], on_signals: Callable | None
 
 
 class LocalPool:
+    in_process = True  # the real backbone is here: fit checks and the sweep's encoding run in this process
+
     def __init__(self, request: BackboneRequest):
         self.worker = ShardWorker(request)
-        self.backbone = self.worker.backbone  # the real one: the sweep encodes with it in-process
+        self.backbone = self.worker.backbone
         self.info: BackboneInfo = self.worker.info()
+        self.stats: dict[str, int] = {}
 
     def rows_encoder(self, encoder: str, options: EncodeOptions) -> Callable[[list[str], list[str]], Representations]:
         return lambda ids, texts, progress=False: self.worker.encode_rows(ids, texts, encoder, options,
@@ -71,4 +74,8 @@ class LocalEngine:
 
     def workers(self, request: BackboneRequest) -> LocalPool:
         return LocalPool(request)
+
+
+def from_args(args: Any) -> LocalEngine:
+    return LocalEngine()
 

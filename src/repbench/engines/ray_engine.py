@@ -78,6 +78,8 @@ def _check_reachable(address: str, timeout: float = 4.0) -> None:
 
 
 class RayPool:
+    in_process = False  # the backbone lives on the actors; the driver holds its BackboneInfo only
+
     def __init__(self, address: str, request: BackboneRequest, n_workers: int | None, cpus_per_worker: int):
         ray = _ray()
         self._owns_init = not ray.is_initialized()
@@ -248,3 +250,9 @@ class RayEngine:
 
     def workers(self, request: BackboneRequest) -> RayPool:
         return RayPool(self.address, request, self.n_workers, self.cpus_per_worker)
+
+
+def from_args(args: Any) -> RayEngine:
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise RepbenchError(f"--ray-workers must be a positive integer, got {args.ray_workers}")
+    return RayEngine(args.ray_address, args.ray_workers, args.ray_cpus_per_worker)
