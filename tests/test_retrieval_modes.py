@@ -15,7 +15,7 @@ from repbench.retrieval.fusion import fuse
 from repbench.retrieval.multivector import maxsim_search
 from repbench.retrieval.search import MODES, modes_for, parse_modes, retrieve
 from repbench.retrieval.sparse import sparse_search
-from repbench.retrieval.topk import RunningTopK, topk_desc
+from repbench.retrieval.topk import RunningTopK, topk
 
 V = 50  # vocabulary size of the hand-built sparse vectors
 
@@ -229,10 +229,10 @@ def test_depth_larger_than_corpus_and_mode_rules():
 def test_topk_ties_by_position_against_sorted():
     rng = np.random.default_rng(3)
     scores = torch.from_numpy(rng.integers(0, 4, size=(6, 40)).astype(np.float32))
-    vals, pos = topk_desc(scores, 9)
+    vals, pos = topk(scores, torch.arange(40), 9)
     top = RunningTopK(6, 9)
     for start in range(0, 40, 7):
-        top.add(scores[:, start:start + 7], start)
+        top.add(scores[:, start:start + 7], torch.arange(start, min(40, start + 7)))
     for r in range(6):
         ref = sorted(range(40), key=lambda j: (-scores[r, j].item(), j))[:9]
         assert pos[r].tolist() == ref

@@ -253,6 +253,31 @@ def write_manifest(out: str | Path, header: dict[str, Any] | None = None, ids: S
     return atomic_write_json(out / "manifest.json", manifest)
 
 
+# Shards whose sha256 this process has checked, with the file's (size, mtime_ns) then: a search that
+# reads the same store again (a sweep, a server) hashes each shard once, not once per call. A file
+# rewritten since (new size or mtime) is hashed again.
+_VERIFIED: dict[str, tuple[int, int, str]] = {}
+
+
+def _file_state(stem: Path) -> tuple[int, int] | None:
+    try:
+        st = stem.with_suffix(".safetensors").stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _verified_before(stem: Path, entry: dict[str, Any]) -> bool:
+    state = _file_state(stem)
+    return state is not None and _VERIFIED.get(str(stem)) == (*state, str(entry.get("sha256")))
+
+
+def _remember_verified(stem: Path, entry: dict[str, Any]) -> None:
+    state = _file_state(stem)
+    if state is not None:
+        _VERIFIED[str(stem)] = (*state, str(entry.get("sha256")))
+
+
 @dataclass
 class Store:
     """A complete store opened for reading: the manifest's shard entries; ids and tensors stay on disk
@@ -273,12 +298,13 @@ class Store:
         if side_entry != entry:
             raise StoreError(f"{stem.with_suffix('.json')}: its entry differs from {self.root / 'manifest.json'}; "
                              f"run `repbench merge {self.root}`")
-        if verify:
+        if verify and not _verified_before(stem, entry):
             try:
                 check_entry(stem, ids, entry, sha256_file(stem.with_suffix(".safetensors")))
             except (StoreError, OSError) as exc:
                 raise StoreError(f"{exc}; re-run the `repbench encode` that wrote {self.root} to re-encode "
                                  "it") from None
+            _remember_verified(stem, entry)
         return ids, meta
 
     def chunks(self, chunk_docs: int, verify: bool = True) -> Iterator[Representations]:

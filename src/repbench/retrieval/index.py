@@ -1,0 +1,102 @@
+"""Documents made searchable once: tie keys, unit vectors, single vectors and the sparse index.
+
+A `DocIndex` is built per collection (or per streamed chunk), not per search call: every search of it
+reuses the normalised slot vectors, the mean vectors (and their faiss index), the sparse CSC matrix and
+the documents' tie keys (`repbench.retrieval.topk`: position in trec_eval's order of the ids). Each is
+computed the first time a mode needs it. Searches return keys (int64); they become doc id strings
+once, at the end (`ids_for_keys`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from repbench.encoders.types import Representations
+from repbench.retrieval.topk import MAX_KEYS
+
+
+def trec_keys(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, order) int64: keys[row] is the row's position in trec_eval's order of `ids` (doc id
+    descending, by code point = UTF-8 byte order), order[key] the row at that position."""
+    if len(ids) >= MAX_KEYS:
+        raise ValueError(f"{len(ids)} documents exceed the {MAX_KEYS} a key space holds")
+    order = np.array(sorted(range(len(ids)), key=ids.__getitem__, reverse=True), dtype=np.int64)
+    keys = np.empty(len(ids), dtype=np.int64)
+    keys[order] = np.arange(len(ids), dtype=np.int64)
+    return keys, order
+
+
+class DocIndex:
+    """One collection's (or one chunk's) documents, ready for every score mode.
+
+    `keys` (int64 [N], by row) defaults to the rows' trec_eval order among these documents; a streamed
+    chunk passes its slice of the whole collection's keys instead, so its results merge exactly.
+    """
+
+    def __init__(self, docs: Representations, keys: np.ndarray | None = None):
+        self.docs = docs
+        if keys is None:
+            keys, self._order = trec_keys(docs.ids)
+        else:
+            self._order = None
+        self.keys_host = torch.from_numpy(np.ascontiguousarray(keys, dtype=np.int64))
+        self.device = docs.dense.device
+        # The device copy is made once here, not per search (the top-k runs where the scores are).
+        self.keys = self.keys_host.to(self.device)
+        self._cache: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def _cached(self, name: str, make: Any) -> Any:
+        if name not in self._cache:
+            self._cache[name] = make()
+        return self._cache[name]
+
+    def unit(self) -> torch.Tensor:
+        """float32 [N, K_p, H] unit slot vectors (zero slots stay zero), on the documents' device."""
+        return self._cached("unit", lambda: self.docs.unit_dense().float())
+
+    def single(self) -> torch.Tensor:
+        """float32 [N, H] single vectors (mean of the active unit slots), on the documents' device."""
+        from repbench.retrieval.dense import mean_of_active
+
+        return self._cached("single", lambda: mean_of_active(self.unit(), self.docs.valid))
+
+    def flat_ip(self) -> Any:
+        from repbench.retrieval.dense import FlatIPIndex
+
+        return self._cached("flat_ip", lambda: FlatIPIndex(self.single(), self.keys_host))
+
+    def sparse(self, vocab_size: int) -> Any:
+        from repbench.retrieval.sparse import SparseIndex
+
+        return self._cached(f"sparse{vocab_size}", lambda: SparseIndex(
+            self.docs.sparse_ids, self.docs.sparse_weights, vocab_size, keys=self.keys_host))
+
+    def ids_for_keys(self, keys: Sequence[int]) -> list[str]:
+        """Doc id strings of keys of this index's own key space (not of a chunk given outside keys)."""
+        if self._order is None:
+            raise ValueError("this index's keys belong to a larger collection; map them there")
+        order, ids = self._order, self.docs.ids
+        return [ids[order[k]] for k in keys]
+
+
+# The last collection indexed, reused while the caller searches the same Representations object again
+# (the sweep scores one passage K_p against every K_q). One entry: memory stays one index.
+_LAST: list[tuple[Representations, DocIndex]] = []
+
+
+def index_for(docs: Representations | DocIndex) -> DocIndex:
+    """`docs` itself if already an index, else its index (built once, reused for the same object)."""
+    if isinstance(docs, DocIndex):
+        return docs
+    if _LAST and _LAST[0][0] is docs:
+        return _LAST[0][1]
+    index = DocIndex(docs)
+    _LAST[:] = [(docs, index)]
+    return index
