@@ -74,7 +74,11 @@ class FlatIPIndex:
             if k == n or (scores[:, k - 1] < scores[:, d - 1]).all():
                 break
             k = min(n, 2 * k)
-        return topk(torch.from_numpy(scores), torch.from_numpy(self._keys_np[idx]), d)
+        keys = self._keys_np[idx]
+        if not (scores[:, 1:] == scores[:, :-1]).any():
+            # No two equal scores: faiss's order is already the rule's, and the first d are the top d.
+            return torch.from_numpy(scores[:, :d]), torch.from_numpy(keys[:, :d])
+        return topk(torch.from_numpy(scores), torch.from_numpy(keys), d)
 
     def search(self, v_queries: np.ndarray | torch.Tensor, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """`search_keys` as host arrays (scores float32, keys int64 = indices by default)."""

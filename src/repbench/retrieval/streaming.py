@@ -157,9 +157,12 @@ def stream_retrieve(
             merged[m].add(*SCORERS[m].search(queries, index, k, options))
         lo = hi
 
-    by_row = _ids_by_row(docs)
-    runs: dict[str, Run] = {m: to_run(qids, *merged[m].result(), lambda ks: by_row(order[np.asarray(ks, dtype=np.int64)]),
-                                      depth, remove_self) for m in base}
+    # Every mode's kept keys to ids in one pass over the sidecars that hold them.
+    results = {m: [t.cpu() for t in merged[m].result()] for m in base}
+    wanted = np.unique(np.concatenate([r[1].numpy().ravel() for r in results.values()] or [np.zeros(0, np.int64)]))
+    id_of = dict(zip(wanted.tolist(), _ids_by_row(docs)(order[wanted]), strict=True))
+    runs: dict[str, Run] = {m: to_run(qids, *results[m], lambda ks: [id_of[k] for k in ks], depth, remove_self)
+                            for m in base}
 
     def run_of(name: str) -> Run:
         if name not in runs:
