@@ -47,6 +47,8 @@ def _sparse_max(queries: Representations, index: DocIndex, k: int, options: dict
                                                                 **chunk)
 
 
+DEFAULT_DEPTH = 1000  # documents per query of every run (trec_eval's default cut)
+
 # The score modes of method-spec §6.2, in canonical order: adding a mode is one entry here (plus its test).
 SCORERS: dict[str, Scorer] = {s.name: s for s in (
     Scorer("single_dense", search=_single_dense),

@@ -11,13 +11,12 @@ from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError, did_you_mean
 from repbench.retrieval.fusion import fuse
 from repbench.retrieval.index import DocIndex, index_for
-from repbench.retrieval.modes import MODES, MULTI_MODES, SCORERS, Scorer
+from repbench.retrieval.modes import DEFAULT_DEPTH, MODES, MULTI_MODES, SCORERS, Scorer
 
 __all__ = ["DEFAULT_DEPTH", "MODES", "MULTI_MODES", "SCORERS", "Scorer", "modes_for", "parse_modes", "retrieve"]
 
 Run = dict[str, dict[str, float]]
 
-DEFAULT_DEPTH = 1000
 
 
 def parse_modes(text: str | Iterable[str]) -> list[str]:
