@@ -77,6 +77,22 @@ def _all_ids(docs: Store | Representations) -> Iterator[list[str]]:
         yield list(docs.ids)
 
 
+# A store's tie keys, computed once per process (16 bytes per document): a server or a sweep that
+# searches the same store again does not re-read and re-sort every id. Keyed by the manifest's hashes.
+_STORE_KEYS: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _collection_keys(docs: Store | Representations) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(docs, Store):
+        return trec_keys(list(docs.ids))
+    tag = (str(docs.root.resolve()), str(docs.manifest.get("input_hash")) + str(docs.manifest.get("options_hash")),
+           len(docs))
+    if tag not in _STORE_KEYS:
+        _STORE_KEYS.clear()  # one store's keys at a time: memory stays bounded
+        _STORE_KEYS[tag] = trec_keys([i for part in _all_ids(docs) for i in part])
+    return _STORE_KEYS[tag]
+
+
 def _ids_by_row(docs: Store | Representations) -> Callable[[np.ndarray], list[str]]:
     """rows (store order) -> doc ids, reading only the shards' sidecars that hold them."""
     if not isinstance(docs, Store):
@@ -139,7 +155,7 @@ def stream_retrieve(
     qids = list(queries.ids)
     # Every document's tie key over the whole collection, once: then each chunk's lists merge exactly,
     # by int64 keys (ids are read again only for the documents kept, at the end).
-    keys, order = trec_keys([i for part in _all_ids(docs) for i in part])
+    keys, order = _collection_keys(docs)
     merged = {m: RunningTopK(len(qids), k, device=queries.dense.device) for m in base}
 
     chunks = _chunks(docs, chunk_docs, verify)
