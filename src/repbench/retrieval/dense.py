@@ -21,7 +21,7 @@ def mean_of_active(unit: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     vectors is a dot product, not a cosine.
     """
     unit = unit.float()
-    active = valid.bool() & (unit.abs().sum(dim=-1) > 0)
+    active = valid.bool() & unit.ne(0).any(dim=-1)  # a zero slot (no vector) does not count
     total = (unit * active.unsqueeze(-1)).sum(dim=1)
     count = active.sum(dim=1, keepdim=True).clamp(min=1)
     return total / count

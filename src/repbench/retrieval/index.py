@@ -30,23 +30,12 @@ def trec_keys(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return keys, order
 
 
-class DocIndex:
-    """One collection's (or one chunk's) documents, ready for every score mode.
+class Vectors:
+    """Representations with their derived vectors computed once, on their device: the queries of a
+    search (used against every chunk) and the base of a document index."""
 
-    `keys` (int64 [N], by row) defaults to the rows' trec_eval order among these documents; a streamed
-    chunk passes its slice of the whole collection's keys instead, so its results merge exactly.
-    """
-
-    def __init__(self, docs: Representations, keys: np.ndarray | None = None):
-        self.docs = docs
-        if keys is None:
-            keys, self._order = trec_keys(docs.ids)
-        else:
-            self._order = None
-        self.keys_host = torch.from_numpy(np.ascontiguousarray(keys, dtype=np.int64))
-        self.device = docs.dense.device
-        # The device copy is made once here, not per search (the top-k runs where the scores are).
-        self.keys = self.keys_host.to(self.device)
+    def __init__(self, reps: Representations):
+        self.docs = reps
         self._cache: dict[str, Any] = {}
 
     def __len__(self) -> int:
@@ -58,14 +47,33 @@ class DocIndex:
         return self._cache[name]
 
     def unit(self) -> torch.Tensor:
-        """float32 [N, K_p, H] unit slot vectors (zero slots stay zero), on the documents' device."""
+        """float32 [N, K, H] unit slot vectors (zero slots stay zero), on the representations' device."""
         return self._cached("unit", lambda: self.docs.unit_dense().float())
 
     def single(self) -> torch.Tensor:
-        """float32 [N, H] single vectors (mean of the active unit slots), on the documents' device."""
+        """float32 [N, H] single vectors (mean of the active unit slots), on the representations' device."""
         from repbench.retrieval.dense import mean_of_active
 
         return self._cached("single", lambda: mean_of_active(self.unit(), self.docs.valid))
+
+
+class DocIndex(Vectors):
+    """One collection's (or one chunk's) documents, ready for every score mode.
+
+    `keys` (int64 [N], by row) defaults to the rows' trec_eval order among these documents; a streamed
+    chunk passes its slice of the whole collection's keys instead, so its results merge exactly.
+    """
+
+    def __init__(self, docs: Representations, keys: np.ndarray | None = None):
+        super().__init__(docs)
+        if keys is None:
+            keys, self._order = trec_keys(docs.ids)
+        else:
+            self._order = None
+        self.keys_host = torch.from_numpy(np.ascontiguousarray(keys, dtype=np.int64))
+        self.device = docs.dense.device
+        # The device copy is made once here, not per search (the top-k runs where the scores are).
+        self.keys = self.keys_host.to(self.device)
 
     def flat_ip(self) -> Any:
         from repbench.retrieval.dense import FlatIPIndex

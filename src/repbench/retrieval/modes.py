@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from repbench.encoders.types import Representations
-    from repbench.retrieval.index import DocIndex
+    from repbench.retrieval.index import DocIndex, Vectors
 
 
 @dataclass(frozen=True)
 class Scorer:
-    """One score mode: either a search over an indexed collection (`search(queries, index, k, options)`
-    returning [queries, k] scores and tie keys, `repbench.retrieval.index`) or a 50/50 fusion of two
+    """One score mode: either a search over an indexed collection (`search(queries, index, k, options)`:
+    the queries' `Vectors` against a `DocIndex`, returning [queries, k] scores and tie keys,
+    `repbench.retrieval.index`) or a 50/50 fusion of two
     other modes' runs."""
 
     name: str
@@ -29,22 +29,20 @@ class Scorer:
     sparse: bool = False  # needs the backbone's vocab_size
 
 
-def _single_dense(queries: Representations, index: DocIndex, k: int, options: dict):
-    from repbench.retrieval.dense import mean_of_active
-
-    return index.flat_ip().search_keys(mean_of_active(queries.unit_dense(), queries.valid), k)
+def _single_dense(queries: Vectors, index: DocIndex, k: int, options: dict):
+    return index.flat_ip().search_keys(queries.single(), k)
 
 
-def _multi_dense(queries: Representations, index: DocIndex, k: int, options: dict):
+def _multi_dense(queries: Vectors, index: DocIndex, k: int, options: dict):
     from repbench.retrieval.multivector import maxsim_topk
 
-    return maxsim_topk(queries.unit_dense(), index.unit(), index.keys, k, chunk_docs=options.get("chunk_docs"))
+    return maxsim_topk(queries.unit(), index.unit(), index.keys, k, chunk_docs=options.get("chunk_docs"))
 
 
-def _sparse_max(queries: Representations, index: DocIndex, k: int, options: dict):
+def _sparse_max(queries: Vectors, index: DocIndex, k: int, options: dict):
     chunk = {} if options.get("chunk_docs") is None else {"chunk_docs": options["chunk_docs"]}
-    return index.sparse(int(options["vocab_size"])).search_keys(queries.sparse_ids, queries.sparse_weights, k,
-                                                                **chunk)
+    return index.sparse(int(options["vocab_size"])).search_keys(queries.docs.sparse_ids, queries.docs.sparse_weights,
+                                                                k, **chunk)
 
 
 DEFAULT_DEPTH = 1000  # documents per query of every run (trec_eval's default cut)

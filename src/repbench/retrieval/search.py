@@ -10,7 +10,7 @@ import numpy as np
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError, did_you_mean
 from repbench.retrieval.fusion import fuse
-from repbench.retrieval.index import DocIndex, index_for
+from repbench.retrieval.index import DocIndex, Vectors, index_for
 from repbench.retrieval.modes import DEFAULT_DEPTH, MODES, MULTI_MODES, SCORERS, Scorer
 
 __all__ = ["DEFAULT_DEPTH", "MODES", "MULTI_MODES", "SCORERS", "Scorer", "modes_for", "parse_modes", "retrieve"]
@@ -88,7 +88,7 @@ def retrieve(
         raise RepbenchError("multi-vector modes need K_q > 1 or K_p > 1 (use repbench.retrieval.search.modes_for)")
     if any(SCORERS[m].sparse for m in modes) and vocab_size is None:
         raise RepbenchError("sparse modes need the backbone's vocab_size")
-    qids = list(queries.ids)
+    qids, qv = list(queries.ids), Vectors(queries)
     extra = 1 if remove_self and not set(qids).isdisjoint(index.docs.ids) else 0
     options = {"vocab_size": vocab_size, "chunk_docs": chunk_docs}
 
@@ -101,7 +101,7 @@ def retrieve(
                 a, b = scorer.fuse
                 runs[name] = fuse(run_of(a), run_of(b), 0.5, depth)
             else:
-                s, k = scorer.search(queries, index, depth + extra, options)
+                s, k = scorer.search(qv, index, depth + extra, options)
                 runs[name] = to_run(qids, s, k, index.ids_for_keys, depth, remove_self)
         return runs[name]
 

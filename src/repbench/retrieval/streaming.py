@@ -24,7 +24,7 @@ from repbench.encoders.store import Store, open_store
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.retrieval.fusion import fuse
-from repbench.retrieval.index import DocIndex, trec_keys
+from repbench.retrieval.index import DocIndex, Vectors, trec_keys
 from repbench.retrieval.multivector import DEFAULT_BUDGET
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, MULTI_MODES, SCORERS, Run, parse_modes, to_run
 from repbench.retrieval.topk import RunningTopK
@@ -152,7 +152,7 @@ def stream_retrieve(
     # same extra one whenever a query id is also a doc id; the first `depth` kept are the same).
     k = depth + (1 if remove_self else 0)
     options = {"vocab_size": vocab_size, "chunk_docs": None}  # the in-memory kernels' own inner chunking
-    qids = list(queries.ids)
+    qids, qv = list(queries.ids), Vectors(queries)  # the queries' vectors: once, not per chunk
     # Every document's tie key over the whole collection, once: then each chunk's lists merge exactly,
     # by int64 keys (ids are read again only for the documents kept, at the end).
     keys, order = _collection_keys(docs)
@@ -170,7 +170,7 @@ def stream_retrieve(
             continue
         index = DocIndex(chunk, keys=keys[lo:hi])
         for m in base:
-            merged[m].add(*SCORERS[m].search(queries, index, k, options))
+            merged[m].add(*SCORERS[m].search(qv, index, k, options))
         lo = hi
 
     # Every mode's kept keys to ids in one pass over the sidecars that hold them.
