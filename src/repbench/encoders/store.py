@@ -307,12 +307,13 @@ class Store:
             _remember_verified(stem, entry)
         return ids, meta
 
-    def chunks(self, chunk_docs: int, verify: bool = True) -> Iterator[Representations]:
-        """Every shard in order, in chunks of at most `chunk_docs` rows (float32), each shard verified first."""
+    def chunks(self, chunk_docs: int, verify: bool = True, float32: bool = True) -> Iterator[Representations]:
+        """Every shard in order, in chunks of at most `chunk_docs` rows (float32 unless `float32=False`:
+        the stored dtype), each shard verified first."""
         for i, (stem, _) in enumerate(self.shards):
             ids, meta = self.read_shard(i, verify)
             for lo in range(0, len(ids), chunk_docs):
-                yield load_rows(stem, lo, min(len(ids), lo + chunk_docs), ids, meta)
+                yield load_rows(stem, lo, min(len(ids), lo + chunk_docs), ids, meta, float32)
 
 
 def open_store(out: str | Path) -> Store:

@@ -30,12 +30,27 @@ def trec_keys(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return keys, order
 
 
+BLOCK_ROWS = 4096  # rows normalised at a time where the unit vectors are not kept (a streamed chunk)
+
+
+def unit_rows(dense: torch.Tensor) -> torch.Tensor:
+    """float32 unit slot vectors of [n, K, H] rows in any float dtype (zero slots stay zero): the same
+    numbers as `Representations.unit_dense` of the float32 rows, row by row."""
+    return torch.nn.functional.normalize(dense.float(), dim=-1, eps=1e-12)
+
+
 class Vectors:
     """Representations with their derived vectors computed once, on their device: the queries of a
-    search (used against every chunk) and the base of a document index."""
+    search (used against every chunk) and the base of a document index.
 
-    def __init__(self, reps: Representations):
+    `once=True` (a streamed chunk, searched once): the unit vectors are not kept; MaxSim normalises each
+    block of the stored rows (float16/bfloat16 stay so in memory) and the single vectors are made block
+    by block, so no float32 copy of the whole chunk exists.
+    """
+
+    def __init__(self, reps: Representations, once: bool = False):
         self.docs = reps
+        self.once = once
         self._cache: dict[str, Any] = {}
 
     def __len__(self) -> int:
@@ -48,13 +63,25 @@ class Vectors:
 
     def unit(self) -> torch.Tensor:
         """float32 [N, K, H] unit slot vectors (zero slots stay zero), on the representations' device."""
-        return self._cached("unit", lambda: self.docs.unit_dense().float())
+        return self._cached("unit", lambda: unit_rows(self.docs.dense))
+
+    def maxsim_rows(self) -> tuple[torch.Tensor, bool]:
+        """(slot vectors, whether MaxSim must normalise each block of them itself)."""
+        return (self.docs.dense, True) if self.once else (self.unit(), False)
 
     def single(self) -> torch.Tensor:
         """float32 [N, H] single vectors (mean of the active unit slots), on the representations' device."""
         from repbench.retrieval.dense import mean_of_active
 
-        return self._cached("single", lambda: mean_of_active(self.unit(), self.docs.valid))
+        def make() -> torch.Tensor:
+            if not self.once:
+                return mean_of_active(self.unit(), self.docs.valid)
+            dense, valid = self.docs.dense, self.docs.valid
+            parts = [mean_of_active(unit_rows(dense[lo:lo + BLOCK_ROWS]), valid[lo:lo + BLOCK_ROWS])
+                     for lo in range(0, len(self.docs), BLOCK_ROWS)]
+            return torch.cat(parts) if parts else mean_of_active(unit_rows(dense), valid)
+
+        return self._cached("single", make)
 
 
 class DocIndex(Vectors):
@@ -64,8 +91,8 @@ class DocIndex(Vectors):
     chunk passes its slice of the whole collection's keys instead, so its results merge exactly.
     """
 
-    def __init__(self, docs: Representations, keys: np.ndarray | None = None):
-        super().__init__(docs)
+    def __init__(self, docs: Representations, keys: np.ndarray | None = None, once: bool = False):
+        super().__init__(docs, once)
         if keys is None:
             keys, self._order = trec_keys(docs.ids)
         else:

@@ -36,7 +36,8 @@ def _single_dense(queries: Vectors, index: DocIndex, k: int, options: dict):
 def _multi_dense(queries: Vectors, index: DocIndex, k: int, options: dict):
     from repbench.retrieval.multivector import maxsim_topk
 
-    return maxsim_topk(queries.unit(), index.unit(), index.keys, k, chunk_docs=options.get("chunk_docs"))
+    rows, normalise = index.maxsim_rows()
+    return maxsim_topk(queries.unit(), rows, index.keys, k, chunk_docs=options.get("chunk_docs"), normalise=normalise)
 
 
 def _sparse_max(queries: Vectors, index: DocIndex, k: int, options: dict):

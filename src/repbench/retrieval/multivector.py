@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from repbench.retrieval.index import unit_rows
 from repbench.retrieval.topk import RunningTopK
 
 BLOCK_ELEMENTS = 1 << 18  # similarity elements per block (float32: 1 MiB)
@@ -38,9 +39,11 @@ def maxsim_topk(
     depth: int,
     chunk_docs: int | None = None,
     block_elements: int = BLOCK_ELEMENTS,
+    normalise: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact MaxSim top-`depth` on the tensors' device: (scores float32 [Q, d], keys int64 [Q, d]),
-    score descending then key ascending. `keys` int64 [N] on the documents' device."""
+    score descending then key ascending. `keys` int64 [N] on the documents' device. With `normalise`,
+    `d_unit` holds raw slot vectors (any float dtype), L2-normalised block by block in float32."""
     q_t = q_unit.float()
     nq, kq, h = q_t.shape
     n, kp, _ = d_unit.shape
@@ -59,7 +62,8 @@ def maxsim_topk(
                 buf = torch.empty((b, ce - cs), dtype=torch.float32, device=qb.device)
                 for ds in range(cs, ce, docs_per_block):
                     de = min(ce, ds + docs_per_block)
-                    d_flat = d_unit[ds:de].reshape((de - ds) * kp, h).float()
+                    block = unit_rows(d_unit[ds:de]) if normalise else d_unit[ds:de].float()
+                    d_flat = block.reshape((de - ds) * kp, h)
                     sim = (q_flat @ d_flat.T).view(b, kq, de - ds, kp)
                     torch.sum(sim.amax(dim=3).clamp_(min=0), dim=1, out=buf[:, ds - cs:de - cs])
                 top.add(buf, keys[cs:ce])

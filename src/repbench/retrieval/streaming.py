@@ -35,12 +35,13 @@ DEFAULT_MAX_MEMORY = 1 << 30  # bytes for one chunk's working set when neither l
 def chunk_docs_for(max_memory: int, k_p: int, hidden: int, sparse_width: int, store_bytes: int = 2) -> int:
     """Documents per chunk so one chunk's working set stays under `max_memory` bytes.
 
-    Per document: the stored dense rows, their float32 copy and the unit vectors (K_p*H*(store_bytes+8),
-    counted as +12 to leave room), the sparse rows through CSR/CSC conversions (~48 B per entry) and the
-    single vector; plus a fixed MaxSim block (`DEFAULT_BUDGET` float32 elements).
+    Per document: the stored dense rows, left in the store's dtype (the scorers normalise and convert
+    them block by block, so no float32 copy of the chunk exists), with 4 B per element of room
+    (K_p*H*(store_bytes+4)), the sparse rows through CSR/CSC conversions (~48 B per entry) and the single
+    vector; plus fixed room for the similarity blocks and the [queries, chunk] score buffers.
     """
     fixed = DEFAULT_BUDGET * 4 + (64 << 20)
-    per_doc = k_p * hidden * (store_bytes + 12) + sparse_width * 48 + hidden * 8 + 64
+    per_doc = k_p * hidden * (store_bytes + 4) + sparse_width * 48 + hidden * 8 + 64
     if max_memory <= fixed + per_doc:
         raise RepbenchError(f"--max-memory {max_memory} B is too small: one chunk needs at least "
                             f"{fixed + per_doc} B here ({per_doc} B per document + {fixed} B fixed)")
@@ -63,7 +64,7 @@ def store_shapes(store: Store) -> tuple[int, int, int, int]:
 
 def _chunks(docs: Store | Representations, chunk_docs: int, verify: bool) -> Iterator[Representations]:
     if isinstance(docs, Store):
-        yield from docs.chunks(chunk_docs, verify=verify)
+        yield from docs.chunks(chunk_docs, verify=verify, float32=False)  # scorers convert block by block
         return
     for lo in range(0, len(docs), chunk_docs):
         yield docs.select(list(range(lo, min(len(docs), lo + chunk_docs))))
@@ -168,7 +169,7 @@ def stream_retrieve(
         hi = lo + len(chunk)
         if hi == lo:
             continue
-        index = DocIndex(chunk, keys=keys[lo:hi])
+        index = DocIndex(chunk, keys=keys[lo:hi], once=True)
         for m in base:
             merged[m].add(*SCORERS[m].search(qv, index, k, options))
         lo = hi
