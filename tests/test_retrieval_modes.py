@@ -243,3 +243,16 @@ def test_topk_ties_by_position_against_sorted():
 def test_faiss_keeps_lowest_indices_at_a_tied_cutoff():
     s, i = FlatIPIndex(np.ones((10, 4), np.float32)).search(np.ones((2, 4), np.float32), 3)
     assert i.tolist() == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_an_index_is_reused_for_the_same_documents_and_rebuilt_after_a_change():
+    from repbench.retrieval.index import index_for
+
+    d = make_reps(["a", "b", "c"], np.array([[[1.0, 0.0]], [[0.0, 1.0]], [[1.0, 1.0]]]))
+    q = make_reps(["q"], np.array([[[1.0, 0.0]]]))
+    first = index_for(d)
+    assert index_for(d) is first  # searched again: nothing rebuilt
+    assert list(retrieve(q, d, ["single_dense"], depth=3)["single_dense"]["q"]) == ["a", "c", "b"]
+    d.dense[1] = torch.tensor([[2.0, 0.0]])  # changed in place: the next search sees it
+    assert index_for(d) is not first
+    assert list(retrieve(q, d, ["single_dense"], depth=3)["single_dense"]["q"]) == ["b", "a", "c"]

@@ -123,15 +123,23 @@ class DocIndex(Vectors):
 
 # The last collection indexed, reused while the caller searches the same Representations object again
 # (the sweep scores one passage K_p against every K_q). One entry: memory stays one index.
-_LAST: list[tuple[Representations, DocIndex]] = []
+_LAST: list[tuple[Representations, tuple, DocIndex]] = []
+
+
+def _state(docs: Representations) -> tuple:
+    """What an index was built from: the tensors' identities and in-place version counters, and the ids."""
+    tensors = (docs.dense, docs.valid, docs.sparse_ids, docs.sparse_weights)
+    return (*(id(t) for t in tensors), *(t._version for t in tensors), id(docs.ids), len(docs.ids))
 
 
 def index_for(docs: Representations | DocIndex) -> DocIndex:
-    """`docs` itself if already an index, else its index (built once, reused for the same object)."""
+    """`docs` itself if already an index, else its index (built once, reused for the same object as long
+    as its tensors and ids were not replaced or changed in place)."""
     if isinstance(docs, DocIndex):
         return docs
-    if _LAST and _LAST[0][0] is docs:
-        return _LAST[0][1]
+    state = _state(docs)
+    if _LAST and _LAST[0][0] is docs and _LAST[0][1] == state:
+        return _LAST[0][2]
     index = DocIndex(docs)
-    _LAST[:] = [(docs, index)]
+    _LAST[:] = [(docs, state, index)]
     return index
