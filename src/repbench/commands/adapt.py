@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from repbench.errors import RepbenchError, did_you_mean
 from repbench.io import atomic_write_json
 from repbench.schema import FILE_NAMES, KIND_COLUMNS, SELECTORS
-from repbench.schema.choices import DEFAULT_SELECTORS, SCOPES, TESTS
+from repbench.schema.choices import DEFAULT_SELECTORS, SCOPES
+from repbench.stats.choices import TESTS
 
 if TYPE_CHECKING:
     import pandas as pd

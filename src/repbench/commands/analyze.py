@@ -7,7 +7,7 @@ from pathlib import Path
 
 from repbench.errors import RepbenchError
 from repbench.io import atomic_write_json
-from repbench.schema.choices import CORRECTIONS, TESTS
+from repbench.stats.choices import CORRECTIONS, TESTS
 
 
 def add_significance_options(parser: argparse.ArgumentParser) -> None:

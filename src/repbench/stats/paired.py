@@ -16,8 +16,8 @@ import numpy as np
 import scipy.stats
 
 from repbench.errors import RepbenchError
-from repbench.schema.choices import CORRECTIONS, TESTS
 from repbench.stats.bootstrap import as_diffs, bootstrap_mean_ci, chunk_rows
+from repbench.stats.choices import CORRECTIONS, TESTS
 
 Test = Literal["t", "wilcoxon", "randomization"]
 
