@@ -203,3 +203,29 @@ def test_search_refuses_a_damaged_shard(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "shard_00013.safetensors: sha256" in err and "re-run the `repbench encode`" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_each_shard_is_hashed_once_per_process_until_it_changes(setup, tmp_path, monkeypatch):
+    import shutil
+
+    from repbench.encoders import store as store_mod
+
+    queries, _, store = setup
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    hashed: list[str] = []
+    real = store_mod.sha256_file
+    monkeypatch.setattr(store_mod, "sha256_file", lambda p: hashed.append(str(p)) or real(p))
+    first = stream_retrieve(queries, copy, ["sparse_max"], depth=5, vocab_size=VOCAB, chunk_docs=50)
+    n_shards = len(open_store(copy).shards)
+    assert len(hashed) == n_shards
+    assert stream_retrieve(queries, copy, ["sparse_max"], depth=5, vocab_size=VOCAB, chunk_docs=50) == first
+    assert len(hashed) == n_shards  # the second search re-hashed nothing
+    shard = copy / "shard_00003.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-200:-100] = bytes(100)  # same size, new bytes (and a new mtime): hashed again, and refused
+    shard.write_bytes(bytes(data))
+    from repbench.encoders.types import StoreError
+
+    with pytest.raises(StoreError, match="shard_00003.safetensors: sha256"):
+        stream_retrieve(queries, copy, ["sparse_max"], depth=5, vocab_size=VOCAB, chunk_docs=50)
