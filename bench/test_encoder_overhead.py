@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 from collections.abc import Callable
 
 import pytest
 import torch
 
 from repbench.backbones import load_backbone
+from repbench.benchmarking.interleave import interleaved
+from repbench.benchmarking.interleave import ratios as _ratio_of
 from repbench.benchmarking.workloads import ordinary_token_ids, synthetic_text_ids
 from repbench.encoders import EncodeOptions, encode_ids
 from repbench.encoders.batch import pad_rows
@@ -56,31 +57,7 @@ def backbones():
 
 
 def _interleaved(calls: dict[str, Callable[[], object]], rounds: int) -> dict[str, dict[str, list[float]]]:
-    """Wall and CPU seconds per contender; one untimed warm-up round, then `rounds` rotated rounds."""
-    names = list(calls)
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    for name in names:
-        calls[name]()
-    out = {name: {"wall": [], "cpu": []} for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            sync()
-            c0, t0 = time.process_time(), time.perf_counter()
-            calls[name]()
-            sync()
-            out[name]["wall"].append(time.perf_counter() - t0)
-            out[name]["cpu"].append(time.process_time() - c0)
-    return out
-
-
-def _ratios(times: dict[str, dict[str, list[float]]], ours: str, ref: str) -> dict[str, float]:
-    res = {}
-    for clock in ("wall", "cpu"):
-        a, b = times[ours][clock], times[ref][clock]
-        res[f"{clock}_median"] = statistics.median(a) / statistics.median(b)
-        res[f"{clock}_min"] = min(a) / min(b)
-        res[f"{clock}_paired_median"] = statistics.median(x / y for x, y in zip(a, b, strict=True))
-    return res
+    return interleaved(calls, rounds, sync=torch.cuda.synchronize if torch.cuda.is_available() else None)
 
 
 def _record(benchmark, encoder: str, bb, k: int, batch: int, times, ratios: dict[str, dict[str, float]]) -> None:
@@ -134,7 +111,7 @@ def test_parallel_encoder_over_bare_forward(benchmark, goal, backbones, k, batch
     reps = ours()  # the same work: the encoder's slots are the bare forward's rows at the mask columns
     torch.testing.assert_close(reps.dense, bare()[:, pos].float() * reps.valid.unsqueeze(-1), atol=1e-5, rtol=1e-4)
     times = _bench_once(benchmark, {"encoder": ours, "model.model": bare, "model.model+lm_head(K)": bare_head})
-    ratios = {ref: _ratios(times, "encoder", ref) for ref in ("model.model", "model.model+lm_head(K)")}
+    ratios = {ref: _ratio_of(times, "encoder", ref) for ref in ("model.model", "model.model+lm_head(K)")}
     _record(benchmark, "parallel", bb, k, batch, times, ratios)
     goal(f"{_CLOCK} ratio vs model.model", ratios["model.model"][_CLOCK], PARALLEL_GOAL, SLACK)
 
@@ -162,6 +139,6 @@ def test_sequential_encoder_over_generate(benchmark, goal, backbones, k, batch):
     # the same greedy tokens (min_new_tokens only bans EOS, so rows that emit a special id are left out)
     assert torch.equal(reps.token_ids[eos_free], generated[eos_free])
     times = _bench_once(benchmark, {"encoder": ours, "generate": generate})
-    ratios = {"generate": _ratios(times, "encoder", "generate")}
+    ratios = {"generate": _ratio_of(times, "encoder", "generate")}
     _record(benchmark, "sequential", bb, k, batch, times, ratios)
     goal(f"{_CLOCK} ratio vs generate", ratios["generate"][_CLOCK], SEQUENTIAL_GOAL, SLACK)

@@ -118,7 +118,7 @@ def test_one_answer_end_set_for_stop_test_and_truncation(smollm2):
     special = set(tok.all_special_ids)
     assert answer_end_ids(tok, None, "strict") == special | pieces
     assert answer_end_ids(tok, None, "upstream") == pieces  # PromptReps stops only on a quote
-    assert answer_end_ids(tok, None, "off") == special | set(quote)  # fixed-N: the paper's rule (§4.1)
+    assert answer_end_ids(tok, None, "off") == special | set(quote)  # fixed-N: the paper's rule (docs/method.md §4.1)
 
 
 # ---- RepLLaMA input ids ------------------------------------------------------------------------------

@@ -111,6 +111,22 @@ def test_maxsim_search_and_its_top_k_merges_stay_on_the_device():
     assert sum(dev.copies.values()) == 2 and not dev.reads  # scores and indices, once
 
 
+def test_the_one_top_k_stays_on_the_device():
+    """repbench.retrieval.topk: blocks merged on the device, no host copy or read until the caller asks."""
+    from repbench.retrieval.topk import RunningTopK, topk
+
+    with OffDevice() as dev:
+        top = RunningTopK(5, 7, device=META)
+        for lo in range(0, 100, 30):
+            n = min(30, 100 - lo)
+            top.add(torch.empty(5, n, device=META), torch.arange(lo, lo + n, device=META))
+        s, k = top.result()
+        s1, k1 = topk(torch.empty(5, 40, device=META), torch.arange(40, device=META), 9)
+    assert s.shape == k.shape == (5, 7) and s.device.type == k.device.type == "meta"
+    assert s1.shape == k1.shape == (5, 9) and k.dtype == torch.long
+    assert not dev.copies and not dev.reads
+
+
 def test_in_memory_search_in_every_mode_on_the_device():
     docs = _meta_reps([f"d{i}" for i in range(40)], k=3)
     queries = _meta_reps(["q1", "q2", "d5"], k=2)

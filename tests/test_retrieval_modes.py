@@ -15,7 +15,7 @@ from repbench.retrieval.fusion import fuse
 from repbench.retrieval.multivector import maxsim_search
 from repbench.retrieval.search import MODES, modes_for, parse_modes, retrieve
 from repbench.retrieval.sparse import sparse_search
-from repbench.retrieval.topk import RunningTopK, topk_desc
+from repbench.retrieval.topk import RunningTopK, topk
 
 V = 50  # vocabulary size of the hand-built sparse vectors
 
@@ -229,10 +229,10 @@ def test_depth_larger_than_corpus_and_mode_rules():
 def test_topk_ties_by_position_against_sorted():
     rng = np.random.default_rng(3)
     scores = torch.from_numpy(rng.integers(0, 4, size=(6, 40)).astype(np.float32))
-    vals, pos = topk_desc(scores, 9)
+    vals, pos = topk(scores, torch.arange(40), 9)
     top = RunningTopK(6, 9)
     for start in range(0, 40, 7):
-        top.add(scores[:, start:start + 7], start)
+        top.add(scores[:, start:start + 7], torch.arange(start, min(40, start + 7)))
     for r in range(6):
         ref = sorted(range(40), key=lambda j: (-scores[r, j].item(), j))[:9]
         assert pos[r].tolist() == ref
@@ -243,3 +243,16 @@ def test_topk_ties_by_position_against_sorted():
 def test_faiss_keeps_lowest_indices_at_a_tied_cutoff():
     s, i = FlatIPIndex(np.ones((10, 4), np.float32)).search(np.ones((2, 4), np.float32), 3)
     assert i.tolist() == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_an_index_is_reused_for_the_same_documents_and_rebuilt_after_a_change():
+    from repbench.retrieval.index import index_for
+
+    d = make_reps(["a", "b", "c"], np.array([[[1.0, 0.0]], [[0.0, 1.0]], [[1.0, 1.0]]]))
+    q = make_reps(["q"], np.array([[[1.0, 0.0]]]))
+    first = index_for(d)
+    assert index_for(d) is first  # searched again: nothing rebuilt
+    assert list(retrieve(q, d, ["single_dense"], depth=3)["single_dense"]["q"]) == ["a", "c", "b"]
+    d.dense[1] = torch.tensor([[2.0, 0.0]])  # changed in place: the next search sees it
+    assert index_for(d) is not first
+    assert list(retrieve(q, d, ["single_dense"], depth=3)["single_dense"]["q"]) == ["b", "a", "c"]

@@ -11,7 +11,8 @@ import torch
 from repbench.encoders.store import encode_sharded, load_sharded, open_store
 from repbench.encoders.types import Representations
 from repbench.retrieval.search import MODES, retrieve
-from repbench.retrieval.streaming import TopKMerger, chunk_docs_for, stream_retrieve
+from repbench.retrieval.streaming import chunk_docs_for, stream_retrieve
+from repbench.retrieval.topk import RunningTopK
 
 VOCAB = 40
 
@@ -117,15 +118,31 @@ def test_half_store_scores_within_rounding_of_float32(setup, tmp_path, dtype, u)
 
 
 def test_merger_is_order_independent_against_sorted():
+    """Blocks merged in a shuffled order give the sorted (score desc, key asc) list, negative and -0.0
+    scores included (-0.0 ties with 0.0 as floats do)."""
     rnd = np.random.default_rng(0)
-    scores = rnd.integers(0, 4, size=(3, 200)).astype(np.float32)
-    ids = np.array([f"x{i}" for i in rnd.permutation(200)])
-    m = TopKMerger(3, 17)
-    for lo in range(0, 200, 30):
-        m.add(scores[:, lo:lo + 30], np.broadcast_to(ids[lo:lo + 30], (3, len(ids[lo:lo + 30]))))
+    scores = rnd.integers(-3, 4, size=(3, 200)).astype(np.float32)
+    scores[scores == 0] = rnd.choice(np.array([0.0, -0.0], np.float32), size=int((scores == 0).sum()))
+    keys = rnd.permutation(200)
+    m = RunningTopK(3, 17)
+    for lo in rnd.permutation(range(0, 200, 30)).tolist():
+        m.add(torch.from_numpy(scores[:, lo:lo + 30]), torch.from_numpy(keys[lo:lo + 30]))
+    got_s, got_k = m.result()
     for r in range(3):
-        ref = sorted(zip(scores[r].tolist(), ids.tolist(), strict=True), reverse=True)[:17]
-        assert list(zip(m.scores[r].tolist(), m.ids[r].tolist(), strict=True)) == ref
+        ref = sorted(zip((-scores[r] + 0.0).tolist(), keys.tolist(), strict=True))[:17]
+        assert list(zip((-got_s[r] + 0.0).tolist(), got_k[r].tolist(), strict=True)) == ref
+
+
+def test_ids_that_differ_only_by_a_trailing_nul_stay_apart(tmp_path):
+    """`d1` and `d1\0` are two documents (a fixed-width string array would merge them)."""
+    docs = _reps(["d1", "d1\0", "d0"], k=2, seed=5, n_protos=1)
+    docs.valid[:] = True
+    docs.dense[:] = docs.dense[1]  # all three alike: they tie
+    queries = _reps(["q"], k=2, seed=6, n_protos=1)
+    got = stream_retrieve(queries, docs, ["single_dense"], depth=3, remove_self=False, chunk_docs=1)
+    assert list(got["single_dense"]["q"]) == ["d1\0", "d1", "d0"]  # trec_eval: doc id descending
+    assert list(retrieve(queries, docs, ["single_dense"], depth=3, remove_self=False)["single_dense"]["q"]) == [
+        "d1\0", "d1", "d0"]
 
 
 def test_max_memory_bounds_the_chunk():
@@ -143,10 +160,11 @@ def test_flat_ip_keeps_the_lowest_indices_among_ties_at_the_cutoff(setup):
     queries, docs, _ = setup
     vd, vq = single_vectors(docs), single_vectors(queries)
     s, i = FlatIPIndex(vd).search(vq, 41)
-    full_s, full_i = FlatIPIndex(vd).search(vq, len(docs))  # everything, then cut by (score desc, index asc)
+    full = vq @ vd.T  # every score, then cut by (score desc, index asc)
     for r in range(len(vq)):
-        ref = sorted(zip((-full_s[r]).tolist(), full_i[r].tolist(), strict=True))[:41]
-        assert list(zip((-s[r]).tolist(), i[r].tolist(), strict=True)) == ref
+        ref = sorted(zip((-full[r]).tolist(), range(len(vd)), strict=False))[:41]
+        assert i[r].tolist() == [j for _, j in ref]
+        assert np.allclose(s[r], [-v for v, _ in ref], atol=1e-6)
 
 
 def test_search_command_writes_the_in_memory_runs(setup, tmp_path, capsys):
@@ -185,3 +203,29 @@ def test_search_refuses_a_damaged_shard(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "shard_00013.safetensors: sha256" in err and "re-run the `repbench encode`" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_each_shard_is_hashed_once_per_process_until_it_changes(setup, tmp_path, monkeypatch):
+    import shutil
+
+    from repbench.encoders import store as store_mod
+
+    queries, _, store = setup
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    hashed: list[str] = []
+    real = store_mod.sha256_file
+    monkeypatch.setattr(store_mod, "sha256_file", lambda p: hashed.append(str(p)) or real(p))
+    first = stream_retrieve(queries, copy, ["sparse_max"], depth=5, vocab_size=VOCAB, chunk_docs=50)
+    n_shards = len(open_store(copy).shards)
+    assert len(hashed) == n_shards
+    assert stream_retrieve(queries, copy, ["sparse_max"], depth=5, vocab_size=VOCAB, chunk_docs=50) == first
+    assert len(hashed) == n_shards  # the second search re-hashed nothing
+    shard = copy / "shard_00003.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-200:-100] = bytes(100)  # same size, new bytes (and a new mtime): hashed again, and refused
+    shard.write_bytes(bytes(data))
+    from repbench.encoders.types import StoreError
+
+    with pytest.raises(StoreError, match="shard_00003.safetensors: sha256"):
+        stream_retrieve(queries, copy, ["sparse_max"], depth=5, vocab_size=VOCAB, chunk_docs=50)

@@ -205,7 +205,7 @@ def test_llada_stop_set_is_the_pinned_tokenizers_without_gmask(tmp_path):
 
 
 class _DreamLike:
-    """Dream's special tokens (§3.6): <|endoftext|> 151643, <|beginoftext|> 151665, <|mask|> 151666;
+    """Dream's special tokens (docs/method.md §3.6): <|endoftext|> 151643, <|beginoftext|> 151665, <|mask|> 151666;
     <|im_end|> 151645 is not special."""
 
     bos_token, eos_token, pad_token, mask_token = "<|beginoftext|>", "<|endoftext|>", "<|endoftext|>", "<|mask|>"

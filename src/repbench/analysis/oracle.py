@@ -18,10 +18,10 @@ import pandas as pd
 from repbench.analysis.perquery import align
 from repbench.errors import RepbenchError
 from repbench.schema import ORACLE_CELL_COLUMNS, ORACLE_COLUMNS
+from repbench.schema.choices import SCOPES
 from repbench.stats import bootstrap_mean_ci
 
 GROUP_KEYS: tuple[str, ...] = ("dataset", "backbone", "encoder", "mode", "measure")
-SCOPES: tuple[str, ...] = ("kq", "kp", "grid")
 TIE_RULE = "ties go to the cheapest cell: smallest K_q + K_p, then smallest K_p, then smallest K_q"
 ORACLE_LABEL = f"optimistic upper bound (per-query best cell selected on the test queries); {TIE_RULE}"
 

@@ -23,8 +23,6 @@ from repbench.analysis.oracle import best_fixed_index
 from repbench.errors import RepbenchError
 from repbench.schema import SELECTORS
 
-DEFAULT_SELECTORS: tuple[str, ...] = ("fixed_cv", "threshold", "logistic")
-
 
 def _impute(X: np.ndarray, medians: np.ndarray) -> np.ndarray:
     X = np.array(X, dtype=np.float64, copy=True)

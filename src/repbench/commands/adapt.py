@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from repbench.analysis.adaptive import holm_across_datasets, make_folds, score_option_set
-from repbench.analysis.features import query_features
-from repbench.analysis.oracle import SCOPES, option_sets
-from repbench.analysis.oracle_k import optimal_k_tables
-from repbench.analysis.selectors import DEFAULT_SELECTORS, make_selectors
 from repbench.errors import RepbenchError, did_you_mean
 from repbench.io import atomic_write_json
 from repbench.schema import FILE_NAMES, KIND_COLUMNS, SELECTORS
-from repbench.schema.signals import read_signals
-from repbench.schema.tables import read_per_query, write_table
-from repbench.stats import TESTS
+from repbench.schema.choices import DEFAULT_SELECTORS, SCOPES
+from repbench.stats.choices import TESTS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas and the analyses are imported when the command runs, so --help answers at once.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _baseline(args: argparse.Namespace, datasets: list[str]) -> dict[str, pd.Series] | None:
+    import numpy as np
+
     if args.baseline_run is None and args.qrels is None:
         return None
     if args.baseline_run is None or args.qrels is None:
@@ -76,6 +75,10 @@ def _baseline(args: argparse.Namespace, datasets: list[str]) -> dict[str, pd.Ser
 
 
 def _signals(args: argparse.Namespace) -> pd.DataFrame:
+    import pandas as pd
+
+    from repbench.schema.signals import read_signals
+
     paths = args.signals or [Path(p).parent / "signals.csv" for p in args.per_query]
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
@@ -85,6 +88,15 @@ def _signals(args: argparse.Namespace) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from repbench.analysis.adaptive import holm_across_datasets, make_folds, score_option_set
+    from repbench.analysis.features import query_features
+    from repbench.analysis.oracle import option_sets
+    from repbench.analysis.oracle_k import optimal_k_tables
+    from repbench.analysis.selectors import make_selectors
+    from repbench.schema.tables import read_per_query, write_table
+
     per_query = pd.concat([read_per_query(p) for p in args.per_query], ignore_index=True)
     if args.dataset is not None:
         names = sorted(per_query["dataset"].astype(str).unique())
@@ -148,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
 
 def format_adaptive(table: pd.DataFrame, limit: int = 40) -> str:
     """A compact text view: one line per option set and selector."""
+    import pandas as pd
+
     if table.empty:
         return "no adaptive results"
     lines = ["cross-validated adaptive K (selector never scored on a query it was trained on):"]

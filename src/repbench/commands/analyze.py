@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from repbench.analysis.oracle import oracle_tables
-from repbench.analysis.significance import CORRECTIONS, TESTS, compare_per_query
-from repbench.analysis.summary import format_oracle, format_significance
 from repbench.errors import RepbenchError
 from repbench.io import atomic_write_json
-from repbench.schema.tables import read_per_query, write_oracle, write_oracle_cells, write_significance
+from repbench.stats.choices import CORRECTIONS, TESTS
 
 
 def add_significance_options(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from repbench.analysis.oracle import oracle_tables
+    from repbench.analysis.significance import compare_per_query
+    from repbench.analysis.summary import format_oracle, format_significance
+    from repbench.schema.tables import read_per_query, write_oracle, write_oracle_cells, write_significance
+
     if args.baseline is None and not args.all_pairs:
         raise RepbenchError("give --baseline SYSTEM or --all-pairs")
     per_query = read_per_query(args.per_query)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from repbench.evaluation.metrics import DEFAULT_MEASURES, summarize
-from repbench.evaluation.sniff import check_run_then_qrels
-from repbench.evaluation.trec import read_qrels, read_run_with_id, require_relevant
-from repbench.evaluation.trec_eval_text import trec_eval
+from repbench.evaluation.measures import DEFAULT_MEASURES
+
+# The readers and metrics (pandas, pytrec_eval) are imported when the command runs: --help answers at once.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from repbench.evaluation.metrics import summarize
+    from repbench.evaluation.sniff import check_run_then_qrels
+    from repbench.evaluation.trec import read_qrels, read_run_with_id, require_relevant
+    from repbench.evaluation.trec_eval_text import trec_eval
+
     measures = [*args.measure, *(m for item in args.measures for m in item.split(",") if m)]
     if not measures:
         measures = ["num_q", *DEFAULT_MEASURES]

@@ -20,10 +20,10 @@ from repbench.commands.encode_options import (
     method_fields,
 )
 from repbench.engines import add_engine_arguments
-from repbench.evaluation.collections import load_beir, subsample
-from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures
-from repbench.evaluation.sweep import SweepConfig, parse_ks, run_sweep
-from repbench.retrieval.search import DEFAULT_DEPTH, MODES, parse_modes
+from repbench.evaluation.measures import DEFAULT_MEASURES
+from repbench.retrieval.modes import DEFAULT_DEPTH, MODES
+
+# The sweep's own modules (pandas, torch) are imported when the command runs, so --help answers at once.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     from repbench.encoders import EncodeOptions, default_encoder
     from repbench.engines import BackboneRequest, worker_pool
     from repbench.errors import RepbenchError
+    from repbench.evaluation.collections import load_beir, subsample
+    from repbench.evaluation.metrics import check_measures
+    from repbench.evaluation.sweep import SweepConfig, parse_ks, run_sweep
+    from repbench.retrieval.search import parse_modes
 
     collection = load_beir(args.dataset, split=args.split)
     if args.subsample:

@@ -5,14 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from repbench.analysis.perquery import align
-from repbench.analysis.runs import dataset_name, read_qrels_file, read_runs, runs_table
-from repbench.analysis.significance import significance_table
-from repbench.analysis.summary import format_significance
 from repbench.commands.analyze import add_significance_options
 from repbench.errors import RepbenchError
-from repbench.evaluation.trec import require_relevant
-from repbench.schema.tables import write_significance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from repbench.analysis.perquery import align
+    from repbench.analysis.runs import dataset_name, read_qrels_file, read_runs, runs_table
+    from repbench.analysis.significance import significance_table
+    from repbench.analysis.summary import format_significance
+    from repbench.evaluation.trec import require_relevant
+    from repbench.schema.tables import write_significance
+
     if len(args.runs) < 2:
         raise RepbenchError("give at least two runs: a baseline and one system")
     runs = read_runs(args.runs)

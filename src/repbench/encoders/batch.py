@@ -175,7 +175,7 @@ def sequential_batch(bb: Backbone, rows: list[list[int]], texts: list[str] | Non
         valid = tokens >= 0
     else:
         valid = (truncate_upstream if upstream else truncate_sequential)(tokens, ends)
-    # Upstream's AR path quantises its K=1 sparse vector but keeps K>1 weights as floats (§4.1 step 6).
+    # Upstream's AR path quantises its K=1 sparse vector but keeps K>1 weights as floats (docs/method.md §4.1 step 6).
     return _prompted(bb, seqs, rows, allowed, hidden, logits, tokens, valid, opts, prep, quantise=opts.k == 1)
 
 

@@ -247,6 +247,31 @@ def write_manifest(out: str | Path, header: dict[str, Any] | None = None, ids: S
     return atomic_write_json(out / "manifest.json", manifest)
 
 
+# Shards whose sha256 this process has checked, with the file's (size, mtime_ns) then: a search that
+# reads the same store again (a sweep, a server) hashes each shard once, not once per call. A file
+# rewritten since (new size or mtime) is hashed again.
+_VERIFIED: dict[str, tuple[int, int, str]] = {}
+
+
+def _file_state(stem: Path) -> tuple[int, int] | None:
+    try:
+        st = stem.with_suffix(".safetensors").stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _verified_before(stem: Path, entry: dict[str, Any]) -> bool:
+    state = _file_state(stem)
+    return state is not None and _VERIFIED.get(str(stem)) == (*state, str(entry.get("sha256")))
+
+
+def _remember_verified(stem: Path, entry: dict[str, Any]) -> None:
+    state = _file_state(stem)
+    if state is not None:
+        _VERIFIED[str(stem)] = (*state, str(entry.get("sha256")))
+
+
 @dataclass
 class Store:
     """A complete store opened for reading: the manifest's shard entries; ids and tensors stay on disk
@@ -268,20 +293,22 @@ class Store:
             raise StoreError(f"{stem.with_suffix('.json')}: its entry differs from {self.root / 'manifest.json'}; "
                              f"run `repbench merge {self.root}`")
         check_store_file(stem.with_suffix(".safetensors"), entry.get("bytes"))
-        if verify:
+        if verify and not _verified_before(stem, entry):
             try:
                 check_entry(stem, ids, entry, sha256_file(stem.with_suffix(".safetensors")))
             except (StoreError, OSError) as exc:
                 raise StoreError(f"{exc}; re-run the `repbench encode` that wrote {self.root} to re-encode "
                                  "it") from None
+            _remember_verified(stem, entry)
         return ids, meta
 
-    def chunks(self, chunk_docs: int, verify: bool = True) -> Iterator[Representations]:
-        """Every shard in order, in chunks of at most `chunk_docs` rows (float32), each shard verified first."""
+    def chunks(self, chunk_docs: int, verify: bool = True, float32: bool = True) -> Iterator[Representations]:
+        """Every shard in order, in chunks of at most `chunk_docs` rows (float32 unless `float32=False`:
+        the stored dtype), each shard verified first."""
         for i, (stem, _) in enumerate(self.shards):
             ids, meta = self.read_shard(i, verify)
             for lo in range(0, len(ids), chunk_docs):
-                yield load_rows(stem, lo, min(len(ids), lo + chunk_docs), ids, meta)
+                yield load_rows(stem, lo, min(len(ids), lo + chunk_docs), ids, meta, float32)
 
 
 def read_store_config(out: Path) -> dict[str, Any]:

@@ -211,8 +211,10 @@ def check_entry(stem: str | Path, ids: list[str], entry: dict[str, Any], file_sh
         raise StoreError(f"{Path(stem).with_suffix('.json')}: ids do not match the entry's rows/ids_sha256")
 
 
-def load_rows(stem: str | Path, lo: int, hi: int, ids: list[str], meta: dict[str, Any]) -> Representations:
-    """Rows [lo, hi) of a saved pair, read lazily (only those bytes), `dense` converted to float32.
+def load_rows(stem: str | Path, lo: int, hi: int, ids: list[str], meta: dict[str, Any],
+              float32: bool = True) -> Representations:
+    """Rows [lo, hi) of a saved pair, read lazily (only those bytes), `dense` converted to float32
+    (`float32=False`: left in the stored dtype, for a scorer that converts block by block).
 
     No hashing here: verify the file once (`check_entry`) before streaming its chunks.
     """
@@ -222,18 +224,19 @@ def load_rows(stem: str | Path, lo: int, hi: int, ids: list[str], meta: dict[str
             t = {name: fh.get_slice(name)[lo:hi] for name in _TENSORS if name in fh.keys()}
     except Exception as exc:
         raise StoreError(f"{path}: cannot read rows {lo}:{hi} ({exc})") from None
-    return _from_tensors(ids[lo:hi], t, meta)
+    return _from_tensors(ids[lo:hi], t, meta, float32)
 
 
 _TENSORS = ("dense", "valid", "sparse_ids", "sparse_weights", "token_ids", "input_tokens")
 
 
-def _from_tensors(ids: list[str], t: dict[str, torch.Tensor], meta: dict[str, Any]) -> Representations:
+def _from_tensors(ids: list[str], t: dict[str, torch.Tensor], meta: dict[str, Any],
+                  float32: bool = True) -> Representations:
     missing = [name for name in _TENSORS if name not in t]
     if missing:
         raise StoreError(f"representations file lacks tensor(s) {', '.join(missing)}")
     return Representations(
-        ids=ids, dense=t["dense"].float(), valid=t["valid"].bool(), sparse_ids=t["sparse_ids"].long(),
+        ids=ids, dense=t["dense"].float() if float32 else t["dense"], valid=t["valid"].bool(), sparse_ids=t["sparse_ids"].long(),
         sparse_weights=t["sparse_weights"].float(), token_ids=t["token_ids"], input_tokens=t["input_tokens"],
         meta=meta,
     )

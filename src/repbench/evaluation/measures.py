@@ -29,6 +29,8 @@ from repbench.errors import RepbenchError, did_you_mean
 # How trec_eval takes parameters for each measure (meas_init.c), in trec_eval's print order (measures.c).
 NONE, LONG_CUT, DOUBLE_CUT, DOUBLE_PARAMS, PAIRS = "none", "long_cut", "double_cut", "double_params", "pairs"
 _CUTS = "5,10,15,20,30,100,200,500,1000"
+# What `evaluate`/`eval-run` report unless told otherwise (here, not in metrics: --help reads it without pandas).
+DEFAULT_MEASURES: tuple[str, ...] = ("ndcg_cut_10", "recip_rank_10", "map", "recall_100", "recall_1000")
 CATALOGUE: dict[str, tuple[str, str | None]] = {  # base -> (parameter kind, default parameters)
     "runid": (NONE, None), "num_q": (NONE, None), "num_ret": (NONE, None), "num_rel": (NONE, None),
     "num_rel_ret": (NONE, None), "map": (NONE, None), "gm_map": (NONE, None), "Rprec": (NONE, None),

@@ -25,10 +25,8 @@ import pandas as pd
 from pytrec_eval_ext import RelevanceEvaluator
 
 from repbench.errors import RepbenchError
-from repbench.evaluation.measures import COUNTS, GEOMETRIC, MIN_GEO_MEAN, Measure, resolve
+from repbench.evaluation.measures import COUNTS, DEFAULT_MEASURES, GEOMETRIC, MIN_GEO_MEAN, Measure, resolve
 from repbench.retrieval.ranking import trec_order
-
-DEFAULT_MEASURES: tuple[str, ...] = ("ndcg_cut_10", "recip_rank_10", "map", "recall_100", "recall_1000")
 
 
 class MissingQueriesWarning(UserWarning):

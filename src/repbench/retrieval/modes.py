@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from repbench.encoders.types import Representations
+    from repbench.retrieval.index import DocIndex, Vectors
 
 
 @dataclass(frozen=True)
 class Scorer:
-    """One score mode: either a search over the documents (`search(queries, docs, k, options)` returning
-    [queries, k] scores and document indices) or a 50/50 fusion of two other modes' runs."""
+    """One score mode: either a search over an indexed collection (`search(queries, index, k, options)`:
+    the queries' `Vectors` against a `DocIndex`, returning [queries, k] scores and tie keys,
+    `repbench.retrieval.index`) or a 50/50 fusion of two
+    other modes' runs."""
 
     name: str
     search: Callable[..., tuple[Any, Any]] | None = None
@@ -27,28 +29,24 @@ class Scorer:
     sparse: bool = False  # needs the backbone's vocab_size
 
 
-def _chunk(options: dict) -> dict:
-    return {} if options.get("chunk_docs") is None else {"chunk_docs": options["chunk_docs"]}
+def _single_dense(queries: Vectors, index: DocIndex, k: int, options: dict):
+    return index.flat_ip().search_keys(queries.single(), k)
 
 
-def _single_dense(queries: Representations, docs: Representations, k: int, options: dict):
-    from repbench.retrieval.dense import FlatIPIndex, single_vectors
+def _multi_dense(queries: Vectors, index: DocIndex, k: int, options: dict):
+    from repbench.retrieval.multivector import maxsim_topk
 
-    return FlatIPIndex(single_vectors(docs)).search(single_vectors(queries), k)
-
-
-def _multi_dense(queries: Representations, docs: Representations, k: int, options: dict):
-    from repbench.retrieval.multivector import maxsim_search
-
-    return maxsim_search(queries.unit_dense(), docs.unit_dense(), k, **_chunk(options))
+    rows, normalise = index.maxsim_rows()
+    return maxsim_topk(queries.unit(), rows, index.keys, k, chunk_docs=options.get("chunk_docs"), normalise=normalise)
 
 
-def _sparse_max(queries: Representations, docs: Representations, k: int, options: dict):
-    from repbench.retrieval.sparse import sparse_search
+def _sparse_max(queries: Vectors, index: DocIndex, k: int, options: dict):
+    chunk = {} if options.get("chunk_docs") is None else {"chunk_docs": options["chunk_docs"]}
+    return index.sparse(int(options["vocab_size"])).search_keys(queries.docs.sparse_ids, queries.docs.sparse_weights,
+                                                                k, **chunk)
 
-    return sparse_search(queries.sparse_ids, queries.sparse_weights, docs.sparse_ids, docs.sparse_weights,
-                         k, int(options["vocab_size"]), **_chunk(options))
 
+DEFAULT_DEPTH = 1000  # documents per query of every run (trec_eval's default cut)
 
 # The score modes of docs/method.md §6.2, in canonical order: adding a mode is one entry here (plus its test).
 SCORERS: dict[str, Scorer] = {s.name: s for s in (

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError, did_you_mean
 from repbench.retrieval.fusion import fuse
-from repbench.retrieval.modes import MODES, MULTI_MODES, SCORERS, Scorer
+from repbench.retrieval.index import DocIndex, Vectors, index_for
+from repbench.retrieval.modes import DEFAULT_DEPTH, MODES, MULTI_MODES, SCORERS, Scorer
 
 __all__ = ["DEFAULT_DEPTH", "MODES", "MULTI_MODES", "SCORERS", "Scorer", "modes_for", "parse_modes", "retrieve"]
 
 Run = dict[str, dict[str, float]]
-
-DEFAULT_DEPTH = 1000
-
 
 
 
@@ -43,15 +42,19 @@ def modes_for(k_q: int, k_p: int, modes: Sequence[str]) -> list[str]:
     return [m for m in modes if m not in MULTI_MODES]
 
 
-def _to_run(qids: Sequence[str], docids: Sequence[str], scores: np.ndarray, idx: np.ndarray,
-            depth: int, remove_self: bool) -> Run:
+def to_run(qids: Sequence[str], scores: Any, keys: Any, ids_for_keys: Callable[[list[int]], list[str]],
+           depth: int, remove_self: bool) -> Run:
+    """{qid: {docid: score}} from top-k scores and keys [Q, k] (any device: one host copy each), the
+    keys turned into doc ids once, dropping a self-hit (`remove_self`) and keeping `depth` per query."""
+    s_rows = scores.cpu().tolist() if hasattr(scores, "cpu") else np.asarray(scores).tolist()
+    k_rows = keys.cpu().tolist() if hasattr(keys, "cpu") else np.asarray(keys).tolist()
+    wanted = sorted({k for row in k_rows for k in row})
+    id_of = dict(zip(wanted, ids_for_keys(wanted), strict=True))
     run: Run = {}
-    for row, qid in enumerate(qids):
+    for qid, s_row, k_row in zip(qids, s_rows, k_rows, strict=True):
         docs: dict[str, float] = {}
-        for s, i in zip(scores[row].tolist(), idx[row].tolist(), strict=True):
-            if i < 0:
-                continue
-            d = docids[i]
+        for s, key in zip(s_row, k_row, strict=True):
+            d = id_of[key]
             if remove_self and d == qid:
                 continue
             if len(docs) == depth:
@@ -63,7 +66,7 @@ def _to_run(qids: Sequence[str], docids: Sequence[str], scores: np.ndarray, idx:
 
 def retrieve(
     queries: Representations,
-    docs: Representations,
+    docs: Representations | DocIndex,
     modes: Sequence[str] = MODES,
     depth: int = DEFAULT_DEPTH,
     vocab_size: int | None = None,
@@ -75,18 +78,18 @@ def retrieve(
     Each list holds up to `depth` documents (fewer when the corpus is smaller). With `remove_self`
     (default) a document whose id equals the query id is dropped and the list is refilled from the
     next rank (BEIR's ignore_identical_ids); pass False to reproduce the paper, which keeps it.
-    Documents are searched in doc-id-descending order, so exact ties at the cut-off keep the documents
-    trec_eval would keep. `vocab_size` is needed for the sparse modes.
+    Ties are cut by trec_eval's rule (`repbench.retrieval.topk`), so exact ties at the cut-off keep the
+    documents trec_eval would keep. `vocab_size` is needed for the sparse modes. `docs` is indexed once
+    (`repbench.retrieval.index.index_for`): searching the same object again reuses its index.
     """
     modes = parse_modes(modes)
-    if any(m in MULTI_MODES for m in modes) and queries.k == 1 and docs.k == 1:
+    index = index_for(docs)
+    if any(m in MULTI_MODES for m in modes) and queries.k == 1 and index.docs.k == 1:
         raise RepbenchError("multi-vector modes need K_q > 1 or K_p > 1 (use repbench.retrieval.search.modes_for)")
     if any(SCORERS[m].sparse for m in modes) and vocab_size is None:
         raise RepbenchError("sparse modes need the backbone's vocab_size")
-    perm = sorted(range(len(docs)), key=lambda i: docs.ids[i], reverse=True)
-    d = docs.select(perm)
-    qids, docids = list(queries.ids), list(d.ids)
-    extra = 1 if remove_self and not set(qids).isdisjoint(docids) else 0
+    qids, qv = list(queries.ids), Vectors(queries)
+    extra = 1 if remove_self and not set(qids).isdisjoint(index.docs.ids) else 0
     options = {"vocab_size": vocab_size, "chunk_docs": chunk_docs}
 
     runs: dict[str, Run] = {}
@@ -98,8 +101,8 @@ def retrieve(
                 a, b = scorer.fuse
                 runs[name] = fuse(run_of(a), run_of(b), 0.5, depth)
             else:
-                s, i = scorer.search(queries, d, depth + extra, options)
-                runs[name] = _to_run(qids, docids, s, i, depth, remove_self)
+                s, k = scorer.search(qv, index, depth + extra, options)
+                runs[name] = to_run(qids, s, k, index.ids_for_keys, depth, remove_self)
         return runs[name]
 
     return {m: run_of(m) for m in modes}

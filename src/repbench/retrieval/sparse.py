@@ -21,11 +21,14 @@ def to_csr(ids: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tensor, v
         raise ValueError(f"sparse id {int(ids_a[mask].max())} is outside the vocabulary (size {vocab_size})")
     if (ids_a < -1).any():
         raise ValueError("sparse ids must be >= 0, or -1 for padding")
+    # Sorting each (narrow) row by id is far cheaper than one lexsort of every entry; read row-major,
+    # the entries are then in (row, col) order.
+    order = np.argsort(ids_a, axis=1, kind="stable")
+    ids_a, w_a = np.take_along_axis(ids_a, order, 1), np.take_along_axis(w_a, order, 1)
+    mask = ids_a >= 0
     rows = np.broadcast_to(np.arange(n)[:, None], ids_a.shape)[mask]
     cols, vals = ids_a[mask], w_a[mask]
     if len(rows):
-        order = np.lexsort((cols, rows))
-        rows, cols, vals = rows[order], cols[order], vals[order]
         first = np.ones(len(rows), dtype=bool)
         first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
         starts = np.flatnonzero(first)
@@ -37,20 +40,31 @@ def to_csr(ids: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tensor, v
 class SparseIndex:
     """Documents' sparse vectors, kept column-major so a query batch reads only the terms it uses."""
 
-    def __init__(self, d_ids: np.ndarray | torch.Tensor, d_w: np.ndarray | torch.Tensor, vocab_size: int):
+    def __init__(self, d_ids: np.ndarray | torch.Tensor, d_w: np.ndarray | torch.Tensor, vocab_size: int,
+                 keys: np.ndarray | torch.Tensor | None = None):
         self.vocab_size = vocab_size
         self.docs = to_csr(d_ids, d_w, vocab_size).tocsc()
+        n = self.docs.shape[0]
+        # Tie keys (repbench.retrieval.topk), on the host where scipy's products are.
+        self.keys = torch.as_tensor(np.arange(n) if keys is None else keys, dtype=torch.long).cpu()
 
     def __len__(self) -> int:
         return self.docs.shape[0]
 
     def search(self, q_ids: np.ndarray | torch.Tensor, q_w: np.ndarray | torch.Tensor, depth: int,
                chunk_docs: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-        """Exact sparse top-`depth`: (scores float32 [Q, d], idx int64 [Q, d]), best first, ties by index.
+        """Exact sparse top-`depth`: (scores float32 [Q, d], keys int64 [Q, d]), best first, ties by key
+        (the document index unless keys were given).
 
         Documents with no term in common with a query score 0 and can fill the list's tail, as in the
         paper's brute-force search.
         """
+        s, k = self.search_keys(q_ids, q_w, depth, chunk_docs)
+        return s.numpy().astype(np.float32), k.numpy().astype(np.int64)
+
+    def search_keys(self, q_ids: np.ndarray | torch.Tensor, q_w: np.ndarray | torch.Tensor, depth: int,
+                    chunk_docs: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+        """`search` as host tensors."""
         qm = to_csr(q_ids, q_w, self.vocab_size)
         # Only terms some query uses can score; dropping the rest shrinks every product.
         terms = np.unique(qm.indices)
@@ -58,9 +72,8 @@ class SparseIndex:
         top = RunningTopK(qm.shape[0], depth)
         for ds in range(0, dm.shape[0], chunk_docs):
             block = (qm @ dm[ds:ds + chunk_docs].T).toarray().astype(np.float32)
-            top.add(torch.from_numpy(block), ds)
-        s, i = top.result()
-        return s.numpy().astype(np.float32), i.numpy().astype(np.int64)
+            top.add(torch.from_numpy(block), self.keys[ds:ds + chunk_docs])
+        return top.result()
 
 
 def sparse_search(

@@ -1,11 +1,12 @@
 """Exact search over a store too large for memory: shard by shard, chunk by chunk, merged top-depth.
 
 Each chunk of documents is ranked with the same scorers as the in-memory path
-(`repbench.retrieval.search.SCORERS`: faiss inner product, chunked MaxSim, sparse products), after
-sorting the chunk by doc id descending so that a chunk's own top-k keeps trec_eval's tie rule. The
-per-chunk lists then merge exactly: score descending, then doc id descending (trec_eval's order, by
-code point = UTF-8 byte order). A document's score does not depend on which other documents share its
-chunk, so the merged lists are the in-memory lists: same ids, same order, same scores. Fusion then
+(`repbench.retrieval.search.SCORERS`: faiss inner product, blocked MaxSim, sparse products). Every
+document carries its int64 tie key over the whole collection (its position in trec_eval's order of
+the ids, computed once per search), so the per-chunk lists merge exactly with the one top-k
+(`repbench.retrieval.topk`): score descending, then doc id descending. A document's score does not
+depend on which other documents share its chunk, so the merged lists are the in-memory lists: same
+ids, same order, same scores. Fusion then
 normalises each mode's retained top-`depth` list (docs/method.md §6.3) exactly as the in-memory path.
 
 Memory is bounded by the chunk (`chunk_docs`, or `max_memory` bytes), plus the running lists
@@ -14,7 +15,7 @@ Memory is bounded by the chunk (`chunk_docs`, or `max_memory` bytes), plus the r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,44 +24,24 @@ from repbench.encoders.store import Store, open_store
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.retrieval.fusion import fuse
+from repbench.retrieval.index import DocIndex, Vectors, trec_keys
 from repbench.retrieval.multivector import DEFAULT_BUDGET
-from repbench.retrieval.search import DEFAULT_DEPTH, MODES, MULTI_MODES, SCORERS, Run, parse_modes
+from repbench.retrieval.search import DEFAULT_DEPTH, MODES, MULTI_MODES, SCORERS, Run, parse_modes, to_run
+from repbench.retrieval.topk import RunningTopK
 
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes for one chunk's working set when neither limit is given
-
-
-class TopKMerger:
-    """The best `k` (score, doc id) per query over candidate lists arriving in any order.
-
-    Order: score descending, then doc id descending, a total order, so the result does not depend on
-    how documents were split into chunks.
-    """
-
-    def __init__(self, n_queries: int, k: int):
-        self.k = k
-        self.scores = np.zeros((n_queries, 0), np.float32)
-        self.ids = np.zeros((n_queries, 0), dtype="U1")
-
-    def add(self, scores: np.ndarray, ids: np.ndarray) -> None:
-        """Merge candidates: scores float32 [Q, c] and their doc ids [Q, c]."""
-        all_s = np.concatenate([self.scores, scores.astype(np.float32, copy=False)], axis=1)
-        all_i = np.concatenate([self.ids, ids], axis=1)
-        _, rank = np.unique(all_i, return_inverse=True)  # integer keys in id order, for a vectorised tie-break
-        rank = rank.reshape(all_i.shape)
-        order = np.lexsort((-rank, -all_s), axis=1)[:, : self.k]
-        self.scores = np.take_along_axis(all_s, order, 1)
-        self.ids = np.take_along_axis(all_i, order, 1)
 
 
 def chunk_docs_for(max_memory: int, k_p: int, hidden: int, sparse_width: int, store_bytes: int = 2) -> int:
     """Documents per chunk so one chunk's working set stays under `max_memory` bytes.
 
-    Per document: the stored dense rows, their float32 copy, the id-sorted copy and the unit vectors
-    (K_p*H*(store_bytes+12)), the sparse rows through CSR/CSC conversions (~48 B per entry) and the
-    single vector; plus a fixed MaxSim block (`DEFAULT_BUDGET` float32 elements).
+    Per document: the stored dense rows, left in the store's dtype (the scorers normalise and convert
+    them block by block, so no float32 copy of the chunk exists), with 4 B per element of room
+    (K_p*H*(store_bytes+4)), the sparse rows through CSR/CSC conversions (~48 B per entry) and the single
+    vector; plus fixed room for the similarity blocks and the [queries, chunk] score buffers.
     """
     fixed = DEFAULT_BUDGET * 4 + (64 << 20)
-    per_doc = k_p * hidden * (store_bytes + 12) + sparse_width * 48 + hidden * 8 + 64
+    per_doc = k_p * hidden * (store_bytes + 4) + sparse_width * 48 + hidden * 8 + 64
     if max_memory <= fixed + per_doc:
         raise RepbenchError(f"--max-memory {max_memory} B is too small: one chunk needs at least "
                             f"{fixed + per_doc} B here ({per_doc} B per document + {fixed} B fixed)")
@@ -83,10 +64,52 @@ def store_shapes(store: Store) -> tuple[int, int, int, int]:
 
 def _chunks(docs: Store | Representations, chunk_docs: int, verify: bool) -> Iterator[Representations]:
     if isinstance(docs, Store):
-        yield from docs.chunks(chunk_docs, verify=verify)
+        yield from docs.chunks(chunk_docs, verify=verify, float32=False)  # scorers convert block by block
         return
     for lo in range(0, len(docs), chunk_docs):
         yield docs.select(list(range(lo, min(len(docs), lo + chunk_docs))))
+
+
+def _all_ids(docs: Store | Representations) -> Iterator[list[str]]:
+    if isinstance(docs, Store):
+        for i in range(len(docs.shards)):
+            yield docs.read_shard(i, verify=False)[0]  # the sidecar agrees with the manifest
+    else:
+        yield list(docs.ids)
+
+
+# A store's tie keys, computed once per process (16 bytes per document): a server or a sweep that
+# searches the same store again does not re-read and re-sort every id. Keyed by the manifest's hashes.
+_STORE_KEYS: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _collection_keys(docs: Store | Representations) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(docs, Store):
+        return trec_keys(list(docs.ids))
+    tag = (str(docs.root.resolve()), str(docs.manifest.get("input_hash")) + str(docs.manifest.get("options_hash")),
+           len(docs))
+    if tag not in _STORE_KEYS:
+        _STORE_KEYS.clear()  # one store's keys at a time: memory stays bounded
+        _STORE_KEYS[tag] = trec_keys([i for part in _all_ids(docs) for i in part])
+    return _STORE_KEYS[tag]
+
+
+def _ids_by_row(docs: Store | Representations) -> Callable[[np.ndarray], list[str]]:
+    """rows (store order) -> doc ids, reading only the shards' sidecars that hold them."""
+    if not isinstance(docs, Store):
+        return lambda rows: [docs.ids[r] for r in rows.tolist()]
+
+    def lookup(rows: np.ndarray) -> list[str]:
+        bounds = np.cumsum([0] + [int(e["rows"]) for _, e in docs.shards])
+        out: list[str | None] = [None] * len(rows)
+        shard_of = np.searchsorted(bounds, rows, side="right") - 1
+        for shard in np.unique(shard_of).tolist():
+            ids = docs.read_shard(shard, verify=False)[0]
+            for j in np.flatnonzero(shard_of == shard).tolist():
+                out[j] = ids[int(rows[j]) - int(bounds[shard])]
+        return out  # type: ignore[return-value]
+
+    return lookup
 
 
 def stream_retrieve(
@@ -130,25 +153,33 @@ def stream_retrieve(
     # same extra one whenever a query id is also a doc id; the first `depth` kept are the same).
     k = depth + (1 if remove_self else 0)
     options = {"vocab_size": vocab_size, "chunk_docs": None}  # the in-memory kernels' own inner chunking
-    qids = list(queries.ids)
-    merged = {m: TopKMerger(len(qids), k) for m in base}
+    qids, qv = list(queries.ids), Vectors(queries)  # the queries' vectors: once, not per chunk
+    # Every document's tie key over the whole collection, once: then each chunk's lists merge exactly,
+    # by int64 keys (ids are read again only for the documents kept, at the end).
+    keys, order = _collection_keys(docs)
+    merged = {m: RunningTopK(len(qids), k, device=queries.dense.device) for m in base}
 
     chunks = _chunks(docs, chunk_docs, verify)
     if progress:
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="search chunks", unit="chunk")
+    lo = 0
     for chunk in chunks:
-        if len(chunk) == 0:
+        hi = lo + len(chunk)
+        if hi == lo:
             continue
-        order = np.argsort(np.asarray(chunk.ids))[::-1].copy()  # doc id descending within the chunk
-        d = chunk.select(order)
-        ids = np.asarray(d.ids)
+        index = DocIndex(chunk, keys=keys[lo:hi], once=True)
         for m in base:
-            s, i = SCORERS[m].search(queries, d, k, options)
-            merged[m].add(s, ids[i])
+            merged[m].add(*SCORERS[m].search(qv, index, k, options))
+        lo = hi
 
-    runs: dict[str, Run] = {m: _to_run(qids, merged[m], depth, remove_self) for m in base}
+    # Every mode's kept keys to ids in one pass over the sidecars that hold them.
+    results = {m: [t.cpu() for t in merged[m].result()] for m in base}
+    wanted = np.unique(np.concatenate([r[1].numpy().ravel() for r in results.values()] or [np.zeros(0, np.int64)]))
+    id_of = dict(zip(wanted.tolist(), _ids_by_row(docs)(order[wanted]), strict=True))
+    runs: dict[str, Run] = {m: to_run(qids, *results[m], lambda ks: [id_of[k] for k in ks], depth, remove_self)
+                            for m in base}
 
     def run_of(name: str) -> Run:
         if name not in runs:
@@ -157,17 +188,3 @@ def stream_retrieve(
         return runs[name]
 
     return {m: run_of(m) for m in modes}
-
-
-def _to_run(qids: list[str], top: TopKMerger, depth: int, remove_self: bool) -> Run:
-    run: Run = {}
-    for row, qid in enumerate(qids):
-        docs: dict[str, float] = {}
-        for s, d in zip(top.scores[row].tolist(), top.ids[row].tolist(), strict=True):
-            if remove_self and d == qid:
-                continue
-            if len(docs) == depth:
-                break
-            docs[d] = float(s)
-        run[qid] = docs
-    return run

@@ -1,63 +1,67 @@
-"""Exact top-k with a deterministic tie rule, merged over chunks so memory stays bounded.
+"""The one exact top-k of every search path (in memory, streaming, fusion, the sweep), on any device.
 
-Rows are ranked by score descending, then by column (document index) ascending. The search layer
-orders documents by id descending before indexing (`repbench.retrieval.search`), so "index ascending"
-is trec_eval's "doc id descending": the documents kept at a tied cut-off are the ones trec_eval would
-keep from an untruncated run.
+Documents are int64 keys: a document's position in trec_eval's order of the collection's ids (doc id
+descending, `repbench.retrieval.ranking`), so a smaller key wins a tie. The rule is then one total
+order, score descending then key ascending, which is trec_eval's order of the full run: the documents
+kept at a tied cut-off are the ones trec_eval would keep, and merging lists in any order or chunking
+gives the same result.
+
+The total order is made into one int64 per candidate (the score's order-preserving bits above, the
+inverted key below), so a single `torch.topk` is exact: no per-row Python, no host round trip, the same
+on CPU, CUDA and `meta`.
 """
 
 from __future__ import annotations
 
 import torch
 
+KEY_BITS = 32
+_KEY_MASK = (1 << KEY_BITS) - 1
+MAX_KEYS = 1 << KEY_BITS  # documents one key space can hold (4.29e9)
 
-def topk_desc(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k per row of a [Q, N] matrix: (values [Q, k], positions [Q, k]), ties by position ascending."""
-    q, n = scores.shape
-    k = min(k, n)
-    if k == 0:
-        return scores.new_zeros((q, 0)), torch.zeros((q, 0), dtype=torch.long, device=scores.device)
-    kth = torch.topk(scores, k, dim=1, sorted=True).values[:, -1:]
-    greater = scores > kth
-    equal = scores == kth
-    need = k - greater.sum(dim=1, keepdim=True)
-    # torch.topk picks among equal values arbitrarily; take the first `need` tied positions instead.
-    take = greater | (equal & (torch.cumsum(equal, dim=1) <= need))
-    # Exactly k taken per row: the i-th taken position goes to column i (others to a spare column k).
-    # A scatter, not nonzero(), whose data-dependent shape would wait for the device.
-    slot = torch.where(take, torch.cumsum(take, dim=1) - 1, k)
-    cols = torch.arange(n, device=scores.device).expand(q, n)
-    pos = torch.empty((q, k + 1), dtype=torch.long, device=scores.device).scatter_(1, slot, cols)[:, :k]
-    vals = scores.gather(1, pos)
-    order = torch.sort(vals, dim=1, descending=True, stable=True).indices
-    return vals.gather(1, order), pos.gather(1, order)
+
+def _sortable(scores: torch.Tensor) -> torch.Tensor:
+    """int64 whose order is the float32 order of `scores` (-0.0 == +0.0; NaN not expected)."""
+    s = (scores.float() + 0.0).contiguous()  # + 0.0 turns -0.0 into +0.0, so they tie as floats do
+    bits = s.view(torch.int32).to(torch.int64)
+    # Negative floats count down as their bits count up: flip their 31 magnitude bits.
+    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+
+
+def topk(scores: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best `k` per row of `scores` [Q, c]: (values float32 [Q, k'], keys int64 [Q, k']), k' = min(k, c),
+    ordered by score descending then key ascending. `keys` is [c] (shared) or [Q, c], each < MAX_KEYS."""
+    q, c = scores.shape
+    k = min(int(k), c)
+    if k <= 0:
+        return (torch.zeros((q, 0), dtype=torch.float32, device=scores.device),
+                torch.zeros((q, 0), dtype=torch.long, device=scores.device))
+    keys = keys.to(device=scores.device, dtype=torch.long)
+    combined = (_sortable(scores) << KEY_BITS) | (_KEY_MASK - keys)  # keys < 2**32: the low bits
+    pos = torch.topk(combined, k, dim=1, sorted=True).indices
+    return scores.float().gather(1, pos), keys.expand(q, c).gather(1, pos)
 
 
 class RunningTopK:
-    """Keeps the best `k` (score, global index) per query while chunks of documents stream past.
-
-    Chunks must arrive in ascending index order: the kept entries then precede the new chunk in the
-    concatenation, which keeps the position order equal to the index order among equal scores.
-    """
+    """The best `k` (score, key) per query over candidate blocks arriving in any order, kept on the
+    blocks' device. Exact: the result equals `topk` of all candidates at once."""
 
     def __init__(self, n_queries: int, k: int, device: torch.device | str | None = None):
-        self.k = k
-        self.scores = torch.empty((n_queries, 0), dtype=torch.float32, device=device)
-        self.idx = torch.empty((n_queries, 0), dtype=torch.long, device=device)
-        self._next = 0
+        self.k = int(k)
+        self.scores = torch.zeros((n_queries, 0), dtype=torch.float32, device=device)
+        self.keys = torch.zeros((n_queries, 0), dtype=torch.long, device=device)
 
-    def add(self, chunk_scores: torch.Tensor, start: int) -> None:
-        if start < self._next:
-            raise ValueError("chunks must be added in ascending document order")
-        n = chunk_scores.shape[1]
-        self._next = start + n
-        dev = chunk_scores.device
-        cols = torch.arange(start, start + n, dtype=torch.long, device=dev).expand(chunk_scores.shape[0], n)
-        # The kept lists follow the chunks' device (empty ones are created wherever the caller said).
-        all_scores = torch.cat([self.scores.to(dev), chunk_scores.float()], dim=1)
-        all_idx = torch.cat([self.idx.to(dev), cols], dim=1)
-        vals, pos = topk_desc(all_scores, self.k)
-        self.scores, self.idx = vals, all_idx.gather(1, pos)
+    def add(self, scores: torch.Tensor, keys: torch.Tensor) -> None:
+        """Merge candidates: scores [Q, c] and their keys [c] or [Q, c]."""
+        if scores.shape[1] == 0:
+            return
+        dev = scores.device
+        keys = keys.to(device=dev, dtype=torch.long).expand(scores.shape[0], scores.shape[1])
+        if self.scores.shape[1] == 0:
+            self.scores, self.keys = topk(scores, keys, self.k)
+            return
+        self.scores, self.keys = topk(torch.cat([self.scores.to(dev), scores.float()], dim=1),
+                                      torch.cat([self.keys.to(dev), keys], dim=1), self.k)
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.scores, self.idx
+        return self.scores, self.keys

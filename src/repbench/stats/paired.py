@@ -17,10 +17,9 @@ import scipy.stats
 
 from repbench.errors import RepbenchError
 from repbench.stats.bootstrap import as_diffs, bootstrap_mean_ci, chunk_rows
+from repbench.stats.choices import CORRECTIONS, TESTS
 
 Test = Literal["t", "wilcoxon", "randomization"]
-TESTS: tuple[str, ...] = ("t", "wilcoxon", "randomization")
-CORRECTIONS: tuple[str, ...] = ("holm", "bonferroni", "bh", "none")
 
 # Exact enumeration is used only while 2^m <= n_permutations and 2^m stays small enough to hold at once.
 _MAX_EXACT_BITS = 20
