@@ -78,8 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--input-tokens", default="32,128,512", help="comma list of synthetic text lengths (tokens)")
     g.addoption("--batch-size", default="1", help="comma list of batch sizes")
     # The same model defaults as `repbench encode` and `repbench evaluate` (one definition).
-    for name in ("device", "dtype", "attn"):
-        g.addoption(f"--{name}", default=MODEL_DEFAULTS[name], help=f"{MODEL_HELP[name]} (default {MODEL_DEFAULTS[name]})")
+    g.addoption("--device", default=MODEL_DEFAULTS["device"], help=MODEL_HELP["device"])
+    g.addoption("--dtype", default=MODEL_DEFAULTS["dtype"], help=MODEL_HELP["dtype"])
+    g.addoption("--attn", default=MODEL_DEFAULTS["attn"], help=MODEL_HELP["attn"])
     g.addoption("--warmup", default=None, type=int, help=f"untimed iterations per cell at the full shape ({_defaults('warmup')})")
     g.addoption("--warmup-max-time", default=None, type=float,
                 help=f"stop warm-up early after this many seconds, >= 2 iterations ({_defaults('warmup_max_time')})")
