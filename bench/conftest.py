@@ -13,7 +13,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from typing import Any  # noqa: E402
 
-import psutil  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -29,7 +28,7 @@ from repbench.benchmarking.goals import GoalCheck, check_goal, gate_message, sum
 from repbench.benchmarking.harness import CellPlan  # noqa: E402
 from repbench.benchmarking.latency import session_summary  # noqa: E402
 from repbench.benchmarking.progress import CellProgress  # noqa: E402
-from repbench.benchmarking.search_runner import SearchCellRunner  # noqa: E402
+from repbench.benchmarking.search_runner import SearchCellRunner, memory_cap  # noqa: E402
 from repbench.benchmarking.session import BenchSession  # noqa: E402
 from repbench.commands.encode_options import MODEL_DEFAULTS, MODEL_HELP  # noqa: E402
 from repbench.encoders.options import batch_rule  # noqa: E402
@@ -206,17 +205,6 @@ def _dtype(config: pytest.Config, device: torch.device) -> str:
     return dt
 
 
-def _search_max_bytes(config: pytest.Config, device: torch.device) -> int:
-    gib = _opt(config, "--search-max-gib")
-    if gib is not None:
-        return int(gib * 2**30)
-    avail = psutil.virtual_memory().available
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        avail = min(avail, free)
-    return int(0.25 * avail)
-
-
 def _config_dict(config: pytest.Config) -> dict[str, Any]:
     o = _options(config)
     return {
@@ -279,7 +267,7 @@ def encode_runner(request: pytest.FixtureRequest, bench_session: BenchSession) -
 def search_runner(request: pytest.FixtureRequest, bench_session: BenchSession) -> SearchCellRunner:
     config = request.config
     return SearchCellRunner(bench_session, depth=_opt(config, "--search-depth"),
-                            max_bytes=_search_max_bytes(config, bench_session.device))
+                            max_bytes=memory_cap(bench_session.device, _opt(config, "--search-max-gib")))
 
 
 _GOALS = pytest.StashKey[list[GoalCheck]]()

@@ -146,3 +146,13 @@ def test_single_pass_encoders_are_measured_at_k1_only():
     cells = encode_cells(PAIR, both.__getitem__, [1, 4], [32], [1])
     assert sorted((c.encoder, c.k) for c in cells) == [
         ("lasttoken", 1), ("meanpool", 1), ("parallel", 1), ("parallel", 4), ("sequential", 1), ("sequential", 4)]
+
+
+def test_search_memory_cap_is_the_given_gib_or_a_quarter_of_what_is_available(monkeypatch):
+    import types
+
+    from repbench.benchmarking import search_runner
+
+    assert search_runner.memory_cap(torch.device("cpu"), 0.5) == 512 * 2**20
+    monkeypatch.setattr(search_runner.psutil, "virtual_memory", lambda: types.SimpleNamespace(available=8_000_000))
+    assert search_runner.memory_cap(torch.device("cpu")) == 2_000_000

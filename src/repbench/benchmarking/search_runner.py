@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import psutil
 import torch
 
 from repbench.benchmarking.cell_results import SearchIndex, SearchResult
@@ -14,6 +15,18 @@ from repbench.benchmarking.cells import SearchCell, search_index_bytes
 from repbench.benchmarking.harness import RoundsRunner, is_oom
 from repbench.benchmarking.session import BenchSession, oom_reason
 from repbench.benchmarking.workloads import sparse_rows, unit_vectors
+
+
+def memory_cap(device: torch.device, gib: float | None = None) -> int:
+    """Bytes a search index may take: `gib` when given, else a quarter of the memory available now (host,
+    and the device's free memory on a GPU), leaving the rest to the process and the search's own copies."""
+    if gib is not None:
+        return int(gib * 2**30)
+    avail = psutil.virtual_memory().available
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        avail = min(avail, free)
+    return int(0.25 * avail)
 
 
 @dataclass
