@@ -167,3 +167,24 @@ def test_an_out_of_memory_error_without_a_message_still_gives_a_reason(monkeypat
                                            plan=CellPlan()))
     info = runner.run(EncodeCell("big", "ar", "sequential", 1, 32, 1), lambda target, rounds: None)
     assert info["reason"] == "out of memory: MemoryError"
+
+
+NVML_SUMMARY_KEYS = ["nvml_samples", "nvml_interval_s", "nvml_memory_used_peak_bytes", "nvml_process_memory_peak_bytes",
+                     "gpu_utilization_mean_pct", "gpu_utilization_max_pct", "power_mean_w", "power_max_w",
+                     "sm_clock_min_mhz", "sm_clock_max_mhz", "mem_clock_min_mhz", "mem_clock_max_mhz",
+                     "throttle_reasons", "throttle_reason_names", "throttle_suspect"]
+
+
+def test_a_cell_measured_with_nvml_writes_the_sampler_block_after_memory_and_the_ticks_after_energy():
+    from test_telemetry_nvml import FakeNVML, fake_device  # NVML's real reader over a fake library
+
+    fake = FakeNVML()
+    plan = CellPlan(warmup=2, min_rounds=5, min_time_s=0.0, max_time_s=1.0, memory_iterations=5, energy_window_s=0.1)
+    m = CellMeasurement(lambda cb: fake.workload(), "cpu", plan, nvml=fake_device(fake))
+    m.run()
+    fields = m.fields(batch_size=2, tokens_per_query=16)
+    at = CPU_KEYS.index("peak_memory_kind") + 1
+    expected = CPU_KEYS[:at] + NVML_SUMMARY_KEYS + CPU_KEYS[at:]
+    expected.insert(expected.index("energy_iterations") + 1, "energy_ticks")
+    assert list(fields) == expected
+    assert Measurement.from_json(fields).to_json() == fields
