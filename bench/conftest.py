@@ -13,23 +13,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from typing import Any  # noqa: E402
 
-import psutil  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from repbench.benchmarking.goals import GoalCheck, check_goal, gate_message, summary_lines  # noqa: E402
-from repbench.benchmarking.harness import CellPlan  # noqa: E402
-from repbench.benchmarking.latency import (  # noqa: E402
+from repbench.benchmarking.cells import (  # noqa: E402
     SEARCH_KINDS,
-    BenchContext,
     encode_cells,
-    format_relative_table,
     parse_int_list,
     parse_str_list,
-    relative_latency_table,
     search_cells,
 )
+from repbench.benchmarking.encode_runner import EncodeCellRunner  # noqa: E402
+from repbench.benchmarking.goals import GoalCheck, check_goal, gate_message, summary_lines  # noqa: E402
+from repbench.benchmarking.harness import CellPlan  # noqa: E402
+from repbench.benchmarking.latency import session_summary  # noqa: E402
 from repbench.benchmarking.progress import CellProgress  # noqa: E402
+from repbench.benchmarking.search_runner import SearchCellRunner, memory_cap  # noqa: E402
+from repbench.benchmarking.session import BenchSession  # noqa: E402
 from repbench.commands.encode_options import MODEL_DEFAULTS, MODEL_HELP  # noqa: E402
 from repbench.encoders.options import batch_rule  # noqa: E402
 from repbench.telemetry.environment import result_header  # noqa: E402
@@ -206,17 +206,6 @@ def _dtype(config: pytest.Config, device: torch.device) -> str:
     return dt
 
 
-def _search_max_bytes(config: pytest.Config, device: torch.device) -> int:
-    gib = _opt(config, "--search-max-gib")
-    if gib is not None:
-        return int(gib * 2**30)
-    avail = psutil.virtual_memory().available
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        avail = min(avail, free)
-    return int(0.25 * avail)
-
-
 def _config_dict(config: pytest.Config) -> dict[str, Any]:
     o = _options(config)
     return {
@@ -250,21 +239,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("search_cell", cells, ids=[c.id for c in cells])
 
 
+_SESSION = pytest.StashKey[BenchSession]()
+_ENCODE = pytest.StashKey[EncodeCellRunner]()
+
+
 @pytest.fixture(scope="session")
-def bench_ctx(request: pytest.FixtureRequest) -> BenchContext:
+def bench_session(request: pytest.FixtureRequest) -> BenchSession:
     config = request.config
     o = _options(config)
     device = o["device"]
     if device.type == "cuda":
         torch.cuda.set_device(device)  # pytorch#135531: make the current device explicit
     nvml, note = open_telemetry(device)
-    ctx = BenchContext(
-        device=device, dtype=o["dtype"], attn=_opt(config, "--attn"), plan=o["plan"],
-        nvml=nvml, telemetry_note=note, seed=_opt(config, "--seed"), search_depth=_opt(config, "--search-depth"),
-        search_max_bytes=_search_max_bytes(config, device),
-    )
-    config._repbench_ctx = ctx
-    return ctx
+    session = BenchSession(device=device, dtype=o["dtype"], attn=_opt(config, "--attn"), plan=o["plan"],
+                           nvml=nvml, telemetry_note=note, seed=_opt(config, "--seed"))
+    config.stash[_SESSION] = session
+    return session
+
+
+@pytest.fixture(scope="session")
+def encode_runner(request: pytest.FixtureRequest, bench_session: BenchSession) -> EncodeCellRunner:
+    runner = EncodeCellRunner(bench_session)
+    request.config.stash[_ENCODE] = runner  # the JSON header and the summary read its backbones
+    return runner
+
+
+@pytest.fixture(scope="session")
+def search_runner(request: pytest.FixtureRequest, bench_session: BenchSession) -> SearchCellRunner:
+    config = request.config
+    return SearchCellRunner(bench_session, depth=_opt(config, "--search-depth"),
+                            max_bytes=memory_cap(bench_session.device, _opt(config, "--search-max-gib")))
 
 
 _GOALS = pytest.StashKey[list[GoalCheck]]()
@@ -355,19 +359,19 @@ def _peaks(config: pytest.Config) -> dict[str, Any]:
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
-    ctx: BenchContext | None = getattr(config, "_repbench_ctx", None)
-    if ctx is None:
+    session = config.stash.get(_SESSION, None)
+    if session is None:
         return
+    loaded = config.stash[_ENCODE].loaded if _ENCODE in config.stash else {}
     header = output_json.setdefault("machine_info", {}).setdefault("repbench", {})
-    header["cold_start"] = {name: lb.cold_start for name, lb in ctx.backbones.items() if hasattr(lb, "cold_start")}
-    header["telemetry_note"] = ctx.telemetry_note
+    header["cold_start"] = {name: lb.cold_start for name, lb in loaded.items()}
+    header["telemetry_note"] = session.telemetry_note
     from repbench.analysis.roofline_cells import annotate_bench, architecture_record
 
-    header["architectures"] = {name: architecture_record(lb.backbone.model.config)
-                               for name, lb in ctx.backbones.items() if hasattr(lb, "backbone")}
+    header["architectures"] = {name: architecture_record(lb.backbone.model.config) for name, lb in loaded.items()}
     # Skipped cells (OOM, memory cap) never reach pytest-benchmark's stats; keep them in the file anyway,
     # in a form `pytest-benchmark compare` still loads.
-    output_json["benchmarks"].extend(s.as_benchmark() for s in ctx.skipped)
+    output_json["benchmarks"].extend(s.as_benchmark() for s in session.skipped)
     annotate_bench(output_json)  # each encode cell's floor, MBU and MFU (extra_info.roofline)
 
 
@@ -378,27 +382,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_sep("=", "repbench: goals (measured value vs goal; lower is better)")
         for line in lines:
             terminalreporter.write_line(line)
-    ctx: BenchContext | None = getattr(config, "_repbench_ctx", None)
-    if ctx is None or not ctx.results:
+    session = config.stash.get(_SESSION, None)
+    if session is None or not session.results:
         return
-    tr = terminalreporter
-    rows = relative_latency_table(ctx.results)
-    if rows:
-        tr.write_sep("=", "repbench: encoding latency at each K relative to K=1 (median)")
-        tr.write_line(format_relative_table(rows))
-        tr.write_line("sequential (AR) should grow ~linearly in K; parallel (diffusion) within ~(L+K)/L of K=1. "
-                      "'noisy'/'invalid': the cell at K or at K=1 is too spread (IQR/median > 10%/25%) for its "
-                      "ratio to be read; rerun it on a quiet machine.")
-    flags = [r.get("flag") for r in ctx.results]
-    if flags.count("invalid") or flags.count("noisy"):
-        tr.write_line(f"noise: {flags.count('invalid')} cells with IQR/median > 25% (invalid: rerun, e.g. with "
-                      f"--min-rounds/--min-time higher on a quiet machine), {flags.count('noisy')} > 10% (noisy), "
-                      f"of {len(flags)}; see extra_info.stats.flag")
-    if ctx.telemetry_note:
-        tr.write_line(f"telemetry: {ctx.telemetry_note}")
-    for name, lb in ctx.backbones.items():
-        if hasattr(lb, "cold_start"):
-            cs = lb.cold_start
-            tr.write_line(f"cold start {name}: load {cs['load_s']:.2f} s, first call {cs['first_call_s'] * 1e3:.1f} ms")
-    for s in ctx.skipped:
-        tr.write_line(f"skipped {s.name}: {s.extra_info['reason']}")
+    encode = config.stash.get(_ENCODE, None)
+    table, notes = session_summary(session.results, session.telemetry_note,
+                                   encode.loaded if encode is not None else {}, session.skipped)
+    if table:
+        terminalreporter.write_sep("=", "repbench: encoding latency at each K relative to K=1 (median)")
+        terminalreporter.write_line(table)
+    for line in notes:
+        terminalreporter.write_line(line)

@@ -5,6 +5,6 @@ prefill and per-decode-step times (sequential), memory, energy and throughput (d
 """
 
 
-def test_encode_latency(benchmark, record_cell, bench_ctx, pedantic_runner, encode_cell):
+def test_encode_latency(benchmark, record_cell, encode_runner, pedantic_runner, encode_cell):
     benchmark.group = f"encode L={encode_cell.input_tokens} B={encode_cell.batch_size}"
-    record_cell(bench_ctx.run_encode_cell(encode_cell, pedantic_runner))
+    record_cell(encode_runner.run(encode_cell, pedantic_runner))

@@ -4,6 +4,6 @@ backbones' hidden sizes. Sub-millisecond searches are timed in blocks (extra_inf
 """
 
 
-def test_search_latency(benchmark, record_cell, bench_ctx, pedantic_runner, search_cell):
+def test_search_latency(benchmark, record_cell, search_runner, pedantic_runner, search_cell):
     benchmark.group = f"search {search_cell.kind} k_p={search_cell.k_p} batch={search_cell.query_batch}"
-    record_cell(bench_ctx.run_search_cell(search_cell, pedantic_runner))
+    record_cell(search_runner.run(search_cell, pedantic_runner))

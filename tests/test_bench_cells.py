@@ -6,18 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from repbench.benchmarking.cells import EncodeCell, SearchCell, encode_cells, parse_int_list, search_cells
+from repbench.benchmarking.encode_runner import EncodeCellRunner, LoadedBackbone
 from repbench.benchmarking.harness import CellPlan, is_oom
-from repbench.benchmarking.latency import (
-    BenchContext,
-    EncodeCell,
-    LoadedBackbone,
-    SearchCell,
-    encode_cells,
-    format_relative_table,
-    parse_int_list,
-    relative_latency_table,
-    search_cells,
-)
+from repbench.benchmarking.latency import format_relative_table, relative_latency_table
+from repbench.benchmarking.search_runner import SearchCellRunner
+from repbench.benchmarking.session import BenchSession
 from repbench.benchmarking.workloads import sparse_rows, synthetic_text_ids, unit_vectors
 from repbench.errors import RepbenchError
 
@@ -92,34 +86,34 @@ def test_workloads_have_exact_shapes_and_are_seeded():
     assert sid.shape == sw.shape == (4, 6) and sid.min() >= 0 and sid.max() < 50 and (sw > 0).all()
 
 
-def _ctx() -> BenchContext:
-    return BenchContext(device=torch.device("cpu"), dtype="float32", attn="sdpa",
+def _session() -> BenchSession:
+    return BenchSession(device=torch.device("cpu"), dtype="float32", attn="sdpa",
                         plan=CellPlan(warmup=1, min_rounds=3, min_time_s=0.0, memory_iterations=1))
 
 
 def test_out_of_memory_cell_is_recorded_skipped_and_other_errors_propagate(monkeypatch):
     import repbench.encoders as enc
 
-    ctx = _ctx()
-    ctx.backbones["fake"] = LoadedBackbone(backbone=object(), cold_start={}, pool=np.arange(10, 20))
+    ctx = EncodeCellRunner(_session())
+    ctx.loaded["fake"] = LoadedBackbone(backbone=object(), cold_start={}, pool=np.arange(10, 20))
     cell = EncodeCell("fake", "ar", "sequential", 4, 8, 1)
 
     def oom(*a, **k):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(enc, "encode_ids", oom)
-    info = ctx.run_encode_cell(cell, lambda target, rounds: None)
+    info = ctx.run(cell, lambda target, rounds: None)
     assert info["status"] == "skipped" and "out of memory" in info["reason"]
     assert info["samples_s"] == [] and info["peak_memory_bytes"] is None
     assert info["backbone"] == "fake" and info["k"] == 4
-    assert [s.name for s in ctx.skipped] == [cell.id]
+    assert [s.name for s in ctx.session.skipped] == [cell.id]
 
     def boom(*a, **k):
         raise ValueError("a real bug")
 
     monkeypatch.setattr(enc, "encode_ids", boom)
     with pytest.raises(ValueError, match="real bug"):
-        ctx.run_encode_cell(cell, lambda target, rounds: None)
+        ctx.run(cell, lambda target, rounds: None)
 
 
 def test_is_oom_recognises_allocation_failures():
@@ -130,16 +124,15 @@ def test_is_oom_recognises_allocation_failures():
 
 
 def test_search_cell_over_memory_cap_is_skipped_without_allocating():
-    ctx = _ctx()
-    ctx.search_max_bytes = 1 << 20
-    info = ctx.run_search_cell(SearchCell("maxsim", 10_000_000, 16, 4, 1, 4096), lambda t, r: None)
+    ctx = SearchCellRunner(_session(), max_bytes=1 << 20)
+    info = ctx.run(SearchCell("maxsim", 10_000_000, 16, 4, 1, 4096), lambda t, r: None)
     assert info["status"] == "skipped" and "memory cap" in info["reason"]
     assert info["encoder"] == "search:maxsim" and info["index_size"] == 10_000_000 and info["k_p"] == 16
 
 
 def test_search_cell_measures_real_search(monkeypatch):
-    ctx = _ctx()
-    info = ctx.run_search_cell(SearchCell("dense", 500, 1, 1, 4, 16), lambda target, rounds: [
+    ctx = SearchCellRunner(_session())
+    info = ctx.run(SearchCell("dense", 500, 1, 1, 4, 16), lambda target, rounds: [
         target() for _ in range(rounds)])
     assert info["status"] == "ok" and info["mode"] == "single_dense" and info["query_batch"] == 4
     assert len(info["samples_s"]) >= 3
@@ -153,3 +146,13 @@ def test_single_pass_encoders_are_measured_at_k1_only():
     cells = encode_cells(PAIR, both.__getitem__, [1, 4], [32], [1])
     assert sorted((c.encoder, c.k) for c in cells) == [
         ("lasttoken", 1), ("meanpool", 1), ("parallel", 1), ("parallel", 4), ("sequential", 1), ("sequential", 4)]
+
+
+def test_search_memory_cap_is_the_given_gib_or_a_quarter_of_what_is_available(monkeypatch):
+    import types
+
+    from repbench.benchmarking import search_runner
+
+    assert search_runner.memory_cap(torch.device("cpu"), 0.5) == 512 * 2**20
+    monkeypatch.setattr(search_runner.psutil, "virtual_memory", lambda: types.SimpleNamespace(available=8_000_000))
+    assert search_runner.memory_cap(torch.device("cpu")) == 2_000_000

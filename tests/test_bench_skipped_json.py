@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from repbench.benchmarking.harness import CellPlan
-from repbench.benchmarking.latency import BenchContext
+from repbench.benchmarking.session import BenchSession
 from repbench.telemetry.environment import result_header
 
 OK_NAME = "test_encode_latency[tiny-ar-sequential-k4-n16-b1]"
@@ -34,7 +34,7 @@ def _ok_cell() -> dict:
 
 
 def _skipped_cell() -> dict:
-    ctx = BenchContext(device=torch.device("cpu"), dtype="float32", attn="sdpa", plan=CellPlan())
+    ctx = BenchSession(device=torch.device("cpu"), dtype="float32", attn="sdpa", plan=CellPlan())
     info = {"backbone": None, "family": None, "encoder": "search:dense", "k": 1, "input_tokens": None,
             "batch_size": 1, "index_size": 5_000_000, "k_p": 1, "mode": "single_dense", "query_batch": 1,
             **ctx.base_info()}

@@ -15,8 +15,11 @@ import torch
 from device_check import OffDevice
 
 from repbench.backbones import load_backbone
+from repbench.benchmarking.cells import EncodeCell, SearchCell
+from repbench.benchmarking.encode_runner import EncodeCellRunner
 from repbench.benchmarking.harness import CellPlan
-from repbench.benchmarking.latency import BenchContext, EncodeCell, SearchCell
+from repbench.benchmarking.search_runner import SearchCellRunner
+from repbench.benchmarking.session import BenchSession
 from repbench.encoders import encode
 from repbench.encoders.types import Representations
 from repbench.evaluation.sweep import SweepConfig, score_cell
@@ -160,10 +163,10 @@ def _plan() -> CellPlan:
 def test_bench_encode_cell_at_full_size_on_the_device():
     """qwen2.5-7b-instruct:random at its real shapes (28 layers, hidden 3584, 152K vocabulary): on meta
     nothing is allocated or drawn, so the full-size cell runs in seconds."""
-    ctx = BenchContext(device=META, dtype="bfloat16", attn="sdpa", plan=_plan())
+    ctx = EncodeCellRunner(BenchSession(device=META, dtype="bfloat16", attn="sdpa", plan=_plan()))
     cell = EncodeCell("qwen2.5-7b-instruct:random", "ar", "sequential", 4, 32, 1)
     with OffDevice():
-        info = ctx.run_encode_cell(cell, lambda target, rounds: [target() for _ in range(rounds)])
+        info = ctx.run(cell, lambda target, rounds: [target() for _ in range(rounds)])
     assert info["status"] == "ok" and info["device"] == "meta" and len(info["samples_s"]) >= 3
     assert info["forward_path"].startswith("read-columns (Qwen2Model adapter")
     assert len(info["model_s"]) == len(info["samples_s"]) and info["model_median_s"] > 0
@@ -171,8 +174,8 @@ def test_bench_encode_cell_at_full_size_on_the_device():
 
 
 def test_bench_search_cell_on_the_device():
-    ctx = BenchContext(device=META, dtype="float32", attn="sdpa", plan=_plan())
+    ctx = SearchCellRunner(BenchSession(device=META, dtype="float32", attn="sdpa", plan=_plan()))
     with OffDevice():
-        info = ctx.run_search_cell(SearchCell("maxsim", 2000, 4, 4, 2, 32),
+        info = ctx.run(SearchCell("maxsim", 2000, 4, 4, 2, 32),
                                    lambda target, rounds: [target() for _ in range(rounds)])
     assert info["status"] == "ok" and info["search_device"] == "meta" and info["k_p"] == 4

@@ -8,7 +8,6 @@ import importlib
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -52,7 +51,27 @@ def test_without_cuda_one_line_and_exit_2(tmp_path):
 
 
 def _declared_bench_options() -> set[str]:
-    return set(re.findall(r'addoption\("(--[a-z-]+)"', (ROOT / "bench" / "conftest.py").read_text()))
+    """Every option bench/conftest.py declares, read by calling its pytest_addoption (some names are
+    generated from the model options' fields, so the file's text does not spell them out)."""
+    names: set[str] = set()
+
+    class Recorder:
+        def getgroup(self, *args, **kwargs):
+            return self
+
+        def addoption(self, *opts, **kwargs):
+            names.update(opts)
+
+    saved = dict(os.environ)  # the conftest sets defaults in os.environ when imported
+    try:
+        spec = importlib.util.spec_from_file_location("bench_conftest", ROOT / "bench" / "conftest.py")
+        conftest = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(conftest)
+        conftest.pytest_addoption(Recorder())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return names
 
 
 def test_latency_command_uses_declared_options_and_the_issue_grid(tmp_path):

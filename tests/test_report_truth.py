@@ -126,22 +126,24 @@ def test_cell_peak_memory_is_the_cells_own_in_one_session():
     large one's (the issue's tiny-ar credited with SmolLM2's 1,610 MiB)."""
     import torch
 
+    from repbench.benchmarking.cells import EncodeCell
+    from repbench.benchmarking.encode_runner import EncodeCellRunner
     from repbench.benchmarking.harness import CellPlan
-    from repbench.benchmarking.latency import BenchContext, EncodeCell
+    from repbench.benchmarking.session import BenchSession
 
-    ctx = BenchContext(device=torch.device("cpu"), dtype="float32", attn="sdpa",
-                       plan=CellPlan(warmup=1, min_rounds=3, min_time_s=0.0, max_time_s=0.5, memory_iterations=1))
+    ctx = EncodeCellRunner(BenchSession(device=torch.device("cpu"), dtype="float32", attn="sdpa",
+                                        plan=CellPlan(warmup=1, min_rounds=3, min_time_s=0.0, max_time_s=0.5, memory_iterations=1)))
     got = {}
     for backbone, family, encoder in (("smollm2-135m-instruct", "ar", "sequential"), ("tiny-ar", "ar", "sequential")):
         cell = EncodeCell(backbone=backbone, family=family, encoder=encoder, k=4, input_tokens=32, batch_size=1)
-        got[backbone] = ctx.run_encode_cell(cell, lambda target, rounds: [target() for _ in range(rounds)])
+        got[backbone] = ctx.run(cell, lambda target, rounds: [target() for _ in range(rounds)])
     big, small = got["smollm2-135m-instruct"], got["tiny-ar"]
     # independent reference: SmolLM2-135M has ~135M float32 parameters (~515 MiB); tiny-ar a few MiB
     assert big["cell_peak_memory_bytes"] >= 130e6 * 4
     assert small["cell_peak_memory_isolated"] and small["cell_peak_memory_bytes"] < 0.2 * big["cell_peak_memory_bytes"]
     # the process-wide peak of the small cell still holds the large model: the number the report used to show
     assert small["peak_memory_bytes"] > big["cell_peak_memory_bytes"] > small["cell_peak_memory_bytes"]
-    n_params = sum(p.numel() for p in ctx.backbones["tiny-ar"].backbone.model.parameters())
+    n_params = sum(p.numel() for p in ctx.loaded["tiny-ar"].backbone.model.parameters())
     assert small["model_weights_bytes"] >= n_params * 4
     assert np.isfinite(small["cell_peak_memory_bytes"])
 

@@ -1,7 +1,8 @@
 """Measure one benchmark cell: warm-up, timing pass, memory pass, energy pass (docs/methodology.md rules 1-10).
 
 The passes are separate on purpose: nothing polls NVML or RSS while iterations are timed. The
-result is a flat dict destined for pytest-benchmark's `extra_info` (docs/contracts.md, Latency).
+result is a typed `results.Measurement`, written flat into pytest-benchmark's `extra_info`
+(docs/contracts.md, Latency).
 """
 
 from __future__ import annotations
@@ -9,11 +10,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
+from repbench.benchmarking.results import (
+    Conditions,
+    Energy,
+    Latency,
+    Measurement,
+    Memory,
+    NvmlState,
+    NvmlSummary,
+    StepTimes,
+    Throughput,
+)
 from repbench.stats import summarize
 from repbench.telemetry.cpu import CpuTime, PeakRSS, load_average
 from repbench.telemetry.nvml import NvmlDevice, NvmlSampler, measure_energy
@@ -154,14 +166,7 @@ class CellMeasurement:
         self._energy = self.energy_pass()
         self._load_after = load_average()
 
-    def memory_pass(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "torch_peak_allocated_bytes": None,
-            "torch_peak_reserved_bytes": None,
-            "peak_rss_bytes": None,
-            "rss_before_bytes": None,
-            "rss_method": None,
-        }
+    def memory_pass(self) -> Memory:
         cuda = self.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -177,26 +182,28 @@ class CellMeasurement:
                 for _ in range(self.plan.memory_iterations):
                     self._call()
                 synchronize(self.device)
-        out.update({k: rss.result[k] for k in ("peak_rss_bytes", "rss_before_bytes", "rss_method")})
+        allocated = reserved = None
         if cuda:
-            out["torch_peak_allocated_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
-            out["torch_peak_reserved_bytes"] = int(torch.cuda.max_memory_reserved(self.device))
-            out["peak_memory_bytes"] = out["torch_peak_allocated_bytes"]
-            out["peak_memory_kind"] = "torch_max_memory_allocated"
-        else:
-            out["peak_memory_bytes"] = out["peak_rss_bytes"]
-            out["peak_memory_kind"] = "process_peak_rss"
-        if sampler is not None:
-            out.update(sampler.summary())
-        return out
+            allocated = int(torch.cuda.max_memory_allocated(self.device))
+            reserved = int(torch.cuda.max_memory_reserved(self.device))
+        return Memory(
+            torch_peak_allocated_bytes=allocated, torch_peak_reserved_bytes=reserved,
+            peak_rss_bytes=rss.result["peak_rss_bytes"], rss_before_bytes=rss.result["rss_before_bytes"],
+            rss_method=rss.result["rss_method"],
+            peak_memory_bytes=allocated if cuda else rss.result["peak_rss_bytes"],
+            peak_memory_kind="torch_max_memory_allocated" if cuda else "process_peak_rss",
+            nvml=NvmlSummary(**sampler.summary()) if sampler is not None else None,
+        )
 
-    def energy_pass(self) -> dict[str, Any]:
+    def energy_pass(self) -> tuple[Energy, float | None]:
+        """The energy record (per query still unset) and the joules per iteration it rests on."""
         if self.nvml is None:
-            return {"energy_j_per_iter": None, "energy_window_s": None, "energy_iterations": None}
+            return Energy(energy_window_s=None, energy_iterations=None), None
         res = measure_energy(
             self.nvml, self._call, lambda: synchronize(self.device), min_window_s=self.plan.energy_window_s
         )
-        return {k: v for k, v in res.items() if not (k == "energy_note" and v is None)}
+        return Energy(res["energy_window_s"], res["energy_iterations"], res.get("energy_ticks"),
+                      res.get("energy_note")), res["energy_j_per_iter"]
 
     def samples(self) -> tuple[list[float], list[float], list[dict[str, Any]]]:
         recs = self.timer.records()
@@ -205,43 +212,42 @@ class CellMeasurement:
             return [r.seconds / n for r in recs], [r.host_seconds / n for r in recs], []
         return [r.seconds for r in recs], [r.host_seconds for r in recs], [step_breakdown(r) for r in recs]
 
-    def fields(self, batch_size: int, tokens_per_query: int | None) -> dict[str, Any]:
-        """extra_info fields: raw samples, summary, throughput, memory, energy, telemetry state."""
+    def measurement(self, batch_size: int, tokens_per_query: int | None) -> Measurement:
+        """The typed result: raw samples, summary, throughput, step times, memory, energy, conditions."""
         samples, host, steps = self.samples()
         summary = summarize(samples)
         median = summary["median"]
-        out: dict[str, Any] = {
-            "status": "ok",
-            "timer": self.timer.kind if self.block_size is None else f"{self.timer.kind}_blocked",
-            "block_size": self.block_size,
-            "warmup_iterations": self._warm_n,
-            "warmup_median_s": self._warm_s,
-            "rounds": len(samples),
-            "samples_s": samples,
-            "host_samples_s": host,
-            "stats": summary,
-            "host_median_s": summarize(host)["median"],
-            "cpu_time_s_per_iter": self._cpu_per_iter,
-            "queries_per_s": batch_size / median if median > 0 else None,
-            "tokens_per_s": (batch_size * tokens_per_query / median) if (tokens_per_query and median > 0) else None,
-        }
+        latency = Latency(
+            timer=self.timer.kind if self.block_size is None else f"{self.timer.kind}_blocked",
+            block_size=self.block_size, warmup_iterations=self._warm_n, warmup_median_s=self._warm_s,
+            rounds=len(samples), samples_s=samples, host_samples_s=host, stats=summary,
+            host_median_s=summarize(host)["median"], cpu_time_s_per_iter=self._cpu_per_iter,
+        )
+        throughput = Throughput(
+            queries_per_s=batch_size / median if median > 0 else None,
+            tokens_per_s=(batch_size * tokens_per_query / median) if (tokens_per_query and median > 0) else None,
+        )
+        step_times = StepTimes()
         if any(s["prefill_s"] is not None for s in steps):
-            out["prefill_s"] = [s["prefill_s"] for s in steps]
-            out["decode_step_s"] = [s["decode_step_s"] for s in steps]
-            out["tail_s"] = [s["tail_s"] for s in steps]
+            step_times.prefill_s = [s["prefill_s"] for s in steps]
+            step_times.decode_step_s = [s["decode_step_s"] for s in steps]
+            step_times.tail_s = [s["tail_s"] for s in steps]
         if steps and all(s["model_s"] is not None for s in steps):
             # model-only next to end-to-end (samples_s): first to last forward mark of each iteration
-            out["model_s"] = [s["model_s"] for s in steps]
-            out["model_median_s"] = summarize(out["model_s"])["median"]
-        out.update(self._memory)
-        per_iter = self._energy.pop("energy_j_per_iter", None)
-        out.update(self._energy)
-        out["energy_j_per_query"] = per_iter / batch_size if per_iter is not None else None
-        out["nvml_state_before"] = self._state_before
-        out["nvml_state_after"] = self._state_after
-        out["telemetry_note"] = self.telemetry_note
-        out["load_avg_before"], out["load_avg_after"] = self._load_before, self._load_after
-        return out
+            step_times.model_s = [s["model_s"] for s in steps]
+            step_times.model_median_s = summarize(step_times.model_s)["median"]
+        energy, per_iter = self._energy
+        energy = replace(energy, energy_j_per_query=per_iter / batch_size if per_iter is not None else None)
+        conditions = Conditions(
+            nvml_state_before=NvmlState(**self._state_before) if self._state_before is not None else None,
+            nvml_state_after=NvmlState(**self._state_after) if self._state_after is not None else None,
+            telemetry_note=self.telemetry_note, load_avg_before=self._load_before, load_avg_after=self._load_after,
+        )
+        return Measurement(latency, throughput, step_times, self._memory, energy, conditions)
+
+    def fields(self, batch_size: int, tokens_per_query: int | None) -> dict[str, Any]:
+        """The measurement as extra_info keys (docs/contracts.md, Latency)."""
+        return self.measurement(batch_size, tokens_per_query).to_json()
 
 
 def cold_start(load: Callable[[], Any], first_call: Callable[[Any], Any], device: str | torch.device) -> tuple[Any, dict[str, float]]:

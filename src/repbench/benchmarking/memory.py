@@ -6,8 +6,11 @@ from typing import Any
 
 import torch
 
+from repbench.benchmarking.cell_results import CellMemory
+from repbench.benchmarking.results import Memory
 
-def cell_memory(model: Any, fields: dict[str, Any], device: torch.device) -> dict[str, Any]:
+
+def cell_memory(model: Any, memory: Memory, device: torch.device) -> CellMemory:
     """This cell's own peak memory: its model's weights plus what the memory pass added on top.
 
     The process-wide peak (peak RSS; torch max allocated) also holds every other backbone loaded earlier
@@ -18,12 +21,12 @@ def cell_memory(model: Any, fields: dict[str, Any], device: torch.device) -> dic
     """
     weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     if device.type == "cuda":
-        peak, before = fields.get("torch_peak_allocated_bytes"), torch.cuda.memory_allocated(device)
+        peak, before = memory.torch_peak_allocated_bytes, torch.cuda.memory_allocated(device)
         method = "weights + torch peak allocated over the pass above what was allocated after it"
     else:
-        peak, before = fields.get("peak_rss_bytes"), fields.get("rss_before_bytes")
-        method = f"weights + peak RSS growth over the pass ({fields.get('rss_method')})"
+        peak, before = memory.peak_rss_bytes, memory.rss_before_bytes
+        method = f"weights + peak RSS growth over the pass ({memory.rss_method})"
     isolated = peak is not None and before is not None
-    return {"model_weights_bytes": int(weights), "cell_peak_memory_isolated": isolated,
-            "cell_peak_memory_bytes": int(weights + max(0, peak - before)) if isolated else None,
-            "cell_peak_memory_method": method if isolated else "not isolated: no per-pass reading"}
+    return CellMemory(model_weights_bytes=int(weights), cell_peak_memory_isolated=isolated,
+                      cell_peak_memory_bytes=int(weights + max(0, peak - before)) if isolated else None,
+                      cell_peak_memory_method=method if isolated else "not isolated: no per-pass reading")

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from repbench.analysis import prediction as pred
     from repbench.analysis.hardware import VENDOR_PEAKS
-    from repbench.benchmarking.latency import parse_int_list
+    from repbench.benchmarking.cells import parse_int_list
 
     if args.list_gpus:
         for row in VENDOR_PEAKS:
