@@ -181,3 +181,89 @@ def test_fast_path_agrees_with_the_line_reader(tmp_path_factory, lines, crlf, gz
         assert fast is None, f"the fast path accepted a file the line reader refuses: {body!r}"
         return
     assert fast is None or fast == slow, body
+
+
+# ---------------------------------------------------------------------------------------------- qrels
+
+QRELS_PLAIN = {
+    "TREC, grades 0 and negative kept": (b"q1 0 d1 1\nq1 0 d2 0\nq2 0 d1 -1\nq2 0 d3 +2\n",
+                                         {"q1": {"d1": 1, "d2": 0}, "q2": {"d1": -1, "d3": 2}}),
+    "BEIR TSV with its header": (b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td_2\t2\n",
+                                 {"q1": {"d1": 1, "d_2": 2}}),
+    "CRLF, BOM, blank lines, C int edges": (b"\xef\xbb\xbfq 0 a 2147483647\r\n\r\nq 0 b -2147483648",
+                                            {"q": {"a": 2**31 - 1, "b": -(2**31)}}),
+    "non-ASCII ids": ("qé 0 ü 1\n".encode(), {"qé": {"ü": 1}}),
+    "only a BEIR header": (b"query-id\tcorpus-id\tscore\n", {}),
+}
+
+
+@pytest.mark.parametrize("name", QRELS_PLAIN)
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_plain_qrels_take_the_fast_path_and_match(tmp_path, name, compress):
+    from repbench.evaluation.trec import read_qrels, read_qrels_lines
+    from repbench.evaluation.trec_fast import read_qrels_fast
+
+    data, qrels = QRELS_PLAIN[name]
+    path = tmp_path / "qrels.txt"
+    path.write_bytes(gzip.compress(data, mtime=0) if compress else data)
+    fast = read_qrels_fast(path)
+    assert fast is not None, "plain qrels should not need the line reader"
+    assert fast == qrels == read_qrels_lines(path) == read_qrels(path)
+
+
+QRELS_HOSTILE = {
+    "a pair judged twice": (b"q 0 d 1\nq 0 e 0\nq 0 d 2\n",
+                            "3: duplicate judgement for query 'q', doc 'd' (first on line 1)"),
+    "a float grade": (b"q 0 d 1.0\n", "1: expected an integer relevance grade in column 4, got '1.0'"),
+    "an underscore grade": (b"q 0 d 1_0\n", "1: expected an integer relevance grade in column 4, got '1_0'"),
+    "a non-ASCII digit": ("q 0 d \u0661\n".encode(), "1: expected an integer relevance grade in column 4, got '\u0661'"),
+    "beyond a C int": (b"q 0 d 2147483648\n", "1: expected a relevance grade in column 4 within the C int range "
+                                              "[-2147483648, 2147483647] trec_eval reads, got '2147483648'"),
+    "a long zero-padded grade": (b"q 0 d 0000000000001\n", "1: expected a relevance grade in column 4 within the C "
+                                 "int range [-2147483648, 2147483647] trec_eval reads, got '0000000000001'"),
+    "three fields without the header": (b"q d 1\n", "1: expected the BEIR header 'query-id<TAB>corpus-id<TAB>score' "
+                                                    "on the first line of a 3-column qrels file, got 'q d 1'"),
+    "a short line in TREC qrels": (b"q 0 d 1\nq 0 e\n", "2: expected 4 fields 'qid iter docid grade', got 3"),
+    "a doc id starting with '#'": (b"q 0 #d 1\n", "1: expected a non-empty the doc id (column 3) without whitespace, "
+                                   "control characters or lone surrogates, not starting with '#' (one rule for "
+                                   "queries, corpus, qrels and runs); it starts with '#' (a TREC comment line): '#d'"),
+}
+
+
+@pytest.mark.parametrize("name", QRELS_HOSTILE)
+def test_hostile_qrels_leave_the_fast_path_and_get_the_line_readers_error(tmp_path, name):
+    from repbench.evaluation.trec import read_qrels
+    from repbench.evaluation.trec_fast import read_qrels_fast
+
+    data, message = QRELS_HOSTILE[name]
+    path = tmp_path / "qrels.txt"
+    path.write_bytes(data)
+    assert read_qrels_fast(path) is None
+    with pytest.raises(InputError) as got:
+        read_qrels(path)
+    assert str(got.value) == f"{path}:{message}"
+
+
+QRELS_LINE = st.one_of(
+    st.tuples(FIELD, FIELD, st.one_of(st.integers(-3, 3).map(str), SCORE, st.just("2147483648"))).map(
+        lambda t: f"{t[0]} 0 {t[1]} {t[2]}"),
+    st.tuples(FIELD, FIELD, st.integers(-3, 3)).map(lambda t: f"{t[0]}\t{t[1]}\t{t[2]}"),
+    st.just("query-id\tcorpus-id\tscore"), st.text(st.sampled_from("ab #\t1"), max_size=10),
+)
+
+
+@given(st.lists(QRELS_LINE, max_size=8), st.booleans())
+def test_qrels_fast_path_agrees_with_the_line_reader(tmp_path_factory, lines, gz):
+    from repbench.evaluation.trec import read_qrels_lines
+    from repbench.evaluation.trec_fast import read_qrels_fast
+
+    body = "\n".join(lines).encode()
+    path = tmp_path_factory.mktemp("fastq") / "qrels.txt"
+    path.write_bytes(gzip.compress(body, mtime=0) if gz else body)
+    fast = read_qrels_fast(path)
+    try:
+        slow = read_qrels_lines(path)
+    except RepbenchError:
+        assert fast is None, f"the fast path accepted qrels the line reader refuses: {body!r}"
+        return
+    assert fast is None or fast == slow, body
