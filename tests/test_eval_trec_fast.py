@@ -267,3 +267,21 @@ def test_qrels_fast_path_agrees_with_the_line_reader(tmp_path_factory, lines, gz
         assert fast is None, f"the fast path accepted qrels the line reader refuses: {body!r}"
         return
     assert fast is None or fast == slow, body
+
+
+def test_eval_run_prints_trec_format_without_importing_pandas(tmp_path):
+    """pandas alone cost about a third of a direct pytrec_eval script's run (issue 20): the trec format is
+    printed without it; --format csv still builds the table."""
+    import subprocess
+    import sys
+
+    run, qrels = tmp_path / "run.trec", tmp_path / "qrels.txt"
+    run.write_text("q1 Q0 d1 1 0.9 t\nq1 Q0 d2 2 0.5 t\n")
+    qrels.write_text("q1 0 d2 1\n")
+    code = ("import sys; from repbench.cli import main; rc = main(['eval-run', sys.argv[1], sys.argv[2], '-m', 'map', "
+            "'-m', 'recip_rank']); print('pandas' in sys.modules); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(run), str(qrels)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    # d2, the only relevant doc, is ranked 2nd: AP = 1/2, reciprocal rank = 1/2.
+    assert [line.split() for line in out[:2]] == [["map", "all", "0.5000"], ["recip_rank", "all", "0.5000"]]
+    assert out[-1] == "False"

@@ -154,7 +154,7 @@ def evaluate(
     max_docs: int | None = None,
 ) -> pd.DataFrame:
     """Per-query values: a tidy frame with columns qid, measure, value (`evaluate_values`, as a frame)."""
-    return evaluate_values(run, qrels, measures, relevance_level, complete=complete, max_docs=max_docs).frame()
+    return _values(run, qrels, measures, relevance_level, complete, max_docs, stacklevel=3).frame()
 
 
 def evaluate_values(
@@ -175,6 +175,13 @@ def evaluate_values(
     query's top N in trec_eval order (trec_eval ``-M``). ``gm_map``/``gm_bpref`` per query are the AP/bpref
     floored at 1e-5 (trec_eval's MIN_GEO_MEAN); `aggregate` turns them into the geometric mean.
     """
+    return _values(run, qrels, measures, relevance_level, complete, max_docs, stacklevel=3)
+
+
+def _values(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
+            measures: Sequence[str | Measure], relevance_level: int, complete: bool, max_docs: int | None,
+            stacklevel: int) -> PerQuery:
+    """`evaluate_values`; `stacklevel` points the missing-queries warning at the public function's caller."""
     resolved = _as_measures(measures)
     if not resolved:
         raise RepbenchError("no measures requested")
@@ -191,7 +198,7 @@ def evaluate_values(
             f"{len(missing)} of {len(qrels_plain)} judged queries have no retrieved documents and {fate} "
             f"(e.g. {', '.join(missing[:5])})",
             MissingQueriesWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
 
     columns: dict[str, dict[str, float]] = {}
