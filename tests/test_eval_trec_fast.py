@@ -99,6 +99,11 @@ HOSTILE = {
                                    "whitespace, control characters or lone surrogates, not starting with '#' (one "
                                    "rule for queries, corpus, qrels and runs); it starts with '#' (a TREC comment "
                                    "line): '#d'"),
+    "'#' after a separator str.split knows (U+001C)": (b"q Q0\x1c#d 1 0.5 t\n", "1: expected a non-empty the doc "
+                                                       "id (column 3) without whitespace, control characters or "
+                                                       "lone surrogates, not starting with '#' (one rule for "
+                                                       "queries, corpus, qrels and runs); it starts with '#' (a "
+                                                       "TREC comment line): '#d'"),
     "invalid UTF-8": (b"q Q0 d 1 0.5 t\nq Q0 \xff 2 0.4 t\n",
                       "2:6: invalid UTF-8 (byte 0xff at file offset 20); expected UTF-8 text"),
     "an encoded surrogate": (b"q Q0 \xed\xa0\x80 1 0.5 t\n",
@@ -154,6 +159,9 @@ def test_hidden_control_class_is_every_control_str_split_keeps_inside_a_field():
     expected = {c for c in map(chr, range(0x110000)) if unicodedata.category(c) == "Cc" and not c.isspace()}
     got = {c for c in map(chr, range(0x100)) if trec_fast._HIDDEN_CONTROL.fullmatch(c)}
     assert got == expected
+    # The '#' screen's \s must be exactly the separators str.split uses.
+    assert {c for c in map(chr, range(0x110000)) if trec_fast._FIELD_HASH.fullmatch(" #".replace(" ", c))} == {
+        c for c in map(chr, range(0x110000)) if c.isspace()}
     ascii_ok = {chr(b) for b in trec_fast._ASCII_OK}
     assert ascii_ok == {chr(b) for b in range(0x80)} - expected
 
