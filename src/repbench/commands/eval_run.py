@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"repbench eval-run: warning: {note}", file=sys.stderr)
     if args.format == "csv":
-        sys.stdout.write(table.to_csv(index=False) if args.per_query else summarize(table).to_csv(index=False))
+        frame = table.frame()  # pandas only here: the trec format prints without it
+        sys.stdout.write(frame.to_csv(index=False) if args.per_query else summarize(frame).to_csv(index=False))
     else:
         sys.stdout.write(text)
     return 0

@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 # The C extension itself: pytrec_eval's Python wrapper rewrites measure strings with a regex that cuts
 # "utility.2,-1,0,0" to "utility.2" and "ndcg.1=3,2=9" to "ndcg.1" (which crashes the interpreter).
@@ -27,6 +28,11 @@ from pytrec_eval_ext import RelevanceEvaluator
 from repbench.errors import RepbenchError
 from repbench.evaluation.measures import COUNTS, DEFAULT_MEASURES, GEOMETRIC, MIN_GEO_MEAN, Measure, resolve
 from repbench.retrieval.ranking import trec_order
+
+if TYPE_CHECKING:
+    import pandas as pd
+# pandas is imported only where a frame is built: `repbench eval-run` prints without one, and importing
+# pandas alone cost about a third of a direct pytrec_eval script's whole run (issue 20).
 
 
 class MissingQueriesWarning(UserWarning):
@@ -122,6 +128,22 @@ def _truncate(run: Mapping[str, Mapping[str, float]], depth: int) -> dict[str, d
     return {q: dict(trec_order(docs)[:depth]) for q, docs in run.items()}
 
 
+@dataclass(frozen=True)
+class PerQuery:
+    """Per-query values without pandas: `values[i, j]` is measure `names[j]` of query `qids[i]`."""
+
+    qids: list[str]
+    names: list[str]
+    values: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        """The tidy frame `evaluate` returns: columns qid, measure, value, query by query."""
+        import pandas as pd
+
+        return pd.DataFrame({"qid": np.repeat(np.array(self.qids, dtype=object), len(self.names)),
+                             "measure": self.names * len(self.qids), "value": self.values.ravel()})
+
+
 def evaluate(
     run: Mapping[str, Mapping[str, float]],
     qrels: Mapping[str, Mapping[str, int]],
@@ -131,7 +153,20 @@ def evaluate(
     complete: bool = True,
     max_docs: int | None = None,
 ) -> pd.DataFrame:
-    """Per-query values: a tidy frame with columns qid, measure, value.
+    """Per-query values: a tidy frame with columns qid, measure, value (`evaluate_values`, as a frame)."""
+    return _values(run, qrels, measures, relevance_level, complete, max_docs, stacklevel=3).frame()
+
+
+def evaluate_values(
+    run: Mapping[str, Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    measures: Sequence[str | Measure] = DEFAULT_MEASURES,
+    relevance_level: int = 1,
+    *,
+    complete: bool = True,
+    max_docs: int | None = None,
+) -> PerQuery:
+    """Per-query values, one row per query and one column per measure.
 
     Rows come in qrels query order, then measure order (as requested, nicknames expanded). Measures are
     trec_eval specs or resolved `Measure`s; the text measures (runid, relstring) and num_q are printed by
@@ -140,6 +175,13 @@ def evaluate(
     query's top N in trec_eval order (trec_eval ``-M``). ``gm_map``/``gm_bpref`` per query are the AP/bpref
     floored at 1e-5 (trec_eval's MIN_GEO_MEAN); `aggregate` turns them into the geometric mean.
     """
+    return _values(run, qrels, measures, relevance_level, complete, max_docs, stacklevel=3)
+
+
+def _values(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
+            measures: Sequence[str | Measure], relevance_level: int, complete: bool, max_docs: int | None,
+            stacklevel: int) -> PerQuery:
+    """`evaluate_values`; `stacklevel` points the missing-queries warning at the public function's caller."""
     resolved = _as_measures(measures)
     if not resolved:
         raise RepbenchError("no measures requested")
@@ -156,7 +198,7 @@ def evaluate(
             f"{len(missing)} of {len(qrels_plain)} judged queries have no retrieved documents and {fate} "
             f"(e.g. {', '.join(missing[:5])})",
             MissingQueriesWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
 
     columns: dict[str, dict[str, float]] = {}
@@ -180,13 +222,11 @@ def evaluate(
 
     qids = list(qrels_plain) if complete else [q for q in qrels_plain if q in judged]
     names = [m.name for m in resolved]
-    # One array per measure, then interleaved: rows go query by query, measures within each.
     values = np.empty((len(qids), len(names)), dtype=float)
     for j, n in enumerate(names):
         col = columns[n]
         values[:, j] = [col.get(q, 0.0) for q in qids]
-    return pd.DataFrame({"qid": np.repeat(np.array(qids, dtype=object), len(names)),
-                         "measure": names * len(qids), "value": values.ravel()})
+    return PerQuery(qids, names, values)
 
 
 def _num_rel(qrels: dict[str, dict[str, int]], qids: list[str], relevance_level: int) -> dict[str, float]:

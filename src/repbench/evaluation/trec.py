@@ -53,7 +53,21 @@ def read_run(path: str | os.PathLike) -> Run:
 
 
 def read_run_with_id(path: str | os.PathLike) -> tuple[Run, str]:
-    """`read_run`, and the run id trec_eval prints as ``runid``: the tag of the file's last line."""
+    """`read_run`, and the run id trec_eval prints as ``runid``: the tag of the file's last line.
+
+    Read at C speed where the file is plain (repbench.evaluation.trec_fast); anything unusual is read
+    here line by line, which gives the same run or the exact error with its line number.
+    """
+    from repbench.evaluation.trec_fast import read_run_fast
+
+    fast = read_run_fast(path)
+    if fast is not None:
+        return fast
+    return read_run_lines(path)
+
+
+def read_run_lines(path: str | os.PathLike) -> tuple[Run, str]:
+    """`read_run_with_id` line by line: the reference the fast path must agree with, and its fallback."""
     run: Run = {}
     run_id = ""
     first_seen: dict[tuple[str, str], int] = {}
@@ -104,8 +118,17 @@ def read_qrels(path: str | os.PathLike) -> Qrels:
 
     The format is decided by the first data line: three fields mean BEIR, which must then be the header
     ``query-id corpus-id score``; four fields mean TREC. Every later line must have the same number of
-    fields. A (qid, docid) pair judged twice is refused, since the two grades could disagree.
+    fields. A (qid, docid) pair judged twice is refused, since the two grades could disagree. Read at C
+    speed where the file is plain (repbench.evaluation.trec_fast), else line by line (`read_qrels_lines`).
     """
+    from repbench.evaluation.trec_fast import read_qrels_fast
+
+    fast = read_qrels_fast(path)
+    return fast if fast is not None else read_qrels_lines(path)
+
+
+def read_qrels_lines(path: str | os.PathLike) -> Qrels:
+    """`read_qrels` line by line: the reference the fast path must agree with, and its fallback."""
     qrels: Qrels = {}
     first_seen: dict[tuple[str, str], int] = {}
     ncols: int | None = None

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
 
 from repbench.errors import RepbenchError
 from repbench.evaluation.measures import COUNTS, GEOMETRIC, ORDER, base_of, resolve
-from repbench.evaluation.metrics import MissingQueriesWarning, aggregate, evaluate
+from repbench.evaluation.metrics import MissingQueriesWarning, PerQuery, aggregate, evaluate_values
 from repbench.evaluation.trec import Qrels, Run
 from repbench.retrieval.ranking import trec_order
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def relstring(docs: Mapping[str, float], judged: Mapping[str, int], depth: int) -> str:
@@ -40,7 +44,7 @@ def _line(name: str, qid: str, value: float | str, decimals: int = 4) -> str:
 
 
 def format_trec_eval(
-    per_query: pd.DataFrame,
+    per_query: pd.DataFrame | PerQuery,
     per_query_rows: bool = False,
     *,
     num_q: bool = True,
@@ -49,33 +53,40 @@ def format_trec_eval(
     qids: Sequence[str] | None = None,
     decimals: int = 4,
 ) -> str:
-    """trec_eval's lines for a frame from `evaluate`: per query first (`per_query_rows`, as ``-q``), then
-    "all" (trec_eval's rule, `metrics.aggregate`, over the frame's queries).
+    """trec_eval's lines for the values from `evaluate` (a frame) or `evaluate_values`: per query first
+    (`per_query_rows`, as ``-q``), then "all" (trec_eval's rule, `metrics.aggregate`, over the queries).
 
     `texts` holds per-query strings by measure name (relstring); `run_id` prints the ``runid`` line;
-    `qids` is the query set where the frame may lack some (only text measures asked for).
+    `qids` is the query set where the values may lack some (only text measures asked for).
     """
+    if isinstance(per_query, PerQuery):
+        columns = {n: dict(zip(per_query.qids, per_query.values[:, j].tolist(), strict=True))
+                   for j, n in enumerate(per_query.names)}
+        frame_qids: Sequence[str] = per_query.qids
+    else:
+        columns = {}
+        for q, m, v in per_query[["qid", "measure", "value"]].itertuples(index=False):
+            columns.setdefault(m, {})[q] = v
+        frame_qids = list(per_query["qid"])
     texts = texts or {}
-    names = list(dict.fromkeys([*per_query["measure"], *texts]))
+    names = list(dict.fromkeys([*columns, *texts]))
     names.sort(key=lambda n: ORDER[base_of(n)])  # stable: cutoffs keep their ascending order
-    qids = sorted(dict.fromkeys(per_query["qid"] if qids is None else qids))
+    qids = sorted(dict.fromkeys(frame_qids if qids is None else qids))
     lines: list[str] = []
     if per_query_rows:
-        table = {(q, m): v for q, m, v in per_query[["qid", "measure", "value"]].itertuples(index=False)}
         for qid in qids:
             for name in names:
                 if name in texts:
                     lines.append(_line(name, qid, f"'{texts[name].get(qid, '')}'"))
                 elif name not in GEOMETRIC:
-                    lines.append(_line(name, qid, table[(qid, name)], decimals))
+                    lines.append(_line(name, qid, columns[name][qid], decimals))
     if run_id is not None:
         lines.append(_line("runid", "all", run_id))
     if num_q:
         lines.append(_line("num_q", "all", len(qids)))
-    groups = per_query.groupby("measure", sort=False)["value"]
     for name in names:
         if name not in texts:
-            lines.append(_line(name, "all", aggregate(groups.get_group(name).to_numpy(), name), decimals))
+            lines.append(_line(name, "all", aggregate(np.fromiter(columns[name].values(), float), name), decimals))
     return "\n".join(lines) + "\n"
 
 
@@ -89,10 +100,11 @@ def trec_eval(
     complete: bool = False,
     max_docs: int | None = None,
     relevance_level: int = 1,
-) -> tuple[str, pd.DataFrame, list[str]]:
+) -> tuple[str, PerQuery, list[str]]:
     """What ``trec_eval [-q] [-c] [-M max_docs] [-l level] -m ... qrels run`` prints.
 
-    Returns the text, the per-query frame of the numeric measures, and the warnings' messages (judged
+    Returns the text, the per-query values of the numeric measures (`.frame()` for a table), and the
+    warnings' messages (judged
     queries missing from the run). Without `complete` the average is over the judged queries the run
     retrieved for; with it, over every qrels query (missing ones scored 0).
     """
@@ -101,12 +113,12 @@ def trec_eval(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MissingQueriesWarning)
         # Only text measures and num_q asked for: num_ret still decides the query set.
-        frame = evaluate(run, qrels, numeric or ["num_ret"], relevance_level, complete=complete,
-                         max_docs=max_docs)
+        frame = evaluate_values(run, qrels, numeric or ["num_ret"], relevance_level, complete=complete,
+                                max_docs=max_docs)
     notes = [str(w.message) for w in caught if issubclass(w.category, MissingQueriesWarning)]
-    qids = list(dict.fromkeys(frame["qid"]))
+    qids = list(dict.fromkeys(frame.qids))
     if not numeric:
-        frame = frame.iloc[:0]
+        frame = PerQuery(frame.qids, [], frame.values[:, :0])
     if not qids:
         raise RepbenchError("no query has both results and relevance judgements")
     texts: dict[str, dict[str, str]] = {}
