@@ -20,14 +20,19 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from repbench.errors import InputError
+from repbench.evaluation.trec_fast import (  # the formats' constants live there, the lower module
+    BEIR_QRELS_HEADER,
+    GRADE_MAX,
+    GRADE_MIN,
+    Qrels,
+    Run,
+    read_qrels_fast,
+    read_run_fast,
+)
 from repbench.ids import check_id
 from repbench.io import atomic_write_text, iter_lines
 from repbench.retrieval.ranking import trec_order
 
-Run = dict[str, dict[str, float]]
-Qrels = dict[str, dict[str, int]]
-
-BEIR_QRELS_HEADER = ("query-id", "corpus-id", "score")
 # Plain ASCII decimals only: Python's float()/int() would also take "1_0" or Arabic-Indic digits, which
 # trec_eval reads differently (atof stops at the first odd character).
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.ASCII | re.IGNORECASE)
@@ -58,7 +63,6 @@ def read_run_with_id(path: str | os.PathLike) -> tuple[Run, str]:
     Read at C speed where the file is plain (repbench.evaluation.trec_fast); anything unusual is read
     here line by line, which gives the same run or the exact error with its line number.
     """
-    from repbench.evaluation.trec_fast import read_run_fast
 
     fast = read_run_fast(path)
     if fast is not None:
@@ -101,7 +105,6 @@ def read_run_lines(path: str | os.PathLike) -> tuple[Run, str]:
 
 
 # pytrec_eval and trec_eval hold a grade in a C int: a larger one wraps or crashes the C code.
-GRADE_MIN, GRADE_MAX = -(2**31), 2**31 - 1
 
 
 def _parse_grade(path: str | os.PathLike, lineno: int, text: str, column: int) -> int:
@@ -121,7 +124,6 @@ def read_qrels(path: str | os.PathLike) -> Qrels:
     fields. A (qid, docid) pair judged twice is refused, since the two grades could disagree. Read at C
     speed where the file is plain (repbench.evaluation.trec_fast), else line by line (`read_qrels_lines`).
     """
-    from repbench.evaluation.trec_fast import read_qrels_fast
 
     fast = read_qrels_fast(path)
     return fast if fast is not None else read_qrels_lines(path)

@@ -33,9 +33,14 @@ import zlib
 from collections.abc import Iterator
 
 from repbench.errors import RepbenchError
-from repbench.evaluation.trec import BEIR_QRELS_HEADER, GRADE_MAX, GRADE_MIN, Qrels, Run
 from repbench.io import BOM, open_binary
 from repbench.limits import max_input_bytes, max_line_bytes
+
+# The formats' constants live here, the lower module; repbench.evaluation.trec imports them from here.
+Run = dict[str, dict[str, float]]
+Qrels = dict[str, dict[str, int]]
+BEIR_QRELS_HEADER = ("query-id", "corpus-id", "score")
+GRADE_MIN, GRADE_MAX = -(2**31), 2**31 - 1  # a grade pytrec_eval holds in a C int
 
 _BLOCK = 1 << 24  # bytes per read: big enough that per-block work is negligible, small next to the run itself
 # Control characters `str.split` does not split on, so a field could hold them, and the id rule refuses
@@ -47,7 +52,6 @@ _ASCII_OK = bytes(range(0x09, 0x0E)) + bytes(range(0x1C, 0x7F))
 _FIELD_HASH = re.compile(r"(?:^|\s)#", re.MULTILINE)
 
 
-# (No import cycle above: repbench.evaluation.trec imports this module inside its readers only.)
 
 
 class _Unusual(Exception):
