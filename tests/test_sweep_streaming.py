@@ -102,3 +102,26 @@ def test_evaluate_refuses_a_bad_max_memory(tmp_path, capsys):
     assert main([*base, "--max-memory", "1MiB"]) == 2
     assert "--max-memory 1048576 B is too small" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # before the first write too, though the backbone was loaded
+
+
+def test_signals_written_in_blocks_are_the_bytes_of_the_whole_table(tmp_path):
+    """Block-wise writing and the block-wise copy (the sweep's bounded-memory signals) give exactly what one
+    pandas to_csv of the concatenated table gives (the reference, written here)."""
+    import pandas as pd
+
+    from repbench.schema.signals import SIGNAL_COLUMNS, copy_signals, signals_frame, write_signals_blocks
+
+    rng = np.random.default_rng(3)
+    ids = [f"d{i}" for i in range(7)]
+    arrays = {"entropy": rng.random((7, 3)), "text_tokens": np.arange(7.0),
+              "mean_pairwise_cosine": np.where(np.arange(7) % 3 == 0, np.nan, rng.random(7) * 1e-7)}
+    whole = signals_frame(ids, arrays, dataset="x", backbone="b", encoder="e", side="passage", k=3)
+    reference = whole.astype({"slot": "Int64"})[list(SIGNAL_COLUMNS)].to_csv(index=False)
+    blocks = [signals_frame(ids[lo:lo + 2], {n: arrays[n][lo:lo + 2]}, dataset="x", backbone="b", encoder="e",
+                            side="passage", k=3) for n in ("text_tokens", "mean_pairwise_cosine", "entropy")
+              for lo in range(0, 7, 2)]
+    write_signals_blocks(tmp_path / "a.csv", blocks)
+    assert (tmp_path / "a.csv").read_text() == reference
+    copy_signals(tmp_path / "b.csv", [tmp_path / "a.csv", tmp_path / "a.csv"], "y", rows=5)
+    twice = pd.concat([whole, whole]).assign(dataset="y").astype({"slot": "Int64"})[list(SIGNAL_COLUMNS)]
+    assert (tmp_path / "b.csv").read_text() == twice.to_csv(index=False)

@@ -45,7 +45,7 @@ from repbench.evaluation.sweep_outputs import write_cell, write_outputs
 from repbench.evaluation.trec import round_scores
 from repbench.io import atomic_write_json, read_json
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, modes_for, parse_modes, retrieve
-from repbench.schema.signals import signals_frame, write_signals
+from repbench.schema.signals import SLOT_SIGNALS, TEXT_SIGNALS, signals_frame, write_signals_blocks
 
 
 def identity_fields(options: type = EncodeOptions) -> tuple[str, ...]:
@@ -315,11 +315,17 @@ class _Encodings:
             raise RepbenchError(f"the encoder returned {len(reps)} items in another order than the {len(ids)} given")
         return reps, (got[0][1] if got else None)
 
-    def _write_signals(self, side: str, k: int, stem: Path, ids: list[str], arrays: dict) -> None:
+    def _write_signals(self, side: str, k: int, stem: Path, ids: list[str], arrays: dict,
+                       block: int = 20_000) -> None:
+        """The side's signals table, written signal by signal and `block` ids at a time: signals_frame's rows
+        in its order (every row of one signal, then the next), never the whole table in memory."""
         config = self.plan.config
-        write_signals(signals_path(stem), signals_frame(
-            list(ids), arrays, dataset=self.plan.collection.name, backbone=config.backbone, encoder=config.encoder,
-            side=side, k=k))
+        tags = {"dataset": self.plan.collection.name, "backbone": config.backbone, "encoder": config.encoder,
+                "side": side, "k": k}
+        frames = (signals_frame(ids[lo:lo + block], {name: arrays[name][lo:lo + block]}, **tags)
+                  for name in (*TEXT_SIGNALS, *SLOT_SIGNALS) if name in arrays
+                  for lo in range(0, len(ids), block))
+        write_signals_blocks(signals_path(stem), frames)
         seal(signals_path(stem))
 
     def _timed(self, side: str, k: int, n: int, seconds: float) -> None:
