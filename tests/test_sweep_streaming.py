@@ -21,9 +21,10 @@ IDS = [f"p{i:02d}" for i in range(len(TEXTS))]
 
 
 def test_plan_layout_shards_hold_whole_batches():
-    assert plan_layout(8, None, True) == Layout(1024, True)
-    assert plan_layout(48, None, True) == Layout(1056, True)  # 22 batches of 48, the first multiple >= 1024
-    assert plan_layout(48, 100, True) == Layout(100, False)  # --shard-size: input order, as given
+    assert plan_layout(8, None, True, 5000) == Layout(1024, True)
+    assert plan_layout(48, None, True, 5000) == Layout(1056, True)  # 22 batches of 48: first multiple >= 1024
+    assert plan_layout(48, 100, True, 5000) == Layout(100, False)  # --shard-size: input order, as given
+    assert plan_layout(48, None, False, 5000) == Layout(5000, False)  # lengths unknown here: one call's rows
 
 
 def test_row_order_is_longest_first_ties_in_input_order():

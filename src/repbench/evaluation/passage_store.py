@@ -5,8 +5,9 @@ Rows are stored in encode's own batch order (longest first, `longest_first`) whe
 the real encoder in this process, in shards of whole batches: every forward pass then sees exactly the
 batch a single whole-corpus `encode` call would give it, so the vectors, and every score, are bit-identical
 to the in-memory sweep's (in float32 a batch's padding changes a row's last bits). Streaming search ranks by
-doc id, never by row, so the stored order does not reach any output. With `--shard-size` (or an encoder
-elsewhere) the rows stay in input order, in shards of that size, as the in-memory sweep split them.
+doc id, never by row, so the stored order does not reach any output. With `--shard-size` the rows stay in
+input order, in shards of that size, as the in-memory sweep split them; with an encoder elsewhere (Ray
+actors: the driver has no tokenizer) and no `--shard-size`, one shard of every row, as one call made it.
 
 Each shard's encode-time signals are kept beside it (signals_NNNNN.npz, written before the shard), so a
 resumed store still yields the whole side's signals, put back into input order once every shard is done;
@@ -48,12 +49,16 @@ class Layout:
         return f"{self.shard_size}:{'length' if self.by_length else 'input'}"
 
 
-def plan_layout(batch_size: int, shard_size: int | None, by_length: bool) -> Layout:
+def plan_layout(batch_size: int, shard_size: int | None, by_length: bool, n_items: int) -> Layout:
     """`shard_size` given: input order in shards of that size (the in-memory sweep's `--shard-size` split).
-    Otherwise shards of whole batches (about DEFAULT_SHARD_ROWS rows), longest first when `by_length`."""
+    Otherwise, `by_length` (encode's order is known here): shards of whole batches (about DEFAULT_SHARD_ROWS
+    rows), longest first; else one shard of every row, the one call the in-memory sweep made (an encoder
+    whose lengths the driver cannot read, e.g. Ray actors: give --shard-size to bound its memory)."""
     if shard_size:
         return Layout(int(shard_size), False)
-    return Layout(max(1, -(-DEFAULT_SHARD_ROWS // batch_size)) * batch_size, by_length)
+    if not by_length:
+        return Layout(max(1, n_items), False)
+    return Layout(max(1, -(-DEFAULT_SHARD_ROWS // batch_size)) * batch_size, True)
 
 
 def row_order(texts: Sequence[str], tokenize: Callable[[list[str]], list[list[int]]] | None,

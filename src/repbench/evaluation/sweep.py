@@ -217,7 +217,7 @@ def plan_sweep(collection: Collection, backbone: Any, config: SweepConfig, out_d
         encoding_options={"batch_size": config.batch_size,
                           "dtype": str(getattr(backbone, "dtype", "")).removeprefix("torch."),
                           "device_type": str(getattr(backbone, "device", "cpu")).split(":")[0]},
-        layout=plan_layout(config.batch_size, shard_size, by_length))
+        layout=plan_layout(config.batch_size, shard_size, by_length, len(collection.corpus_ids)))
 
 
 def _claim(plan: SweepPlan) -> None:
@@ -398,7 +398,7 @@ def run_sweep(
         for side, ks in (("query", config.kq), ("passage", config.kp)):
             for k in ks:  # the options the side is encoded with: the prompt variant changes the prompt's length
                 check_fits(backbone, config.encoder, config.encode_options(side, k))
-    # Passage rows in encode's own batch order only where that order is known: the real encoder, here.
+    # Passage rows in encode's own batch order where that order is known: the real encoder, its tokenizer here.
     by_length = encode_fn is None and hasattr(backbone, "tokenizer")
     if encode_fn is None:
         from repbench.encoders import encode as encode_fn  # heavy import, only when really encoding
