@@ -245,6 +245,7 @@ class _Encodings:
         self.times_file = plan.out / "encoding_times.json"
         self.times: dict[str, dict] = (read_json(self.times_file, "encoding times") if self.times_file.exists()
                                        else {})
+        self.order: Any = None  # passage rows in store order (passage_store.row_order), once per sweep
 
     def get(self, side: str, k: int) -> Representations:
         plan = self.plan
@@ -272,11 +273,13 @@ class _Encodings:
         plan, config = self.plan, self.plan.config
         ids, texts = plan.rows("passage")
         stem = plan.stem("passage", k)
-        tokenize = None
-        if plan.layout.by_length:
-            tok = self.backbone.tokenizer
-            tokenize = lambda batch: tok(batch, add_special_tokens=False)["input_ids"]  # noqa: E731
-        order = passage_store.row_order(texts, tokenize)
+        if self.order is None:  # the same at every K_p: the texts' lengths, read once
+            tokenize = None
+            if plan.layout.by_length:
+                tok = self.backbone.tokenizer
+                tokenize = lambda batch: tok(batch, add_special_tokens=False)["input_ids"]  # noqa: E731
+            self.order = passage_store.row_order(texts, tokenize)
+        order = self.order
         opts = config.encode_options("passage", k)
         store_config = {"backbone": config.backbone, "encoder": config.encoder, "side": "passage", "k": k,
                         "max_length": config.max_length, **plan.encoding_options, **cache_options(opts),
