@@ -10,6 +10,11 @@ from repbench.cli import main
 TE = DATA / "trec_eval_test"
 
 
+def _cached(reps):
+    """Cached encodings: query-side file pairs plus passage-side stores (a directory with its manifest)."""
+    return len(list(reps.glob("*.safetensors"))) + len(list(reps.glob("*/manifest.json")))
+
+
 def need_te() -> None:
     require_data("trec_eval_test", "results.test")
 
@@ -104,13 +109,13 @@ def test_evaluate_exposes_and_records_the_method_options(tmp_path, capsys):
                                   "sparse_top_k", "relevance_level", "early_stop")} == {
         "readout": "aligned", "prompt_variant": "three", "denoise_steps": 2, "confidence": "maskgit_plus",
         "truncate": False, "sparse_top_k": 16, "relevance_level": 2, "early_stop": "off"}
-    assert len(list((out / "reps").glob("*.safetensors"))) == 2
+    assert _cached(out / "reps") == 2
     config = json.loads((out / "metadata.json").read_text())["config"]
     assert config["dtype"] == "float32" and config["batch_rule"].startswith("batch-independent")
     # the same cells with the default options, sharing the cache: encoded anew, next to the first two
     assert main(["evaluate", "--backbone", "tiny-diffusion", *common, "--out", str(tmp_path / "o3"),
                  "--cache", str(out / "reps")]) == 0
-    assert len(list((out / "reps").glob("*.safetensors"))) == 4
+    assert _cached(out / "reps") == 4
     capsys.readouterr()
     bad = ["evaluate", "--backbone", "tiny-ar", *common, "--out", str(tmp_path / "o2"), "--readout", "aligned"]
     assert main(bad) == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 import zlib
 
 import pytest
@@ -140,7 +139,7 @@ def test_merge_command(tmp_path, capsys):
     assert st.open_store(w).manifest["n_items"] == 23
 
 
-def test_sweep_cache_with_zeroed_bytes_is_recomputed(tmp_path):
+def test_sweep_cache_with_zeroed_bytes_is_recomputed(tmp_path, capsys):
     from test_eval_sweep import BACKBONE, COLL, FakeEncoder, config
 
     from repbench.evaluation.sweep import run_sweep
@@ -148,15 +147,15 @@ def test_sweep_cache_with_zeroed_bytes_is_recomputed(tmp_path):
     cache = tmp_path / "cache"
     run_sweep(COLL, BACKBONE, config(kq=[2], kp=[3]), tmp_path / "a", encode_fn=FakeEncoder(), cache_dir=cache,
               progress=False)
-    passage = next(cache.glob("*passage*.safetensors"))
+    passage = next(cache.glob("*passage*/shard_00000.safetensors"))  # the passage side is a store
     _zero(passage)
+    capsys.readouterr()
     enc = FakeEncoder()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        run_sweep(COLL, BACKBONE, config(kq=[2], kp=[3]), tmp_path / "b", encode_fn=enc, cache_dir=cache,
-                  progress=False)
-    assert enc.calls == [("passage", 3)]  # the damaged item only; the query cache was intact
-    assert any("sha256" in str(w.message) for w in caught)
+    run_sweep(COLL, BACKBONE, config(kq=[2], kp=[3]), tmp_path / "b", encode_fn=enc, cache_dir=cache,
+              progress=False)
+    assert enc.calls == [("passage", 3)]  # the damaged shard only; the query cache was intact
+    err = capsys.readouterr().err
+    assert "sha256" in err and "re-encoding shard 0" in err, err
     assert (tmp_path / "a" / "per_query.csv").read_bytes() == (tmp_path / "b" / "per_query.csv").read_bytes()
 
 

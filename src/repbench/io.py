@@ -21,7 +21,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -83,7 +83,13 @@ def remove_stale_tmp(directory: str | os.PathLike) -> list[Path]:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` via a temp file in the same directory and a rename.
+    """Write `data` to `path` via a temp file in the same directory and a rename (`atomic_write_parts`)."""
+    return atomic_write_parts(path, (data,))
+
+
+def atomic_write_parts(path: str | os.PathLike, parts: Iterable[bytes]) -> Path:
+    """Write the concatenation of `parts` to `path` via a temp file in the same directory and a rename,
+    one part at a time (a large table written block by block never exists whole in memory).
 
     A crash or a full disk leaves either the old file or the new one, never a truncated file; a write
     failure raises RepbenchError naming `path`.
@@ -96,7 +102,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should read like any other file
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for data in parts:
+                fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

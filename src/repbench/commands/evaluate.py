@@ -50,8 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(--seed) with all their judged documents, plus DISTRACTORS other documents")
     parser.add_argument("--seed", type=int, default=0, help="seed of --subsample (default 0)")
     parser.add_argument("--shard-size", type=int, default=None,
-                        help="encode each side in shards of this many items, concatenated (default: one "
-                             "shard per side); with --engine ray the shards are spread over the workers")
+                        help="encode each side in shards of this many items, in input order (default: "
+                             "passages in shards of whole batches, longest first, which gives the vectors of "
+                             "one whole-side call); with --engine ray the shards are spread over the workers")
+    parser.add_argument("--max-memory", default=None,
+                        help="bound on one search chunk's working set, e.g. 512MiB (default 1GiB): each cell "
+                             "streams the passage store, so memory does not grow with the corpus")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (cells, and texts encoded with rate and ETA)")
     add_engine_arguments(parser)
@@ -79,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     measures = check_measures(args.measures.split(","))  # before the backbone loads: fail fast
     if args.shard_size is not None and args.shard_size < 1:
         raise RepbenchError(f"--shard-size must be a positive integer, got {args.shard_size}")
+    from repbench.commands.search import parse_bytes
+
+    max_memory = parse_bytes(args.max_memory) if args.max_memory else None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     apply_threads(args, "evaluate")
     with worker_pool(args, BackboneRequest(args.backbone, device=args.device, dtype=args.dtype, attn=args.attn,
@@ -91,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         )
         per_query = run_sweep(collection, pool.backbone, config, Path(args.out), cache_dir=args.cache,
                               progress=not args.no_progress, encode_fn=pool.sweep_encode_fn(args.shard_size),
-                              run_cells=pool.cell_runner())
+                              run_cells=pool.cell_runner(), max_memory=max_memory, shard_size=args.shard_size)
     means = per_query.groupby(["k_q", "k_p", "mode", "measure"], sort=False)["value"].mean().unstack("measure")
     print(f"{collection.name}: {len(collection.corpus_ids)} docs, {per_query['qid'].nunique()} queries; "
           f"{args.backbone} / {config.encoder}")

@@ -68,8 +68,7 @@ def encode_ids(
     prep = _prepare(bb, opts, prompted=spec.prompted, signals=on_signals is not None,
                     adapt=_adapts(spec.options, opts))
     forward = spec.forward_fn()
-    # Longest first: fewer pad tokens per batch; the original order is restored at the end.
-    order = sorted(range(n), key=lambda i: -len(text_ids[i]))
+    order = longest_first([len(t) for t in text_ids])
     batches = [order[s: s + opts.batch_size] for s in range(0, n, opts.batch_size)]
     bar, update = None, progress if callable(progress) else None
     if progress is True and n:
@@ -102,6 +101,13 @@ def encode_ids(
         "adapt_prompt": _adapts(spec.options, opts), "truncate": opts.truncate, "vocab_size": bb.vocab_size,
     }
     return reps
+
+
+def longest_first(lengths: Sequence[int]) -> list[int]:
+    """The order `encode_ids` batches texts in: longest first (fewer pad tokens per batch), ties in input
+    order (a stable sort). Rows handed to `encode` already in this order keep it, so a caller that splits
+    them into runs of whole batches (the sweep's passage store) gets exactly the batches of one call."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
 
 def check_fits(bb: Backbone, encoder: str, opts: EncodeOptions) -> None:

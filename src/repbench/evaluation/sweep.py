@@ -1,11 +1,15 @@
 """The (K_q, K_p) x score-mode effectiveness sweep (docs/method.md §7.2), resumable per cell.
 
 Layout of an output directory:
-  reps/                    cached Representations, one stem per (backbone, encoder, side, K, max_length,
+  reps/                    cached encodings, one stem per (backbone, encoder, side, K, max_length,
                            + a hash of the input rows and of every option that changes them: every
                            EncodeOptions field (readout, prompt variant, denoise steps, confidence, early
                            stop, truncate, sparse top-k, batch size), dtype and device type), each
-                           verified against the sha256 in its sidecar; reused by any later sweep
+                           verified against the sha256 in its sidecar; reused by any later sweep. The query
+                           side is a Representations file pair (<stem>.safetensors/.json; judged queries are
+                           few); the passage side a store directory <stem>/ (repbench.encoders.store, written
+                           shard by shard, see evaluation.passage_store), scored by streaming search, so
+                           memory is bounded by a shard and --max-memory, not by the corpus
   runs/<system>.trec       one TREC run per cell and mode; system = backbone/encoder/q{K_q}p{K_p}/mode
                            with "/" written as "__"
   cells/q{K_q}p{K_p}.csv   per-query rows of one finished cell; written atomically after its runs, so its
@@ -35,12 +39,13 @@ from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
 from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate
+from repbench.evaluation.passage_store import Layout, plan_layout
 from repbench.evaluation.repcache import RepCache, cache_options, seal, sealed, signals_path
 from repbench.evaluation.sweep_outputs import write_cell, write_outputs
 from repbench.evaluation.trec import round_scores
 from repbench.io import atomic_write_json, read_json
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, modes_for, parse_modes, retrieve
-from repbench.schema.signals import signals_frame, write_signals
+from repbench.schema.signals import SLOT_SIGNALS, TEXT_SIGNALS, signals_frame, write_signals_blocks
 
 
 def identity_fields(options: type = EncodeOptions) -> tuple[str, ...]:
@@ -156,19 +161,23 @@ class SweepPlan:
     cache: RepCache
     # Settings outside SweepConfig that change the encoded numbers, so they key the cache too.
     encoding_options: dict[str, Any]
+    layout: Layout  # how the passage store's rows are ordered and sharded (keys the passage stems)
 
     def rows(self, side: str) -> tuple[list[str], list[str]]:
         return self.queries if side == "query" else (self.collection.corpus_ids, self.collection.corpus_texts)
 
     def stem(self, side: str, k: int) -> Path:
         c = self.config
+        layout = {"store_layout": self.layout.key()} if side == "passage" else {}
         return self.cache.stem(c.backbone, c.encoder, side, k, c.max_length, rows_hash(*self.rows(side)),
-                               **{**self.encoding_options, **cache_options(c.encode_options(side, k))})
+                               **{**self.encoding_options, **cache_options(c.encode_options(side, k)), **layout})
 
 
 def plan_sweep(collection: Collection, backbone: Any, config: SweepConfig, out_dir: str | Path,
-               cache_dir: str | Path | None = None) -> SweepPlan:
-    """Every check a sweep makes before its first write, and what it will do (writes nothing)."""
+               cache_dir: str | Path | None = None, shard_size: int | None = None,
+               by_length: bool = False) -> SweepPlan:
+    """Every check a sweep makes before its first write, and what it will do (writes nothing).
+    `shard_size` and `by_length` lay out the passage store (evaluation.passage_store.plan_layout)."""
     _check_encoder(config, backbone)
     qids, qtexts = collection.judged_queries()
     if not qids:
@@ -207,7 +216,8 @@ def plan_sweep(collection: Collection, backbone: Any, config: SweepConfig, out_d
         cache=RepCache(Path(cache_dir) if cache_dir is not None else out / "reps"),
         encoding_options={"batch_size": config.batch_size,
                           "dtype": str(getattr(backbone, "dtype", "")).removeprefix("torch."),
-                          "device_type": str(getattr(backbone, "device", "cpu")).split(":")[0]})
+                          "device_type": str(getattr(backbone, "device", "cpu")).split(":")[0]},
+        layout=plan_layout(config.batch_size, shard_size, by_length, len(collection.corpus_ids)))
 
 
 def _claim(plan: SweepPlan) -> None:
@@ -235,9 +245,10 @@ class _Encodings:
         self.times_file = plan.out / "encoding_times.json"
         self.times: dict[str, dict] = (read_json(self.times_file, "encoding times") if self.times_file.exists()
                                        else {})
+        self.order: Any = None  # passage rows in store order (passage_store.row_order), once per sweep
 
     def get(self, side: str, k: int) -> Representations:
-        plan, config = self.plan, self.plan.config
+        plan = self.plan
         ids, texts = plan.rows(side)
         stem = plan.stem(side, k)
         cached = plan.cache.get(stem, ids)
@@ -246,35 +257,91 @@ class _Encodings:
             cached = None
         if cached is not None:
             return cached
+        t0 = time.perf_counter()
+        reps, arrays = self._encode(side, k, ids, texts, self.progress)
+        seconds = time.perf_counter() - t0
+        if arrays is not None:
+            self._write_signals(side, k, stem, ids, arrays)
+        reps.save(stem)
+        self._timed(side, k, len(ids), seconds)
+        return reps
+
+    def passages(self, k: int) -> Path:
+        """The passage store at this K (a directory; encoded now, or resumed, shard by shard)."""
+        from repbench.evaluation import passage_store
+
+        plan, config = self.plan, self.plan.config
+        ids, texts = plan.rows("passage")
+        stem = plan.stem("passage", k)
+        if self.order is None:  # the same at every K_p: the texts' lengths, read once
+            tokenize = None
+            if plan.layout.by_length:
+                tok = self.backbone.tokenizer
+                tokenize = lambda batch: tok(batch, add_special_tokens=False)["input_ids"]  # noqa: E731
+            self.order = passage_store.row_order(texts, tokenize)
+        order = self.order
+        opts = config.encode_options("passage", k)
+        store_config = {"backbone": config.backbone, "encoder": config.encoder, "side": "passage", "k": k,
+                        "max_length": config.max_length, **plan.encoding_options, **cache_options(opts),
+                        "store_layout": plan.layout.key()}
+        header = {"backbone": config.backbone, "encoder": config.encoder, "side": "passage", "k": k,
+                  "max_length": config.max_length, "options": store_config, "n_items": len(ids)}
+        t0 = time.perf_counter()
+        n_new, arrays = passage_store.build(
+            stem, ids, texts, plan.layout, lambda i, t: self._encode("passage", k, i, t, False), order,
+            store_config, header, _reports_signals(self.encode_fn), self.progress)
+        seconds = time.perf_counter() - t0
+        sig = signals_path(stem)
+        if arrays is not None and not n_new and sig.exists() and not sealed(sig):
+            warnings.warn(f"cached signals {sig} do not match their sha256; rewriting them from the store's "
+                          "per-shard signals", stacklevel=2)
+        if arrays is not None and (n_new or not sealed(sig)):
+            self._write_signals("passage", k, stem, ids, arrays)
+        if n_new:
+            self._timed("passage", k, n_new, seconds)
+        return stem
+
+    def _encode(self, side: str, k: int, ids: list[str], texts: list[str], progress: bool
+                ) -> tuple[Representations, dict | None]:
+        """One call of encode_fn: the representations and (when reported) the signal arrays, in input order."""
+        config = self.plan.config
         got: list = []
         extra = {"on_signals": lambda i, a: got.append((i, a))} if _reports_signals(self.encode_fn) else {}
         # Only the method options set away from their defaults are passed, so an encode_fn that knows just
         # the common ones (k, side, batch_size, max_length) still serves a default sweep.
         opts = config.encode_options(side, k)
         extra.update({name: getattr(opts, name) for name in opts.non_default() if name in method_names(type(opts))})
-        t0 = time.perf_counter()
         reps = self.encode_fn(self.backbone, list(texts), ids=list(ids), encoder=config.encoder, k=k, side=side,
-                              batch_size=config.batch_size, max_length=config.max_length, progress=self.progress,
+                              batch_size=config.batch_size, max_length=config.max_length, progress=progress,
                               **extra)
-        seconds = time.perf_counter() - t0
         if list(reps.ids) != list(ids):
             raise RepbenchError(f"the encoder returned {len(reps)} items in another order than the {len(ids)} given")
-        if got:
-            write_signals(signals_path(stem), signals_frame(
-                got[0][0], got[0][1], dataset=plan.collection.name, backbone=config.backbone, encoder=config.encoder,
-                side=side, k=k))
-            seal(signals_path(stem))
-        reps.save(stem)
-        self.times[f"{side}:k{k}"] = {"side": side, "k": k, "n": len(ids), "seconds": seconds,
-                                       "items_per_s": len(ids) / seconds if seconds > 0 else None}
+        return reps, (got[0][1] if got else None)
+
+    def _write_signals(self, side: str, k: int, stem: Path, ids: list[str], arrays: dict,
+                       block: int = 20_000) -> None:
+        """The side's signals table, written signal by signal and `block` ids at a time: signals_frame's rows
+        in its order (every row of one signal, then the next), never the whole table in memory."""
+        config = self.plan.config
+        tags = {"dataset": self.plan.collection.name, "backbone": config.backbone, "encoder": config.encoder,
+                "side": side, "k": k}
+        frames = (signals_frame(ids[lo:lo + block], {name: arrays[name][lo:lo + block]}, **tags)
+                  for name in (*TEXT_SIGNALS, *SLOT_SIGNALS) if name in arrays
+                  for lo in range(0, len(ids), block))
+        write_signals_blocks(signals_path(stem), frames)
+        seal(signals_path(stem))
+
+    def _timed(self, side: str, k: int, n: int, seconds: float) -> None:
+        self.times[f"{side}:k{k}"] = {"side": side, "k": k, "n": n, "seconds": seconds,
+                                       "items_per_s": n / seconds if seconds > 0 else None}
         atomic_write_json(self.times_file, self.times)
-        return reps
 
 
 def _score(plan: SweepPlan, encodings: _Encodings, finish: Callable[[int, int, Any], None],
-           run_cells: Callable[..., Iterator[tuple[int, Any]]] | None) -> None:
-    """Score every cell not done yet, corpus outer and queries inner, so each corpus encoding (the expensive
-    side) is held once; with `run_cells` (an engine) the cells are scored elsewhere, written here."""
+           run_cells: Callable[..., Iterator[tuple[int, Any]]] | None, max_memory: int | None) -> None:
+    """Score every cell not done yet, corpus outer and queries inner, each against the passage store (a
+    path: streamed in chunks of at most `max_memory` bytes, and picklable for an engine); with `run_cells`
+    (an engine) the cells are scored elsewhere, written here."""
     config, todo = plan.config, plan.todo
     query_reps: dict[int, Representations] = {}
     jobs: list[tuple] = []
@@ -282,12 +349,12 @@ def _score(plan: SweepPlan, encodings: _Encodings, finish: Callable[[int, int, A
         pending = [kq for kq in config.kq if (kq, kp) in todo]
         if not pending:
             continue
-        docs = encodings.get("passage", kp)
+        docs = str(encodings.passages(kp))
         for kq in pending:
             if kq not in query_reps:
                 query_reps[kq] = encodings.get("query", kq)
             args = (plan.collection.qrels, plan.collection.name, config, plan.family, plan.vocab_size,
-                    query_reps[kq], docs, kq, kp)
+                    query_reps[kq], docs, kq, kp, max_memory)
             if run_cells is None:
                 finish(kq, kp, score_cell(*args))
             else:
@@ -308,6 +375,8 @@ def run_sweep(
     after_cell: Callable[[int, int], None] | None = None,
     progress: bool = True,
     run_cells: Callable[..., Iterator[tuple[int, Any]]] | None = None,
+    max_memory: int | None = None,
+    shard_size: int | None = None,
 ) -> pd.DataFrame:
     """Score every (K_q, K_p) cell and mode on `collection`; returns the per-query table.
 
@@ -317,6 +386,9 @@ def run_sweep(
     cell (a test hook, and a place to stop a sweep). Re-running on the same `out_dir` skips finished cells.
     `run_cells(score_cell, jobs)`, when given (an engine), scores the cells elsewhere, yielding
     (job index, result) as they finish; the files are still written here, once per cell.
+    `max_memory` bounds one search chunk's working set (bytes; default streaming.DEFAULT_MAX_MEMORY);
+    `shard_size` splits the passage store in input order (the in-memory `--shard-size` split) instead of
+    whole batches longest first (evaluation.passage_store).
     Stages: plan (every check, nothing written), claim the directory, encode and score each cell, write.
     """
     from tqdm.auto import tqdm
@@ -329,9 +401,15 @@ def run_sweep(
         for side, ks in (("query", config.kq), ("passage", config.kp)):
             for k in ks:  # the options the side is encoded with: the prompt variant changes the prompt's length
                 check_fits(backbone, config.encoder, config.encode_options(side, k))
+    # Passage rows in encode's own batch order where that order is known: the real encoder, its tokenizer here.
+    by_length = encode_fn is None and hasattr(backbone, "tokenizer")
     if encode_fn is None:
         from repbench.encoders import encode as encode_fn  # heavy import, only when really encoding
-    plan = plan_sweep(collection, backbone, config, out_dir, cache_dir)
+    plan = plan_sweep(collection, backbone, config, out_dir, cache_dir, shard_size, by_length)
+    if max_memory is not None:  # a limit no chunk fits, refused before the first write (no sparse row counted)
+        from repbench.retrieval.streaming import chunk_docs_for
+
+        chunk_docs_for(max_memory, max(config.kp), int(getattr(backbone, "hidden_size", 0) or 0), 0, 4)
     _claim(plan)
     encodings = _Encodings(plan, backbone, encode_fn, progress)
     bar = tqdm(total=len(plan.cells), initial=len(plan.cells) - len(plan.todo), desc=f"{collection.name} cells",
@@ -343,19 +421,26 @@ def run_sweep(
         if after_cell is not None:
             after_cell(kq, kp)
 
-    _score(plan, encodings, finish, run_cells)
+    _score(plan, encodings, finish, run_cells, max_memory)
     bar.close()
     return write_outputs(plan.out, collection, config, plan.family, plan.cells, plan.cell_path, plan.stem,
                          encodings.times, plan.encoding_options["dtype"])
 
 
 def score_cell(qrels: Any, dataset: str, config: SweepConfig, family: str, vocab_size: int,
-               queries: Representations, docs: Representations, kq: int, kp: int
-               ) -> tuple[dict[str, dict], pd.DataFrame]:
-    """One cell's rounded runs per mode and its per-query rows (pure: an engine may run it anywhere)."""
+               queries: Representations, docs: Representations | str | Path, kq: int, kp: int,
+               max_memory: int | None = None) -> tuple[dict[str, dict], pd.DataFrame]:
+    """One cell's rounded runs per mode and its per-query rows (pure: an engine may run it anywhere).
+    `docs` in memory are searched whole; a store directory is streamed (the same lists, ties included)."""
     modes = modes_for(kq, kp, config.modes)
-    runs = retrieve(queries, docs, modes, depth=config.depth, vocab_size=vocab_size,
-                    remove_self=config.remove_self)
+    if isinstance(docs, Representations):
+        runs = retrieve(queries, docs, modes, depth=config.depth, vocab_size=vocab_size,
+                        remove_self=config.remove_self)
+    else:
+        from repbench.retrieval.streaming import stream_retrieve
+
+        runs = stream_retrieve(queries, docs, modes, depth=config.depth, vocab_size=vocab_size,
+                               remove_self=config.remove_self, max_memory=max_memory)
     rounded, frames = {}, []
     for mode in modes:
         # Evaluate exactly what is written, so `repbench eval-run -c` on the file reproduces these numbers.

@@ -20,7 +20,7 @@ from repbench.evaluation.trec import write_run
 from repbench.io import atomic_write_json
 from repbench.retrieval.search import modes_for
 from repbench.schema import system_name
-from repbench.schema.signals import read_signals, write_signals
+from repbench.schema.signals import copy_signals
 from repbench.schema.tables import read_per_query, write_per_query, write_summary
 
 # `config` below is the sweep's SweepConfig (not imported: the sweep imports this module).
@@ -60,14 +60,14 @@ def _write_signals(out: Path, collection: Collection, config: SweepConfig,
                     raise RepbenchError(f"{path}: a cached signals table that does not match its recorded sha256 "
                                         f"(damaged, edited or cached by an older repbench); delete it and the "
                                         f"encoding {path.name.removesuffix('.signals.csv')}.* beside it, then rerun")
-                frames.append(read_signals(path).assign(dataset=collection.name))
+                frames.append(path)
             else:
                 lacking.append(f"{side} K={k}")
     if lacking and frames:
         warnings.warn(f"no encode-time signals for {', '.join(lacking)} (cached before signals were recorded?); "
                       "delete those cached encodings to record them", stacklevel=3)
-    if frames:
-        write_signals(out / "signals.csv", pd.concat(frames, ignore_index=True))
+    if frames:  # copied block by block: a passage side's table is ~70 rows per passage at K_p = 16
+        copy_signals(out / "signals.csv", frames, collection.name)
 
 
 def write_cell(out: Path, config: SweepConfig, kq: int, kp: int, cell_file: Path, runs: dict[str, dict],

@@ -8,13 +8,13 @@ of a text with fewer than two valid slots) is empty. docs/contracts.md describes
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from repbench.errors import InputError, RepbenchError
-from repbench.io import atomic_write_csv, read_csv_lines
+from repbench.io import atomic_write_parts, open_binary, read_csv_lines
 
 SIGNAL_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "encoder", "side", "k", "id", "slot", "signal", "value")
 # per slot: entropy (nats) and top-1 probability of the softmax of the logits read at the slot, the decoded
@@ -54,14 +54,49 @@ def signals_frame(ids: Sequence[str], arrays: Mapping[str, np.ndarray], *, datas
 
 def write_signals(path: str | os.PathLike, frame: pd.DataFrame) -> os.PathLike:
     """Write a signals table atomically, in SIGNAL_COLUMNS order (refusing one that lacks a column)."""
-    missing = [c for c in SIGNAL_COLUMNS if c not in frame.columns]
-    if missing:
-        raise RepbenchError(f"a signals table needs columns {', '.join(SIGNAL_COLUMNS)}; missing {', '.join(missing)}")
-    out = frame[list(SIGNAL_COLUMNS)].copy()
-    if np.isinf(out["value"].to_numpy(dtype=np.float64)).any():
-        raise RepbenchError("a signals table holds an infinite value")
-    out["slot"] = out["slot"].astype("Int64")
-    return atomic_write_csv(path, out)
+    return write_signals_blocks(path, [frame])
+
+
+def write_signals_blocks(path: str | os.PathLike, frames: Iterable[pd.DataFrame]) -> os.PathLike:
+    """`write_signals` of the frames' concatenation, one frame at a time (the same bytes: each value is
+    written on its own), so a corpus-sized table never exists whole in memory."""
+
+    def blocks() -> Iterator[bytes]:
+        first = True
+        for frame in frames:
+            missing = [c for c in SIGNAL_COLUMNS if c not in frame.columns]
+            if missing:
+                raise RepbenchError(f"a signals table needs columns {', '.join(SIGNAL_COLUMNS)}; missing "
+                                    f"{', '.join(missing)}")
+            out = frame[list(SIGNAL_COLUMNS)].copy()
+            if np.isinf(out["value"].to_numpy(dtype=np.float64)).any():
+                raise RepbenchError("a signals table holds an infinite value")
+            out["slot"] = out["slot"].astype("Int64")
+            if first or len(out):
+                yield out.to_csv(index=False, header=first).encode("utf-8")
+                first = False
+        if first:  # no frame at all: the header alone, as an empty table is written
+            yield pd.DataFrame(columns=list(SIGNAL_COLUMNS)).to_csv(index=False).encode("utf-8")
+
+    return atomic_write_parts(path, blocks())
+
+
+def copy_signals(path: str | os.PathLike, sources: Sequence[str | os.PathLike], dataset: str,
+                 rows: int = 200_000) -> os.PathLike:
+    """`sources` (signals tables this program wrote and sealed) concatenated into `path` with their dataset
+    column set to `dataset`, `rows` lines at a time: the bytes `write_signals` gives their concatenation,
+    without holding any table whole."""
+
+    def frames() -> Iterator[pd.DataFrame]:
+        for source in sources:
+            with open_binary(source) as fh:
+                for block in pd.read_csv(fh, dtype=str, keep_default_na=False, chunksize=rows):
+                    block["dataset"] = dataset
+                    block["value"] = pd.to_numeric(block["value"].replace("", np.nan))
+                    block["slot"] = pd.to_numeric(block["slot"].replace("", np.nan)).astype("Int64")
+                    yield block
+
+    return write_signals_blocks(path, frames())
 
 
 def read_signals(path: str | os.PathLike) -> pd.DataFrame:
