@@ -93,6 +93,11 @@ SMALL_ENV = {
     "REPBENCH_OVERHEAD_BACKBONES": "tiny-ar", "REPBENCH_OVERHEAD_PARALLEL_BACKBONE": "tiny-diffusion",
     "REPBENCH_OVERHEAD_CELLS": "4x1", "REPBENCH_OVERHEAD_ROUNDS": "3", "REPBENCH_EVAL_BENCH": "300x100",
     "REPBENCH_SCALE_SIZES": "1000,2000", "REPBENCH_RAY_BENCH_N": "200", "REPBENCH_RAY_BENCH_ROUNDS": "1",
+    # The search-kernel, eval-memory, eval-run and start-up benchmarks at small sizes: this test checks that a
+    # loaded run reports and exits 0, not the numbers (their defaults take minutes each by design).
+    "REPBENCH_KERNEL_N": "2000", "REPBENCH_KERNEL_ROUNDS": "3", "REPBENCH_EVAL_SIZES": "300,600",
+    "REPBENCH_EVAL_BACKBONES": "tiny-ar", "REPBENCH_EVAL_RUN_BENCH": "200x200", "REPBENCH_EVAL_RUN_ROUNDS": "3",
+    "REPBENCH_HELP_ROUNDS": "2",
     "HF_HUB_OFFLINE": "1",
     # One torch thread: under load, idle OpenMP threads spin and bill CPU time to the bare forward too.
     "OMP_NUM_THREADS": "1",
