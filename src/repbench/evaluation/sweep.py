@@ -97,6 +97,10 @@ class SweepConfig:
     def batch_size(self) -> int:
         return self.options.batch_size
 
+    def encodings(self) -> list[tuple[str, int]]:
+        """Every (side, K) the sweep encodes: the queries at each K_q, the passages at each K_p."""
+        return [("query", k) for k in self.kq] + [("passage", k) for k in self.kp]
+
     def encode_options(self, side: str, k: int) -> EncodeOptions:
         """The EncodeOptions one side is encoded with at this K."""
         return replace(self.options, k=k, side=side)
@@ -128,10 +132,10 @@ def _check_encoder(config: SweepConfig, backbone: Any) -> None:
     """Refuse before any encoding: an option the encoder would ignore, K out of its range, no mask token."""
     from repbench.encoders.registry import check
 
-    for side, ks in (("query", config.kq), ("passage", config.kp)):
-        for k in ks:
-            check(config.encoder, config.encode_options(side, k), getattr(backbone, "mask_token_id", None),
-                  config.backbone)
+    for side, k in config.encodings():
+        check(config.encoder, config.encode_options(side, k), getattr(backbone, "mask_token_id", None),
+              config.backbone)
+
 
 @dataclass
 class SweepPlan:
@@ -287,9 +291,8 @@ def run_sweep(
         # must fit --max-length before the first write, since an output directory's settings are then fixed.
         from repbench.encoders import check_fits
 
-        for side, ks in (("query", config.kq), ("passage", config.kp)):
-            for k in ks:  # the options the side is encoded with: the prompt variant changes the prompt's length
-                check_fits(backbone, config.encoder, config.encode_options(side, k))
+        for side, k in config.encodings():  # the side's own options: the prompt variant changes its length
+            check_fits(backbone, config.encoder, config.encode_options(side, k))
     # Passage rows in encode's own batch order where that order is known: the real encoder, its tokenizer here.
     by_length = encode_fn is None and hasattr(backbone, "tokenizer")
     if encode_fn is None:

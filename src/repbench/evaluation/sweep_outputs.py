@@ -52,17 +52,16 @@ def _write_signals(out: Path, collection: Collection, config: SweepConfig,
     every K_p); encodings cached without signals (an older cache, or an encoder that reports none) are
     left out with a warning."""
     frames, lacking = [], []
-    for side, ks in (("query", config.kq), ("passage", config.kp)):
-        for k in ks:
-            path = signals_path(stem_for(side, k))
-            if path.is_file():
-                if not sealed(path):
-                    raise RepbenchError(f"{path}: a cached signals table that does not match its recorded sha256 "
-                                        f"(damaged, edited or cached by an older repbench); delete it and the "
-                                        f"encoding {path.name.removesuffix('.signals.csv')}.* beside it, then rerun")
-                frames.append(path)
-            else:
-                lacking.append(f"{side} K={k}")
+    for side, k in config.encodings():
+        path = signals_path(stem_for(side, k))
+        if path.is_file():
+            if not sealed(path):
+                raise RepbenchError(f"{path}: a cached signals table that does not match its recorded sha256 "
+                                    f"(damaged, edited or cached by an older repbench); delete it and the "
+                                    f"encoding {path.name.removesuffix('.signals.csv')}.* beside it, then rerun")
+            frames.append(path)
+        else:
+            lacking.append(f"{side} K={k}")
     if lacking and frames:
         warnings.warn(f"no encode-time signals for {', '.join(lacking)} (cached before signals were recorded?); "
                       "delete those cached encodings to record them", stacklevel=3)
