@@ -57,6 +57,7 @@ def _store_dtype(requested: str, model_dtype: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from repbench.backbones import get_spec
     from repbench.encoders import EncodeOptions, check_fits, default_encoder
+    from repbench.encoders.identity import identity_of
     from repbench.encoders.options import batch_rule
     from repbench.encoders.store import encode_sharded
     from repbench.engines import worker_pool
@@ -81,18 +82,15 @@ def run(args: argparse.Namespace) -> int:
         info = pool.info  # the loaded backbone, on this process or on the Ray workers (all agree)
         if pool.in_process:  # the tokenizer is here: the --max-length minimum, before config.json
             check_fits(pool.backbone, encoder, opts)
-        config = {
-            "input": str(args.input), "backbone": info.spec.name, "encoder": encoder, "k": args.k,
-            "side": args.side, "max_length": args.max_length, **method, "dtype": info.dtype,
-            "attn": info.attn,
-            # Padding and kernels differ with the batch and the device: both can change the stored bits.
-            "batch_size": args.batch_size, "device_type": info.device,
-        }
+        store_dtype = _store_dtype(args.store_dtype, info.dtype)
+        # The store's identity: what `evaluate --passages-store` and a resumed encode check against.
+        identity = identity_of(info, encoder, opts, store_dtype=store_dtype)
+        config = {"input": str(args.input), **identity.fields()}
         out = encode_sharded(args.out, ids, texts, config, pool.rows_encoder(encoder, opts),
                              shard_size=args.shard_size,
                              header=result_header({**config, "batch_rule": batch_rule(info.dtype)}, "representations"),
                              progress=not args.no_progress,
-                             store_dtype=_store_dtype(args.store_dtype, info.dtype), shard_index=args.shard_index,
+                             store_dtype=store_dtype, shard_index=args.shard_index,
                              worker_count=args.num_shards,
                              run_shards=pool.shard_runner(args.out, ids, texts, args.shard_size, encoder, opts))
         stats = dict(pool.stats)

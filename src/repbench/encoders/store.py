@@ -61,6 +61,8 @@ def shards_of_worker(n_shards: int, shard_index: int, worker_count: int) -> list
 def store_options(config: dict[str, Any], store_dtype: str) -> dict[str, Any]:
     """The options hashed into every shard: the config minus input paths, plus the store dtype."""
     store_torch_dtype(store_dtype)
+    if config.get("store_dtype", store_dtype) != store_dtype:  # an EncodingIdentity's fields name it too
+        raise ValueError(f"config says store_dtype {config['store_dtype']!r}, the store is {store_dtype!r}")
     return {**{k: v for k, v in config.items() if k not in _NOT_OPTIONS}, "store_dtype": store_dtype}
 
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-from repbench.encoders.digest import options_hash
-from repbench.encoders.options import EncodeOptions
+from repbench.encoders.identity import EncodingIdentity
 from repbench.encoders.types import Representations, StoreError
 
-__all__ = ["RepCache", "cache_options", "seal", "sealed", "signals_path"]
+__all__ = ["RepCache", "seal", "sealed", "signals_path"]
 
 
 def _safe(text: str) -> str:
@@ -27,13 +24,11 @@ class RepCache:
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def stem(self, backbone: str, encoder: str, side: str, k: int, max_length: int, fingerprint: str,
-             **options: Any) -> Path:
-        """`fingerprint` identifies the input rows (e.g. `rows_hash(ids, texts)`); `options` are any further
-        settings that change the encoding (backbone dtype, batch size, device type)."""
-        key = options_hash({"backbone": backbone, "encoder": encoder, "side": side, "k": k,
-                            "max_length": max_length, "rows": fingerprint, **options})
-        return self.root / f"{_safe(backbone)}__{encoder}__{side}__k{k}__len{max_length}__{key[:16]}"
+    def stem(self, identity: EncodingIdentity) -> Path:
+        """Where one encoding is cached: readable names, then the identity's digest (rows included)."""
+        o = identity.options
+        return self.root / (f"{_safe(identity.backbone)}__{identity.encoder}__{o.side}__k{o.k}__len{o.max_length}"
+                            f"__{identity.digest()[:16]}")
 
     def get(self, stem: Path, ids: Sequence[str]) -> Representations | None:
         """The cached item, or None when absent; a damaged or mismatching one is reported and not used."""
@@ -77,13 +72,3 @@ def sealed(path: Path) -> bool:
 
 def signals_path(stem: Path) -> Path:
     return stem.parent / (stem.name + ".signals.csv")
-
-
-def cache_options(opts: EncodeOptions) -> dict[str, Any]:
-    """Every EncodeOptions field outside the stem's own (k, side, max_length), with the prompt variant
-    resolved, so `None` and the variant it stands for at this K share a file."""
-    from repbench.encoders.prompts import default_variant
-
-    key = {name: value for name, value in asdict(opts).items() if name not in ("k", "side", "max_length")}
-    key["prompt_variant"] = opts.prompt_variant or default_variant(opts.k)
-    return key

@@ -32,26 +32,23 @@ from typing import Any
 import pandas as pd
 
 from repbench.encoders.digest import rows_hash
-from repbench.encoders.options import EncodeOptions, method_names
+from repbench.encoders.identity import EncodingIdentity, identity_of
+from repbench.encoders.options import EncodeOptions
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.evaluation.collections import Collection
 from repbench.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate
 from repbench.evaluation.passage_store import Layout, plan_layout
-from repbench.evaluation.repcache import RepCache, cache_options, sealed
+from repbench.evaluation.repcache import RepCache, sealed
 from repbench.evaluation.sweep_encode import Encodings
 from repbench.evaluation.sweep_outputs import write_cell, write_outputs
 from repbench.evaluation.trec import round_scores
 from repbench.io import atomic_write_json, read_json
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, modes_for, parse_modes, retrieve
 
-
-def identity_fields(options: type = EncodeOptions) -> tuple[str, ...]:
-    """Settings that change any number in a cell: a resumed sweep must match them. Every method field of the
-    options class is among them (a field added to EncodeOptions joins without an edit here); a state file
-    written before one was recorded lacks it and is read as having its default."""
-    return ("backbone", "encoder", "dataset", "modes", "depth", "max_length", "remove_self", "measures",
-            "corpus_fingerprint", "queries_fingerprint", *method_names(options), "relevance_level")
+# The sweep's own settings that change any number in a cell (beside the encoding identity's sweep fields).
+SCORING_FIELDS = ("dataset", "modes", "depth", "remove_self", "measures", "corpus_fingerprint",
+                  "queries_fingerprint", "relevance_level")
 
 
 EncodeFn = Callable[..., Representations]
@@ -147,23 +144,26 @@ class SweepPlan:
     family: str
     vocab_size: int
     queries: tuple[list[str], list[str]]  # the judged queries' ids and texts
-    state: dict[str, Any]  # what sweep_state.json records (identity_fields of it)
+    state: dict[str, Any]  # what sweep_state.json records: what a resumed sweep must match
     cells: list[tuple[int, int]]
     cell_path: dict[tuple[int, int], Path]
     todo: list[tuple[int, int]]  # cells not done: no file, or one that fails its recorded sha256
     cache: RepCache
-    # Settings outside SweepConfig that change the encoded numbers, so they key the cache too.
-    encoding_options: dict[str, Any]
+    encoding: EncodingIdentity  # of the sweep's encodings, before K, side and rows are set
     layout: Layout  # how the passage store's rows are ordered and sharded (keys the passage stems)
 
     def rows(self, side: str) -> tuple[list[str], list[str]]:
         return self.queries if side == "query" else (self.collection.corpus_ids, self.collection.corpus_texts)
 
+    def identity(self, side: str, k: int, rows: bool = True) -> EncodingIdentity:
+        """One encoding's identity: the passage side's names its store layout; `rows` adds the input's hash
+        (the cache key; a store checks its rows per shard instead)."""
+        return replace(self.encoding, options=self.config.encode_options(side, k),
+                       store_layout=self.layout.key() if side == "passage" else None,
+                       rows=rows_hash(*self.rows(side)) if rows else None)
+
     def stem(self, side: str, k: int) -> Path:
-        c = self.config
-        layout = {"store_layout": self.layout.key()} if side == "passage" else {}
-        return self.cache.stem(c.backbone, c.encoder, side, k, c.max_length, rows_hash(*self.rows(side)),
-                               **{**self.encoding_options, **cache_options(c.encode_options(side, k)), **layout})
+        return self.cache.stem(self.identity(side, k))
 
 
 def plan_sweep(collection: Collection, backbone: Any, config: SweepConfig, out_dir: str | Path,
@@ -190,8 +190,10 @@ def plan_sweep(collection: Collection, backbone: Any, config: SweepConfig, out_d
             stacklevel=3,
         )
     out = Path(out_dir)
-    state = {**config.flat(), "dataset": collection.name, "corpus_fingerprint": collection.corpus_fingerprint(),
-             "queries_fingerprint": collection.queries_fingerprint()}
+    encoding = identity_of(backbone, config.encoder, config.options, name=config.backbone)
+    sweep = {"dataset": collection.name, "corpus_fingerprint": collection.corpus_fingerprint(),
+             "queries_fingerprint": collection.queries_fingerprint(), **config.flat()}
+    state = {**{k: sweep[k] for k in SCORING_FIELDS}, **encoding.sweep_fields()}
     cells = [(kq, kp) for kq in config.kq for kp in config.kp]
     cell_path = {c: out / "cells" / f"q{c[0]}p{c[1]}.csv" for c in cells}
     # A cell counts as done only when its file matches the sha256 recorded when it was written: a damaged or
@@ -207,27 +209,26 @@ def plan_sweep(collection: Collection, backbone: Any, config: SweepConfig, out_d
         vocab_size=int(backbone.vocab_size), queries=(qids, qtexts), state=state, cells=cells,
         cell_path=cell_path, todo=todo,
         cache=RepCache(Path(cache_dir) if cache_dir is not None else out / "reps"),
-        encoding_options={"batch_size": config.batch_size,
-                          "dtype": str(getattr(backbone, "dtype", "")).removeprefix("torch."),
-                          "device_type": str(getattr(backbone, "device", "cpu")).split(":")[0]},
+        encoding=encoding,
         layout=plan_layout(config.batch_size, shard_size, by_length, len(collection.corpus_ids)))
 
 
 def _claim(plan: SweepPlan) -> None:
     """The first write: sweep_state.json, after refusing a directory that holds a sweep with other settings."""
-    identity = identity_fields(type(plan.config.options))
     state_file = plan.out / "sweep_state.json"
     if state_file.exists():
         old = read_json(state_file, "the sweep_state.json of an earlier run")
         defaults = SweepConfig(backbone="", encoder="", kq=[1], kp=[1]).flat()
         if isinstance(old.get("early_stop"), bool):  # the flag before it named a rule: True was today's strict
             old["early_stop"] = "strict" if old["early_stop"] else "off"
-        differ = [k for k in identity if old.get(k, defaults.get(k)) != plan.state.get(k)]
+        # A field an older state file lacks reads as its default; one without a default (a setting recorded
+        # since, e.g. the dtype) is not held against it.
+        differ = [k for k, v in plan.state.items() if k in old or k in defaults if old.get(k, defaults.get(k)) != v]
         if differ:
             raise RepbenchError(
                 f"{plan.out} holds a sweep with other settings ({', '.join(differ)}); use another --out directory"
             )
-    atomic_write_json(state_file, {k: plan.state[k] for k in identity})
+    atomic_write_json(state_file, plan.state)
 
 
 def _score(plan: SweepPlan, encodings: Encodings, finish: Callable[[int, int, Any], None],
@@ -316,7 +317,7 @@ def run_sweep(
     _score(plan, encodings, finish, run_cells, max_memory)
     bar.close()
     return write_outputs(plan.out, collection, config, plan.family, plan.cells, plan.cell_path, plan.stem,
-                         encodings.times, plan.encoding_options["dtype"])
+                         encodings.times, plan.encoding.dtype)
 
 
 def score_cell(qrels: Any, dataset: str, config: SweepConfig, family: str, vocab_size: int,

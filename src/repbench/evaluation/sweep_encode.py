@@ -14,7 +14,7 @@ from typing import Any
 from repbench.encoders.options import method_names
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
-from repbench.evaluation.repcache import cache_options, seal, sealed, signals_path
+from repbench.evaluation.repcache import seal, sealed, signals_path
 from repbench.io import atomic_write_json, read_json
 from repbench.schema.signals import SLOT_SIGNALS, TEXT_SIGNALS, signals_frame, write_signals_blocks
 
@@ -71,10 +71,8 @@ class Encodings:
                 tokenize = lambda batch: tok(batch, add_special_tokens=False)["input_ids"]  # noqa: E731
             self.order = passage_store.row_order(texts, tokenize)
         order = self.order
-        opts = config.encode_options("passage", k)
-        store_config = {"backbone": config.backbone, "encoder": config.encoder, "side": "passage", "k": k,
-                        "max_length": config.max_length, **plan.encoding_options, **cache_options(opts),
-                        "store_layout": plan.layout.key()}
+        # The store's identity leaves the rows out: each shard records and checks its own.
+        store_config = plan.identity("passage", k, rows=False).fields()
         header = {"backbone": config.backbone, "encoder": config.encoder, "side": "passage", "k": k,
                   "max_length": config.max_length, "options": store_config, "n_items": len(ids)}
         t0 = time.perf_counter()
