@@ -32,7 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="BEIR-layout directory (corpus, queries, qrels/)")
     parser.add_argument("--split", default="test", help="qrels split (default test)")
     parser.add_argument("--kq", default="1,2,4", help="query K values, comma separated (default 1,2,4)")
-    parser.add_argument("--kp", default="1,4,16", help="passage K values, comma separated (default 1,4,16)")
+    parser.add_argument("--kp", default=None,
+                        help="passage K values, comma separated (default 1,4,16, or the --passages-store Ks)")
+    parser.add_argument("--passages-store", action="append", default=[], metavar="DIR",
+                        help="a store `repbench encode --side passage` wrote over this dataset's corpus, scored "
+                             "at its K instead of encoding the passages (repeat for several K_p); refused unless "
+                             "it encodes the sweep's backbone, encoder and options over exactly this corpus")
     parser.add_argument("--modes", default="all", help=f"'all' or a comma list of {', '.join(MODES)}")
     parser.add_argument("--out", required=True, help="output directory (resumed if it exists)")
     parser.add_argument("--cache", default=None, help="representation cache directory (default OUT/reps)")
@@ -79,7 +84,17 @@ def run(args: argparse.Namespace) -> int:
             raise RepbenchError(f"--subsample expects QUERIES,DISTRACTORS, got {args.subsample!r}") from None
         collection = subsample(collection, nq, nd, seed=args.seed)
     modes = parse_modes(args.modes)
-    kq, kp = parse_ks(args.kq, "--kq"), parse_ks(args.kp, "--kp")
+    if args.kp is None and args.passages_store:  # the stores' own Ks
+        from repbench.encoders.store_checks import read_store_config
+        from repbench.encoders.types import StoreError
+
+        try:
+            ks = {read_store_config(Path(d)).get("k") for d in args.passages_store}
+        except StoreError as exc:
+            raise RepbenchError(f"--passages-store: {exc}") from None
+        # one that is not a K is refused with its reason when the stores are checked
+        args.kp = ",".join(str(k) for k in sorted(k for k in ks if type(k) is int)) or None
+    kq, kp = parse_ks(args.kq, "--kq"), parse_ks(args.kp or "1,4,16", "--kp")
     measures = check_measures(args.measures.split(","))  # before the backbone loads: fail fast
     if args.shard_size is not None and args.shard_size < 1:
         raise RepbenchError(f"--shard-size must be a positive integer, got {args.shard_size}")
@@ -98,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         )
         per_query = run_sweep(collection, pool.backbone, config, Path(args.out), cache_dir=args.cache,
                               progress=not args.no_progress, encode_fn=pool.sweep_encode_fn(args.shard_size),
-                              run_cells=pool.cell_runner(), max_memory=max_memory, shard_size=args.shard_size)
+                              run_cells=pool.cell_runner(), max_memory=max_memory, shard_size=args.shard_size,
+                              passage_stores=args.passages_store)
     means = per_query.groupby(["k_q", "k_p", "mode", "measure"], sort=False)["value"].mean().unstack("measure")
     print(f"{collection.name}: {len(collection.corpus_ids)} docs, {per_query['qid'].nunique()} queries; "
           f"{args.backbone} / {config.encoder}")

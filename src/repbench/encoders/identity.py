@@ -19,6 +19,10 @@ __all__ = ["EncodingIdentity", "identity_of"]
 # share a forward pass), which one changes to resume a sweep that ran out of memory: in float32 they move only
 # a vector's last bits. A resumed sweep must match every other field.
 PER_ENCODING = ("k", "side", "rows", "store_layout", "batch_size")
+# How precisely the vectors were computed and kept, as opposed to what the method computes: an `encode` run
+# on a GPU in bfloat16 may serve a sweep on the CPU. (In bfloat16 they can flip a near-tied decoded token,
+# as another batch does upstream; the sweep records which store it scored, so the numbers stay traceable.)
+PRECISION = ("dtype", "device_type", "attn", "batch_size", "store_dtype", "store_layout")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,11 @@ class EncodingIdentity:
         # The variant as given: None means "the default at each K", which differs between the sweep's Ks.
         flat = {**self.fields(), "prompt_variant": self.options.prompt_variant}
         return {k: v for k, v in flat.items() if k not in PER_ENCODING}
+
+    def method_fields(self) -> dict[str, Any]:
+        """What was computed (backbone, encoder, every method option, K, side, max length), without how
+        precisely (PRECISION) or of which rows: what a store reused by another sweep must match."""
+        return {k: v for k, v in self.fields().items() if k not in (*PRECISION, "rows")}
 
     def with_rows(self, rows: str | None) -> EncodingIdentity:
         return replace(self, rows=rows)

@@ -24,7 +24,7 @@ Layout of an output directory:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -151,6 +151,8 @@ class SweepPlan:
     cache: RepCache
     encoding: EncodingIdentity  # of the sweep's encodings, before K, side and rows are set
     layout: Layout  # how the passage store's rows are ordered and sharded (keys the passage stems)
+    # K_p -> (a store `repbench encode` wrote, its hashes): scored instead of encoding (evaluate --passages-store)
+    given: dict[int, tuple[Path, str]] = field(default_factory=dict)
 
     def rows(self, side: str) -> tuple[list[str], list[str]]:
         return self.queries if side == "query" else (self.collection.corpus_ids, self.collection.corpus_texts)
@@ -168,9 +170,10 @@ class SweepPlan:
 
 def plan_sweep(collection: Collection, backbone: Any, config: SweepConfig, out_dir: str | Path,
                cache_dir: str | Path | None = None, shard_size: int | None = None,
-               by_length: bool = False) -> SweepPlan:
+               by_length: bool = False, passage_stores: Sequence[str | Path] = ()) -> SweepPlan:
     """Every check a sweep makes before its first write, and what it will do (writes nothing).
-    `shard_size` and `by_length` lay out the passage store (evaluation.passage_store.plan_layout)."""
+    `shard_size` and `by_length` lay out the passage store (evaluation.passage_store.plan_layout);
+    `passage_stores` are stores `repbench encode` wrote, scored instead of encoding (evaluation.given_store)."""
     _check_encoder(config, backbone)
     qids, qtexts = collection.judged_queries()
     if not qids:
@@ -204,13 +207,24 @@ def plan_sweep(collection: Collection, backbone: Any, config: SweepConfig, out_d
         warnings.warn(f"{len(unsealed)} cell file(s) in {out / 'cells'} do not match their recorded sha256 (damaged, "
                       f"edited, or written by an older repbench: {', '.join(unsealed[:3])}); recomputing them",
                       stacklevel=3)
-    return SweepPlan(
+    plan = SweepPlan(
         out=out, collection=collection, config=config, family=str(backbone.spec.family),
         vocab_size=int(backbone.vocab_size), queries=(qids, qtexts), state=state, cells=cells,
         cell_path=cell_path, todo=todo,
         cache=RepCache(Path(cache_dir) if cache_dir is not None else out / "reps"),
         encoding=encoding,
         layout=plan_layout(config.batch_size, shard_size, by_length, len(collection.corpus_ids)))
+    if passage_stores:
+        from repbench.evaluation.given_store import given_stores
+
+        plan.given = given_stores(passage_stores, lambda k: plan.identity("passage", k, rows=False),
+                                  *plan.rows("passage"))
+        extra = sorted(set(plan.given) - set(config.kp))
+        if extra:
+            raise RepbenchError(f"--passages-store: a store of K={extra[0]}, which --kp {config.kp} does not list")
+    # Always recorded (empty when none): a resumed sweep cannot score another store, or switch to one.
+    plan.state["passage_stores"] = {str(k): digest for k, (_, digest) in sorted(plan.given.items())}
+    return plan
 
 
 def _claim(plan: SweepPlan) -> None:
@@ -271,6 +285,7 @@ def run_sweep(
     run_cells: Callable[..., Iterator[tuple[int, Any]]] | None = None,
     max_memory: int | None = None,
     shard_size: int | None = None,
+    passage_stores: Sequence[str | Path] = (),
 ) -> pd.DataFrame:
     """Score every (K_q, K_p) cell and mode on `collection`; returns the per-query table.
 
@@ -282,7 +297,8 @@ def run_sweep(
     (job index, result) as they finish; the files are still written here, once per cell.
     `max_memory` bounds one search chunk's working set (bytes; default streaming.DEFAULT_MAX_MEMORY);
     `shard_size` splits the passage store in input order (the in-memory `--shard-size` split) instead of
-    whole batches longest first (evaluation.passage_store).
+    whole batches longest first (evaluation.passage_store). `passage_stores`: stores `repbench encode` wrote
+    over this corpus, scored at their K_p instead of encoding it (evaluation.given_store).
     Stages: plan (every check, nothing written), claim the directory, encode and score each cell, write.
     """
     from tqdm.auto import tqdm
@@ -298,7 +314,7 @@ def run_sweep(
     by_length = encode_fn is None and hasattr(backbone, "tokenizer")
     if encode_fn is None:
         from repbench.encoders import encode as encode_fn  # heavy import, only when really encoding
-    plan = plan_sweep(collection, backbone, config, out_dir, cache_dir, shard_size, by_length)
+    plan = plan_sweep(collection, backbone, config, out_dir, cache_dir, shard_size, by_length, passage_stores)
     if max_memory is not None:  # a limit no chunk fits, refused before the first write (no sparse row counted)
         from repbench.retrieval.streaming import chunk_docs_for
 
@@ -317,7 +333,7 @@ def run_sweep(
     _score(plan, encodings, finish, run_cells, max_memory)
     bar.close()
     return write_outputs(plan.out, collection, config, plan.family, plan.cells, plan.cell_path, plan.stem,
-                         encodings.times, plan.encoding.dtype)
+                         encodings.times, plan.encoding.dtype, plan.given)
 
 
 def score_cell(qrels: Any, dataset: str, config: SweepConfig, family: str, vocab_size: int,

@@ -62,6 +62,8 @@ class Encodings:
         from repbench.evaluation import passage_store
 
         plan, config = self.plan, self.plan.config
+        if k in plan.given:  # a store `repbench encode` wrote, checked by plan_sweep: scored as it is
+            return plan.given[k][0]
         ids, texts = plan.rows("passage")
         stem = plan.stem("passage", k)
         if self.order is None:  # the same at every K_p: the texts' lengths, read once

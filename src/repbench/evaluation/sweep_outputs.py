@@ -35,24 +35,27 @@ def run_file_name(system: str) -> str:
 
 def write_outputs(out: Path, collection: Collection, config: SweepConfig, family: str, cells: list[tuple[int, int]],
                   cell_path: dict[tuple[int, int], Path], stem_for: Callable[[str, int], Path], times: dict,
-                  dtype: str) -> pd.DataFrame:
-    """The whole sweep's tables from its cell files; returns the per-query table."""
+                  dtype: str, given: dict[int, tuple[Path, str]] | None = None) -> pd.DataFrame:
+    """The whole sweep's tables from its cell files; returns the per-query table. `given`: the stores
+    scored instead of encoding (K_p -> (path, hashes)), recorded in metadata.json."""
     per_query = pd.concat([read_per_query(cell_path[c]) for c in cells], ignore_index=True)[list(schema.PER_QUERY_COLUMNS)]
     summary = summarize(per_query, by=list(schema.SUMMARY_COLUMNS[:7]))[list(schema.SUMMARY_COLUMNS)]
     write_per_query(out / "per_query.csv", per_query)
     write_summary(out / "summary.csv", summary)
-    _write_signals(out, collection, config, stem_for)
-    _write_metadata(out, collection, config, family, times, cells, dtype)
+    _write_signals(out, collection, config, stem_for, set(given or ()))
+    _write_metadata(out, collection, config, family, times, cells, dtype, given or {})
     return per_query
 
 
 def _write_signals(out: Path, collection: Collection, config: SweepConfig,
-                   stem_for: Callable[[str, int], Path]) -> None:
+                   stem_for: Callable[[str, int], Path], given: set[int] = frozenset()) -> None:
     """out/signals.csv from the cached encodings' signal files (query side at every K_q, passage side at
     every K_p); encodings cached without signals (an older cache, or an encoder that reports none) are
-    left out with a warning."""
+    left out with a warning; a given store's passage side (`given` K_p) has none to give."""
     frames, lacking = [], []
     for side, k in config.encodings():
+        if side == "passage" and k in given:
+            continue
         path = signals_path(stem_for(side, k))
         if path.is_file():
             if not sealed(path):
@@ -80,7 +83,8 @@ def write_cell(out: Path, config: SweepConfig, kq: int, kp: int, cell_file: Path
 
 
 def _write_metadata(out: Path, collection: Collection, config: SweepConfig, family: str,
-                    times: dict, cells: list[tuple[int, int]], dtype: str = "") -> None:
+                    times: dict, cells: list[tuple[int, int]], dtype: str = "",
+                    given: dict[int, tuple[Path, str]] | None = None) -> None:
     from repbench.telemetry.environment import result_header
 
     # The dtype decides whether a text's numbers can depend on its batch (options.batch_rule)
@@ -97,4 +101,7 @@ def _write_metadata(out: Path, collection: Collection, config: SweepConfig, fami
     }
     header["cells"] = [{"k_q": kq, "k_p": kp, "modes": modes_for(kq, kp, config.modes)} for kq, kp in cells]
     header["encoding"] = sorted(times.values(), key=lambda t: (t["side"], t["k"]))
+    if given:
+        header["passage_stores"] = [{"k_p": k, "path": str(Path(path).resolve()), "hashes": digest}
+                                    for k, (path, digest) in sorted(given.items())]
     atomic_write_json(out / "metadata.json", header)
