@@ -126,3 +126,37 @@ def test_signals_written_in_blocks_are_the_bytes_of_the_whole_table(tmp_path):
     copy_signals(tmp_path / "b.csv", [tmp_path / "a.csv", tmp_path / "a.csv"], "y", rows=5)
     twice = pd.concat([whole, whole]).assign(dataset="y").astype({"slot": "Int64"})[list(SIGNAL_COLUMNS)]
     assert (tmp_path / "b.csv").read_text() == twice.to_csv(index=False)
+
+
+def test_an_engine_encodes_the_store_shards_at_once_with_the_bytes_of_one_by_one(tmp_path):
+    """An engine's encode_fn that offers `encode_parts` gets every shard to do in one call (its workers encode
+    them side by side) and hands results back in any order; each shard is still one encode of its own rows, so
+    the store's shard files and the sweep's tables equal the one-shard-after-another path's byte for byte."""
+    from test_eval_sweep import BACKBONE, FakeEncoder, config
+
+    coll = synthetic_collection(30, 6, seed=5)
+    cfg = config(kq=[1], kp=[3], depth=20)
+    run_sweep(coll, BACKBONE, cfg, tmp_path / "one", encode_fn=FakeEncoder(), progress=False, shard_size=7)
+    calls = []
+    enc = FakeEncoder()
+
+    def encode_parts(parts, encoder, signals, **fields):
+        calls.append([len(ids) for ids, _ in parts])
+        assert encoder == "sequential" and fields["k"] == 3 and fields["side"] == "passage" and signals
+        for j in reversed(range(len(parts))):  # as workers finish: not in order
+            ids, texts = parts[j]
+            # (reps, signal arrays): the fake reports none, as a worker's encode_rows gives {} then
+            yield j, (enc(BACKBONE, texts, ids=ids, k=fields["k"], side="passage"), {})
+
+    def engine_fn(*args, **kwargs):
+        return enc(*args, **kwargs)
+
+    engine_fn.encode_parts = encode_parts
+    run_sweep(coll, BACKBONE, cfg, tmp_path / "many", encode_fn=engine_fn, progress=False, shard_size=7)
+    assert calls == [[7, 7, 7, 7, 2]]  # all five shards in one call
+    assert (tmp_path / "many" / "per_query.csv").read_bytes() == (tmp_path / "one" / "per_query.csv").read_bytes()
+    (one,) = (tmp_path / "one" / "reps").glob("*__passage__*/")
+    (many,) = (tmp_path / "many" / "reps").glob("*__passage__*/")
+    names = sorted(p.name for p in one.glob("shard_*"))
+    assert len(names) == 10 and names == sorted(p.name for p in many.glob("shard_*"))
+    assert all((one / n).read_bytes() == (many / n).read_bytes() for n in names)

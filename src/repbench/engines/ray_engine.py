@@ -206,6 +206,15 @@ class RayPool:
                 parts[j] = result
             return join_parts(parts, ids, on_signals)
 
+        def encode_parts(parts: Sequence[tuple[list[str], list[str]]], encoder: str, signals: bool,
+                         **fields: Any) -> Iterator[tuple[int, Any]]:
+            # The sweep's passage store, one job per store shard spread over the actors (not one shard
+            # after another), each result handed back as it lands so the driver holds a few shards at once.
+            opts = EncodeOptions.build(**fields)
+            jobs = [("encode_rows", (list(ids), list(texts), encoder, opts, signals)) for ids, texts in parts]
+            yield from self.run(jobs, desc=f"{opts.side} K={opts.k} shards", progress=False)
+
+        encode_fn.encode_parts = encode_parts  # type: ignore[attr-defined]
         return encode_fn
 
     def cell_runner(self) -> Callable[[Callable[..., Any], Sequence[tuple]], Iterator[tuple[int, Any]]]:

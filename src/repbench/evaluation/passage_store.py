@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from repbench.encoders.store import encode_sharded, num_shards, shard_rows
+from repbench.encoders.store import encode_shard, encode_sharded, num_shards, shard_rows
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError
 from repbench.io import atomic_write_bytes
@@ -35,6 +35,10 @@ STORE_DTYPE = "float32"  # the in-memory sweep scores float32: a float16 store w
 
 # encode(ids, texts) -> (reps, signal arrays [one row per item] or None)
 ShardEncoder = Callable[[list[str], list[str]], tuple[Representations, dict[str, np.ndarray] | None]]
+# encode_many([(ids, texts), ...]) -> (part index, (reps, signal arrays or None)) as each part finishes (an
+# engine's workers encoding several shards at once)
+ManyEncoder = Callable[[list[tuple[list[str], list[str]]]],
+                       Iterator[tuple[int, tuple[Representations, dict[str, np.ndarray] | None]]]]
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,11 @@ def _signals_file(out: Path, index: int) -> Path:
 
 def build(out: Path, ids: Sequence[str], texts: Sequence[str], layout: Layout, encode: ShardEncoder,
           order: np.ndarray, config: dict[str, Any], header: dict[str, Any], with_signals: bool,
-          progress: bool) -> tuple[int, dict[str, np.ndarray] | None]:
+          progress: bool, encode_many: ManyEncoder | None = None) -> tuple[int, dict[str, np.ndarray] | None]:
     """Encode the store at `out` (resuming: complete, verified shards are kept). Returns the number of rows
-    encoded now (0: all reused) and, `with_signals`, the side's signal arrays in input order."""
+    encoded now (0: all reused) and, `with_signals`, the side's signal arrays in input order. With
+    `encode_many` (an engine's workers) the shards to do are encoded at once, each written as it lands;
+    each is still one encode call of its own rows, so its bytes are those of the one-by-one path."""
     out = Path(out)
     pids = [ids[i] for i in order.tolist()]
     ptexts = [texts[i] for i in order.tolist()]
@@ -90,9 +96,8 @@ def build(out: Path, ids: Sequence[str], texts: Sequence[str], layout: Layout, e
     encoded = [0]
     shard_of = {pids[shard_rows(len(pids), layout.shard_size, i)[0]]: i for i in range(n_shards) if pids}
 
-    def encode_rows(shard_ids: list[str], shard_texts: list[str]) -> Representations:
-        reps, arrays = encode(shard_ids, shard_texts)
-        if with_signals and arrays is not None:
+    def keep(shard_ids: list[str], reps: Representations, arrays: dict[str, np.ndarray] | None) -> Representations:
+        if with_signals and arrays is not None:  # before the shard: a written shard has its signals
             buf = io.BytesIO()
             np.savez(buf, **arrays)
             atomic_write_bytes(_signals_file(out, shard_of.get(shard_ids[0], 0) if shard_ids else 0),
@@ -100,8 +105,20 @@ def build(out: Path, ids: Sequence[str], texts: Sequence[str], layout: Layout, e
         encoded[0] += len(shard_ids)
         return reps
 
+    def encode_rows(shard_ids: list[str], shard_texts: list[str]) -> Representations:
+        return keep(shard_ids, *encode(shard_ids, shard_texts))
+
+    def run_shards(todo: list[int], options_digest: str, store_dtype: str) -> None:
+        bounds = [shard_rows(len(pids), layout.shard_size, i) for i in todo]
+        parts = [(pids[lo:hi], ptexts[lo:hi]) for lo, hi in bounds]
+        for j, (reps, arrays) in encode_many(parts):
+            shard_ids, shard_texts = parts[j]
+            kept = keep(shard_ids, reps, arrays)
+            encode_shard(out, todo[j], shard_ids, shard_texts, lambda *_, r=kept: r, options_digest, store_dtype)
+
     encode_sharded(out, pids, ptexts, config, encode_rows, shard_size=layout.shard_size, header=header,
-                   progress=progress, store_dtype=STORE_DTYPE)
+                   progress=progress, store_dtype=STORE_DTYPE,
+                   run_shards=run_shards if encode_many is not None else None)
     files = [_signals_file(out, i) for i in range(n_shards)]
     if not with_signals or not all(f.exists() for f in files):  # an encoder that reports none (or a store
         return encoded[0], None                                    # written without): no signals, as today

@@ -80,7 +80,7 @@ class Encodings:
         t0 = time.perf_counter()
         n_new, arrays = passage_store.build(
             stem, ids, texts, plan.layout, lambda i, t: self._encode("passage", k, i, t, False), order,
-            store_config, header, _reports_signals(self.encode_fn), self.progress)
+            store_config, header, _reports_signals(self.encode_fn), self.progress, self._encode_many("passage", k))
         seconds = time.perf_counter() - t0
         sig = signals_path(stem)
         if arrays is not None and not n_new and sig.exists() and not sealed(sig):
@@ -91,6 +91,24 @@ class Encodings:
         if n_new:
             self._timed("passage", k, n_new, seconds)
         return stem
+
+    def _encode_many(self, side: str, k: int) -> Callable | None:
+        """The engine's way to encode several store shards at once (its encode_fn's `encode_parts`), as
+        passage_store.build takes it; None: one shard after another in this process."""
+        parts = getattr(self.encode_fn, "encode_parts", None)
+        if parts is None:
+            return None
+        config, opts = self.plan.config, self.plan.config.encode_options(side, k)
+        signals = _reports_signals(self.encode_fn)
+        fields = {name: getattr(opts, name) for name in ("k", "side", "batch_size", "max_length",
+                                                         *method_names(type(opts)))}
+
+        def encode_many(rows: list[tuple[list[str], list[str]]]) -> Any:
+            for j, result in parts(rows, config.encoder, signals, **fields):
+                # an encoder that reports no signals gives {}: as absent, like encode's on_signals never called
+                yield j, ((result[0], result[1] or None) if signals else (result, None))
+
+        return encode_many
 
     def _encode(self, side: str, k: int, ids: list[str], texts: list[str], progress: bool
                 ) -> tuple[Representations, dict | None]:
