@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from repbench.retrieval.ranking import trec_order
+from repbench.retrieval.topk import top_docs
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -42,5 +42,5 @@ def bm25_run(doc_ids: Sequence[str], doc_texts: Sequence[str], query_ids: Sequen
                 norm = k1 * (1.0 - b + b * lengths[i] / avgdl) if avgdl else k1
                 scores[i] = scores.get(i, 0.0) + qtf * idf * tf * (k1 + 1.0) / (tf + norm)
         ranked = {doc_ids[i]: s for i, s in scores.items() if s > 0}
-        run[str(qid)] = dict(trec_order(ranked)[:depth])
+        run[str(qid)] = top_docs(ranked, depth)
     return run

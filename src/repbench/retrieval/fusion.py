@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from repbench.retrieval.ranking import trec_order
+from repbench.retrieval.topk import top_docs
 
 
 def minmax(docs: Mapping[str, float]) -> dict[str, float]:
@@ -27,5 +27,5 @@ def fuse(
     for qid in dict.fromkeys([*run_a, *run_b]):
         na, nb = minmax(run_a.get(qid, {})), minmax(run_b.get(qid, {}))
         fused = {d: alpha * na.get(d, 0.0) + (1 - alpha) * nb.get(d, 0.0) for d in dict.fromkeys([*na, *nb])}
-        out[qid] = dict(trec_order(fused)[:depth])
+        out[qid] = top_docs(fused, depth)
     return out

@@ -1,7 +1,8 @@
 """The one ranking rule every run follows: trec_eval's order (standard library only).
 
-It lives in retrieval, below evaluation, because retrieval (fusion) cuts lists with it and the TREC
-writer and metrics order by it: both must agree, and the arrow may only point down.
+The TREC writer and the metrics order whole lists by it; every cut at a depth is `retrieval.topk`, whose keys
+follow the same rule (a test holds the two to each other). It sits in retrieval, below evaluation, so that
+both layers may import it.
 """
 
 from __future__ import annotations

@@ -29,14 +29,24 @@ def _sortable(scores: torch.Tensor) -> torch.Tensor:
 
 
 def topk(scores: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best `k` per row of `scores` [Q, c]: (values float32 [Q, k'], keys int64 [Q, k']), k' = min(k, c),
-    ordered by score descending then key ascending. `keys` is [c] (shared) or [Q, c], each < MAX_KEYS."""
+    """Best `k` per row of `scores` [Q, c]: (values [Q, k'], keys int64 [Q, k']), k' = min(k, c), ordered by
+    score descending then key ascending. `keys` is [c] (shared) or [Q, c], each < MAX_KEYS. Values are
+    float32, or float64 for float64 scores (compared in float64)."""
     q, c = scores.shape
     k = min(int(k), c)
     if k <= 0:
-        return (torch.zeros((q, 0), dtype=torch.float32, device=scores.device),
+        return (torch.zeros((q, 0), dtype=torch.float64 if scores.dtype == torch.float64 else torch.float32,
+                            device=scores.device),
                 torch.zeros((q, 0), dtype=torch.long, device=scores.device))
     keys = keys.to(device=scores.device, dtype=torch.long)
+    if scores.dtype == torch.float64:
+        # Fused and BM25 scores are float64, which does not fit beside a key in one int64: the same order
+        # by two stable sorts (key, then score), on the few candidates those lists have.
+        full = keys.expand(q, c)
+        by_key = torch.argsort(full, dim=1, stable=True)
+        by_score = torch.argsort(scores.gather(1, by_key), dim=1, descending=True, stable=True)
+        pos = by_key.gather(1, by_score[:, :k])
+        return scores.gather(1, pos), full.gather(1, pos)
     combined = (_sortable(scores) << KEY_BITS) | (_KEY_MASK - keys)  # keys < 2**32: the low bits
     pos = torch.topk(combined, k, dim=1, sorted=True).indices
     return scores.float().gather(1, pos), keys.expand(q, c).gather(1, pos)
@@ -65,3 +75,14 @@ class RunningTopK:
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.scores, self.keys
+
+
+def top_docs(scores: dict[str, float], k: int) -> dict[str, float]:
+    """The best `k` of one query's {doc id: score} (float64), in trec_eval's order: `topk` with each doc's
+    position in the ids' descending order as its key."""
+    if not scores:
+        return {}
+    ids = sorted(scores, reverse=True)
+    values = torch.tensor([scores[d] for d in ids], dtype=torch.float64)[None]
+    vals, keys = topk(values, torch.arange(len(ids)), k)
+    return {ids[i]: v for i, v in zip(keys[0].tolist(), vals[0].tolist(), strict=True)}
