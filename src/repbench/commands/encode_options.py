@@ -63,6 +63,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         "OMP_NUM_THREADS; a busy machine gets a hint that fewer may be faster)")
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """--device alone (BackboneOptions' field: the same default and help), for a command that places
+    tensors but loads no backbone (search)."""
+    _add_field(parser, next(f for f in fields(BackboneOptions) if f.name == "device"))
+
+
 def add_encoder_argument(parser: argparse.ArgumentParser) -> None:
     """--encoder, checked while parsing: a typo gets one line with a suggestion, not argparse's usage."""
     parser.add_argument("--encoder", default=None, type=encoder_name, metavar="{" + ",".join(ENCODERS) + "}",

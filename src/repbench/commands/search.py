@@ -4,7 +4,9 @@ Example:
   repbench search --queries results/reps/q4 --docs results/reps/p16 --modes all --max-memory 4GiB \\
       --out results/search/q4p16
 Writes runs/<mode>.trec. Memory is bounded by the chunk (--chunk-docs or --max-memory), not by the
-number of passages; results equal the in-memory search (repbench.retrieval.search.retrieve).
+number of passages; results equal the in-memory search (repbench.retrieval.search.retrieve). With
+--device cuda the dense modes are scored on the GPU, each chunk's copy overlapping the previous one's
+scoring; the sparse products stay on the host.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from typing import Any
 
+from repbench.commands.encode_options import add_device_argument
 from repbench.errors import RepbenchError
 
 _UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
@@ -47,9 +51,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", action="store_true", help="skip the per-shard sha256 check (faster, unsafe)")
     parser.add_argument("--out", required=True, help="output directory for runs/<mode>.trec")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar over the passage chunks")
+    add_device_argument(parser)
     parser.add_argument("--allow-mixed", action="store_true",
                         help="search even when queries and passages come from different backbones, encoders or "
                              "vocabularies (refused by default: their scores mean nothing together)")
+
+
+def search_device(text: str) -> Any:
+    """--device as a torch.device that can hold this search's tensors, or one exit-2 error saying why not."""
+    import torch
+
+    from repbench.backbones.loading import resolve_device
+
+    expected = "expected auto, cpu, cuda or cuda:N (or another torch device this machine has)"
+    try:
+        device = resolve_device(text)
+    except RuntimeError:  # torch.device's own parse error
+        raise RepbenchError(f"--device {text!r} is not a device name; {expected}") from None
+    if device.type == "meta":
+        raise RepbenchError("--device meta holds shapes, not numbers: a search there ranks nothing; " + expected)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise RepbenchError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                            f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as exc:  # a backend torch knows but this machine lacks (mps, xpu)
+        why = str(exc).splitlines()[0].split(". ")[0][:160]  # torch's first sentence, not its backend list
+        raise RepbenchError(f"--device {text} is not available here ({why}); {expected}") from None
+    return device
 
 
 def _check_same_space(queries, docs, args: argparse.Namespace) -> None:
@@ -86,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if args.depth < 1 or (args.chunk_docs is not None and args.chunk_docs < 1):
         raise RepbenchError("--depth and --chunk-docs must be positive integers")
     max_memory = parse_bytes(args.max_memory) if args.max_memory else None
+    device = search_device(args.device)
     modes = parse_modes(args.modes)
     queries = load_sharded(args.queries, verify=True)
     docs = open_store(args.docs)
@@ -94,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     runs = stream_retrieve(queries, docs, modes, depth=args.depth, remove_self=not args.keep_self_hits,
                            chunk_docs=args.chunk_docs, max_memory=max_memory, verify=not args.no_verify,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, device=device)
     dt = time.perf_counter() - t0
     out = Path(args.out)
     for mode, mode_run in runs.items():

@@ -88,10 +88,13 @@ class DocIndex(Vectors):
     """One collection's (or one chunk's) documents, ready for every score mode.
 
     `keys` (int64 [N], by row) defaults to the rows' trec_eval order among these documents; a streamed
-    chunk passes its slice of the whole collection's keys instead, so its results merge exactly.
+    chunk passes its slice of the whole collection's keys instead, so its results merge exactly, and
+    `device_keys`, the same keys already on the documents' device (moved with the chunk's rows, so no
+    synchronous copy is made here).
     """
 
-    def __init__(self, docs: Representations, keys: np.ndarray | None = None, once: bool = False):
+    def __init__(self, docs: Representations, keys: np.ndarray | None = None, once: bool = False,
+                 device_keys: torch.Tensor | None = None):
         super().__init__(docs, once)
         if keys is None:
             keys, self._order = trec_keys(docs.ids)
@@ -100,12 +103,14 @@ class DocIndex(Vectors):
         self.keys_host = torch.from_numpy(np.ascontiguousarray(keys, dtype=np.int64))
         self.device = docs.dense.device
         # The device copy is made once here, not per search (the top-k runs where the scores are).
-        self.keys = self.keys_host.to(self.device)
+        self.keys = device_keys if device_keys is not None else self.keys_host.to(self.device)
 
     def flat_ip(self) -> Any:
         from repbench.retrieval.dense import FlatIPIndex
 
-        return self._cached("flat_ip", lambda: FlatIPIndex(self.single(), self.keys_host))
+        # On the host faiss reads host keys; on a device the keys already there (no copy per index).
+        keys = self.keys_host if self.device.type == "cpu" else self.keys
+        return self._cached("flat_ip", lambda: FlatIPIndex(self.single(), keys))
 
     def sparse(self, vocab_size: int) -> Any:
         from repbench.retrieval.sparse import SparseIndex
@@ -132,14 +137,20 @@ def _state(docs: Representations) -> tuple:
     return (*(id(t) for t in tensors), *(t._version for t in tensors), id(docs.ids), len(docs.ids))
 
 
-def index_for(docs: Representations | DocIndex) -> DocIndex:
+def index_for(docs: Representations | DocIndex, device: torch.device | str | None = None) -> DocIndex:
     """`docs` itself if already an index, else its index (built once, reused for the same object as long
-    as its tensors and ids were not replaced or changed in place)."""
+    as its tensors and ids were not replaced or changed in place). With `device`, the index's dense rows
+    live there (`repbench.retrieval.transfer.to_device`); an index already built elsewhere is refused."""
     if isinstance(docs, DocIndex):
+        if device is not None and docs.device != torch.device(device):
+            raise ValueError(f"this index lives on {docs.device}, not {device}; build it from the "
+                             "Representations instead")
         return docs
-    state = _state(docs)
+    from repbench.retrieval.transfer import to_device
+
+    state = (*_state(docs), None if device is None else str(torch.device(device)))
     if _LAST and _LAST[0][0] is docs and _LAST[0][1] == state:
         return _LAST[0][2]
-    index = DocIndex(docs)
+    index = DocIndex(to_device(docs, device))
     _LAST[:] = [(docs, state, index)]
     return index

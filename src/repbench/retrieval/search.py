@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from repbench.encoders.types import Representations
 from repbench.errors import RepbenchError, did_you_mean
@@ -72,6 +73,7 @@ def retrieve(
     vocab_size: int | None = None,
     remove_self: bool = True,
     chunk_docs: int | None = None,
+    device: torch.device | str | None = None,
 ) -> dict[str, Run]:
     """Rank `docs` for every query in each requested mode: {mode: {qid: {docid: score}}}.
 
@@ -81,9 +83,14 @@ def retrieve(
     Ties are cut by trec_eval's rule (`repbench.retrieval.topk`), so exact ties at the cut-off keep the
     documents trec_eval would keep. `vocab_size` is needed for the sparse modes. `docs` is indexed once
     (`repbench.retrieval.index.index_for`): searching the same object again reuses its index.
+    `device` (default: where the tensors are) is where the dense modes are scored; the sparse products
+    run on the host whatever the device.
     """
+    from repbench.retrieval.transfer import to_device
+
     modes = parse_modes(modes)
-    index = index_for(docs)
+    index = index_for(docs, device)
+    queries = to_device(queries, device)
     if any(m in MULTI_MODES for m in modes) and queries.k == 1 and index.docs.k == 1:
         raise RepbenchError("multi-vector modes need K_q > 1 or K_p > 1 (use repbench.retrieval.search.modes_for)")
     if any(SCORERS[m].sparse for m in modes) and vocab_size is None:

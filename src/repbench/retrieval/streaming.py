@@ -15,10 +15,12 @@ Memory is bounded by the chunk (`chunk_docs`, or `max_memory` bytes), plus the r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from repbench.encoders.store import Store, open_store
 from repbench.encoders.types import Representations
@@ -28,6 +30,7 @@ from repbench.retrieval.index import DocIndex, Vectors, trec_keys
 from repbench.retrieval.multivector import DEFAULT_BUDGET
 from repbench.retrieval.search import DEFAULT_DEPTH, MODES, MULTI_MODES, SCORERS, Run, parse_modes, to_run
 from repbench.retrieval.topk import RunningTopK
+from repbench.retrieval.transfer import copier_for, prefetched, to_device
 
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes for one chunk's working set when neither limit is given
 
@@ -68,6 +71,32 @@ def _chunks(docs: Store | Representations, chunk_docs: int, verify: bool) -> Ite
         return
     for lo in range(0, len(docs), chunk_docs):
         yield docs.select(list(range(lo, min(len(docs), lo + chunk_docs))))
+
+
+def _placed(chunks: Iterable[Representations], keys: np.ndarray, device: torch.device | str | None
+            ) -> Iterator[tuple[Representations, np.ndarray, torch.Tensor | None]]:
+    """(chunk, its slice of the collection's tie keys, those keys on `device` or None), empty chunks
+    skipped; with `device`, each chunk's dense rows and keys moved there, the next copy started before
+    this chunk is scored (`repbench.retrieval.transfer.prefetched`)."""
+
+    def sliced() -> Iterator[tuple[Representations, np.ndarray]]:
+        lo = 0
+        for chunk in chunks:
+            if len(chunk):
+                yield chunk, keys[lo:lo + len(chunk)]
+            lo += len(chunk)
+
+    if device is None:
+        yield from ((chunk, chunk_keys, None) for chunk, chunk_keys in sliced())
+        return
+
+    def split(item: tuple[Representations, np.ndarray]) -> tuple[torch.Tensor, ...]:
+        return item[0].dense, item[0].valid, torch.from_numpy(item[1])
+
+    def join(item: tuple[Representations, np.ndarray], moved: tuple[torch.Tensor, ...]):
+        return dataclasses.replace(item[0], dense=moved[0], valid=moved[1]), item[1], moved[2]
+
+    yield from prefetched(sliced(), split, join, copier_for(device))
 
 
 def _all_ids(docs: Store | Representations) -> Iterator[list[str]]:
@@ -123,10 +152,13 @@ def stream_retrieve(
     max_memory: int | None = None,
     verify: bool = True,
     progress: bool = False,
+    device: torch.device | str | None = None,
 ) -> dict[str, Run]:
     """`retrieve`'s result, computed over `docs` one chunk at a time (a store directory, an open Store,
     or Representations in memory). `vocab_size` defaults to the store's meta; `verify` checks each
-    shard's sha256 before reading it."""
+    shard's sha256 before reading it. With `device`, the queries and each chunk's dense rows and tie
+    keys are moved there and the dense modes scored there, the next chunk's copy overlapping this one's
+    scoring (`repbench.retrieval.transfer`); default: where the tensors already are."""
     if isinstance(docs, str | Path):
         docs = open_store(docs)
     modes = parse_modes(modes)
@@ -153,26 +185,25 @@ def stream_retrieve(
     # same extra one whenever a query id is also a doc id; the first `depth` kept are the same).
     k = depth + (1 if remove_self else 0)
     options = {"vocab_size": vocab_size, "chunk_docs": None}  # the in-memory kernels' own inner chunking
+    queries = to_device(queries, device)
     qids, qv = list(queries.ids), Vectors(queries)  # the queries' vectors: once, not per chunk
     # Every document's tie key over the whole collection, once: then each chunk's lists merge exactly,
     # by int64 keys (ids are read again only for the documents kept, at the end).
     keys, order = _collection_keys(docs)
-    merged = {m: RunningTopK(len(qids), k, device=queries.dense.device) for m in base}
+    # The sparse products run on the host (scipy): their running lists stay there too.
+    merged = {m: RunningTopK(len(qids), k, device="cpu" if SCORERS[m].sparse else queries.dense.device)
+              for m in base}
 
     chunks = _chunks(docs, chunk_docs, verify)
     if progress:
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="search chunks", unit="chunk")
-    lo = 0
-    for chunk in chunks:
-        hi = lo + len(chunk)
-        if hi == lo:
-            continue
-        index = DocIndex(chunk, keys=keys[lo:hi], once=True)
+    for chunk, chunk_keys, device_keys in _placed(chunks, keys, device):
+        index = DocIndex(chunk, keys=chunk_keys, once=True, device_keys=device_keys)
         for m in base:
             merged[m].add(*SCORERS[m].search(qv, index, k, options))
-        lo = hi
+        del chunk, index  # before the next is fetched: two chunks on the device at most
 
     # Every mode's kept keys to ids in one pass over the sidecars that hold them.
     results = {m: [t.cpu() for t in merged[m].result()] for m in base}
