@@ -305,3 +305,34 @@ def test_search_refuses_a_cuda_index_past_the_last_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(RepbenchError, match=r"--device cuda:2: this machine has 2 CUDA device\(s\) \(cuda:0 to cuda:1\)"):
         search_device("cuda:2")
+
+
+# ---- the bench's search cells run the same scorers, on the session's device ------------------------
+@pytest.mark.parametrize("kind", ["dense", "maxsim", "sparse"])
+def test_bench_search_cells_time_the_scorers_that_search_runs(kind, monkeypatch):
+    """Each timed call of a search cell is the mode's scorer over a DocIndex on the session's device:
+    the function `repbench search --device` and `retrieve(device=)` call per chunk."""
+    import dataclasses
+
+    from repbench.benchmarking.cells import SEARCH_MODES, SearchCell
+    from repbench.benchmarking.harness import CellPlan
+    from repbench.benchmarking.search_runner import SearchCellRunner
+    from repbench.benchmarking.session import BenchSession
+
+    mode, calls = SEARCH_MODES[kind], []
+    inner = SCORERS[mode].search
+
+    def logged(qv, index, k, options):
+        calls.append((index.device, qv.docs.dense.device, len(index), k))
+        return inner(qv, index, k, options)
+
+    monkeypatch.setitem(SCORERS, mode, dataclasses.replace(SCORERS[mode], search=logged))
+    plan = CellPlan(warmup=1, min_rounds=3, min_time_s=0.0, max_time_s=5.0, memory_iterations=1)
+    ctx = SearchCellRunner(BenchSession(device=META, dtype="float32", attn="sdpa", plan=plan), depth=7)
+    timed = []
+    with OffDevice():
+        info = ctx.run(SearchCell(kind, 300, 4, 2, 3, 16), lambda target, rounds: timed.extend(
+            target() for _ in range(rounds)))
+    assert info["status"] == "ok" and info["mode"] == mode
+    assert info["search_device"] == ("cpu (scipy)" if kind == "sparse" else "meta")
+    assert len(calls) > len(timed) >= 3 and set(calls) == {(META, META, 300, 7)}

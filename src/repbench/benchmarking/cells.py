@@ -131,7 +131,7 @@ def search_cells(
 def search_index_bytes(cell: SearchCell, sparse_terms: int) -> int:
     """Bytes the synthetic index for a cell needs (a conservative estimate used for the memory cap)."""
     if cell.kind == "dense":
-        return cell.index_size * cell.dim * 4 * 2  # numpy copy + faiss's own copy
+        return cell.index_size * cell.dim * 4 * 4  # the rows, their unit and mean vectors, faiss's own copy
     if cell.kind == "maxsim":
-        return cell.index_size * cell.k_p * cell.dim * 4 * 2
+        return cell.index_size * cell.k_p * cell.dim * 4 * 2  # the rows and their unit vectors
     return cell.index_size * sparse_terms * (8 + 4) * 4  # ids + weights, CSR copies inside search

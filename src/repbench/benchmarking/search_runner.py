@@ -1,5 +1,6 @@
 """The search-cell runner: builds a synthetic index per cell (outside the timed region) and measures
-exact search over it: faiss inner product (dense), MaxSim on the device (maxsim), CSR scipy (sparse)."""
+exact search over it with the scorers `repbench search` runs: single_dense (faiss inner product on the
+host, a matmul on a GPU), MaxSim on the device, sparse_max (CSR scipy, on the host)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import psutil
 import torch
 
 from repbench.benchmarking.cell_results import SearchIndex, SearchResult
-from repbench.benchmarking.cells import SearchCell, search_index_bytes
+from repbench.benchmarking.cells import SEARCH_MODES, SearchCell, search_index_bytes
 from repbench.benchmarking.harness import RoundsRunner, is_oom
 from repbench.benchmarking.session import BenchSession, oom_reason
 from repbench.benchmarking.workloads import sparse_rows, unit_vectors
+from repbench.encoders.types import Representations
 
 
 def memory_cap(device: torch.device, gib: float | None = None) -> int:
@@ -60,25 +63,42 @@ class SearchCellRunner:
         return s.skip(cell.id, info, reason)  # after the except block: the failed index is freed first
 
     def _search_fn(self, cell: SearchCell) -> tuple[Callable[[Any], Any], SearchIndex]:
+        """The cell's search through the code `repbench search --device` and `retrieve(device=)` run: the
+        mode's scorer (repbench.retrieval.modes.SCORERS) over a DocIndex on the session's device. The
+        index is built and its derived data (unit vectors, mean vectors and their faiss index, the CSC
+        matrix) made by one search before the timed region, as an index is built once and searched often."""
+        from repbench.retrieval.index import DocIndex, Vectors
+        from repbench.retrieval.modes import SCORERS
+        from repbench.retrieval.transfer import to_device
+
         depth, seed, device = self.depth, self.session.seed, self.session.device
-        if cell.kind == "dense":
-            from repbench.retrieval.dense import FlatIPIndex
-
-            docs = unit_vectors(cell.index_size, 1, cell.dim, seed=seed)[:, 0]
-            queries = unit_vectors(cell.query_batch, 1, cell.dim, seed=seed + 1)[:, 0]
-            index = FlatIPIndex(docs)
-            del docs
-            return (lambda cb: index.search(queries, depth)), SearchIndex("cpu (faiss-cpu)")
-        if cell.kind == "maxsim":
-            from repbench.retrieval.multivector import maxsim_search
-
-            docs_t = torch.from_numpy(unit_vectors(cell.index_size, cell.k_p, cell.dim, seed=seed)).to(device)
-            q_t = torch.from_numpy(unit_vectors(cell.query_batch, cell.k_q, cell.dim, seed=seed + 1)).to(device)
-            return (lambda cb: maxsim_search(q_t, docs_t, depth)), SearchIndex(str(device))
-        from repbench.retrieval.sparse import SparseIndex
-
         vocab = 1 << 16
-        d_ids, d_w = sparse_rows(cell.index_size, self.sparse_terms, vocab, seed=seed)
-        q_ids, q_w = sparse_rows(cell.query_batch, self.sparse_terms, vocab, seed=seed + 1)
-        sparse_index = SparseIndex(d_ids, d_w, vocab)  # built once, outside the timed region
-        return (lambda cb: sparse_index.search(q_ids, q_w, depth)), SearchIndex("cpu (scipy)", self.sparse_terms, vocab)
+        if cell.kind == "sparse":
+            docs = _reps(sparse=sparse_rows(cell.index_size, self.sparse_terms, vocab, seed=seed))
+            queries = _reps(sparse=sparse_rows(cell.query_batch, self.sparse_terms, vocab, seed=seed + 1))
+            where = SearchIndex("cpu (scipy)", self.sparse_terms, vocab)  # the sparse products run on the host
+        else:
+            k_p, k_q = (1, 1) if cell.kind == "dense" else (cell.k_p, cell.k_q)
+            docs = _reps(dense=unit_vectors(cell.index_size, k_p, cell.dim, seed=seed))
+            queries = _reps(dense=unit_vectors(cell.query_batch, k_q, cell.dim, seed=seed + 1))
+            where = SearchIndex("cpu (faiss-cpu)" if cell.kind == "dense" and device.type == "cpu" else str(device))
+        index, qv = DocIndex(to_device(docs, device)), Vectors(to_device(queries, device))
+        del docs
+        search, options = SCORERS[SEARCH_MODES[cell.kind]].search, {"vocab_size": vocab, "chunk_docs": None}
+        search(qv, index, depth, options)
+        return (lambda cb: search(qv, index, depth, options)), where
+
+
+def _reps(dense: np.ndarray | None = None, sparse: tuple[np.ndarray, np.ndarray] | None = None) -> Representations:
+    """Synthetic Representations for a search cell: dense slot vectors [n, K, H], or sparse rows (with a
+    one-element dense placeholder, which the sparse scorer does not read)."""
+    n = len(dense) if dense is not None else len(sparse[0])
+    if dense is None:
+        dense = np.zeros((n, 1, 1), dtype=np.float32)
+    if sparse is None:
+        sparse = (np.full((n, 1), -1, dtype=np.int64), np.zeros((n, 1), dtype=np.float32))
+    k = dense.shape[1]
+    return Representations(ids=[f"d{i}" for i in range(n)], dense=torch.from_numpy(dense),
+                           valid=torch.ones(n, k, dtype=torch.bool), sparse_ids=torch.from_numpy(sparse[0]),
+                           sparse_weights=torch.from_numpy(sparse[1]), token_ids=torch.zeros(n, k, dtype=torch.long),
+                           input_tokens=torch.zeros(n, dtype=torch.long))
