@@ -336,3 +336,25 @@ def test_bench_search_cells_time_the_scorers_that_search_runs(kind, monkeypatch)
     assert info["status"] == "ok" and info["mode"] == mode
     assert info["search_device"] == ("cpu (scipy)" if kind == "sparse" else "meta")
     assert len(calls) > len(timed) >= 3 and set(calls) == {(META, META, 300, 7)}
+
+
+# ---- a store's ids: read once per process, packed, given back exactly ------------------------------
+def test_kept_ids_come_back_exactly_and_a_repeated_search_parses_each_sidecar_once(tmp_path, monkeypatch):
+    from repbench.encoders import store as store_module
+
+    ids = ["é1", "日本2", "a\x00", "a", "", "Z" * 40] + [f"d{i}" for i in range(53)]
+    docs = _reps(ids, k=2, seed=21, n_protos=5)
+    queries = _reps(["q1", "a"], k=2, seed=22, n_protos=2)
+    path = _store(tmp_path, docs, shard_size=9)  # 7 shards of 9 or fewer
+    # sparse_max: integer weights, so the scores are exact whatever the chunking (the dense modes' last
+    # bits may differ with the GEMM's shape), and every tie is cut by the ids' order
+    expected = _items(retrieve(queries, load_sharded(path), ["sparse_max"], depth=len(ids), vocab_size=VOCAB))
+    assert _items(stream_retrieve(queries, path, ["sparse_max"], depth=len(ids), chunk_docs=4)) == expected
+    opened, reads = store_module.open_store(path), []  # (opening reads the first sidecar's meta)
+    inner = store_module.read_sidecar
+    monkeypatch.setattr(store_module, "read_sidecar", lambda stem: reads.append(stem) or inner(stem))
+    streamed = stream_retrieve(queries, opened, MODES, depth=len(ids), chunk_docs=4)
+    # every document is kept (depth = N), so every id went through the packed table and back
+    assert all({d for docs_ in run.values() for d in docs_} == set(ids) for run in streamed.values())
+    assert _items({"sparse_max": streamed["sparse_max"]}) == expected
+    assert len(reads) == len(set(reads)) == 7  # the chunk reader's check of each shard; no second pass for ids

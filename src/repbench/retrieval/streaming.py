@@ -10,13 +10,14 @@ ids, same order, same scores. Fusion then
 normalises each mode's retained top-`depth` list (docs/method.md §6.3) exactly as the in-memory path.
 
 Memory is bounded by the chunk (`chunk_docs`, or `max_memory` bytes), plus the running lists
-(queries x depth), never by the number of documents.
+(queries x depth), plus, per document, its tie key, its row and its id packed as UTF-8 (24 B + the
+id's bytes, kept per process for the store last searched), never by the documents' vectors.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -107,38 +108,52 @@ def _all_ids(docs: Store | Representations) -> Iterator[list[str]]:
         yield list(docs.ids)
 
 
-# A store's tie keys, computed once per process (16 bytes per document): a server or a sweep that
-# searches the same store again does not re-read and re-sort every id. Keyed by the manifest's hashes.
-_STORE_KEYS: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]] = {}
+class _Collection:
+    """A collection's tie keys (`trec_keys`: keys by row, rows by key) and its ids by row. A store's ids
+    are kept packed (their UTF-8 bytes end to end, and where each starts): 8 B per document plus the
+    ids' own bytes, not a Python string each, and reading the kept documents' ids back does not parse
+    every shard's sidecar again."""
+
+    def __init__(self, ids: Sequence[str], pack: bool):
+        self.keys, self.order = trec_keys(ids)
+        if not pack:
+            self._ids: Sequence[str] | None = ids
+            return
+        self._ids = None
+        # surrogatepass: any str round-trips, even a lone surrogate a hand-edited sidecar could hold
+        encoded = [i.encode("utf-8", "surrogatepass") for i in ids]
+        self._starts = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=self._starts[1:])
+        self._bytes = b"".join(encoded)
+
+    def ids_of(self, rows: np.ndarray) -> list[str]:
+        """The ids of `rows` (row numbers in collection order)."""
+        if self._ids is not None:
+            return [self._ids[r] for r in rows.tolist()]
+        starts, data = self._starts, self._bytes
+        return [data[starts[r]:starts[r + 1]].decode("utf-8", "surrogatepass") for r in rows.tolist()]
 
 
-def _collection_keys(docs: Store | Representations) -> tuple[np.ndarray, np.ndarray]:
+# A store's keys and ids, made once per process: a server or a sweep that searches the same store
+# again does not re-read, re-sort or re-parse every id. Keyed by the store's path, manifest hashes and size.
+_STORE_KEYS: dict[tuple[str, str, int], _Collection] = {}
+
+
+def _collection(docs: Store | Representations) -> _Collection:
     if not isinstance(docs, Store):
-        return trec_keys(list(docs.ids))
+        return _Collection(list(docs.ids), pack=False)
     tag = (str(docs.root.resolve()), str(docs.manifest.get("input_hash")) + str(docs.manifest.get("options_hash")),
            len(docs))
     if tag not in _STORE_KEYS:
-        _STORE_KEYS.clear()  # one store's keys at a time: memory stays bounded
-        _STORE_KEYS[tag] = trec_keys([i for part in _all_ids(docs) for i in part])
+        _STORE_KEYS.clear()  # one store's at a time: memory stays bounded
+        _STORE_KEYS[tag] = _Collection([i for part in _all_ids(docs) for i in part], pack=True)
     return _STORE_KEYS[tag]
 
 
-def _ids_by_row(docs: Store | Representations) -> Callable[[np.ndarray], list[str]]:
-    """rows (store order) -> doc ids, reading only the shards' sidecars that hold them."""
-    if not isinstance(docs, Store):
-        return lambda rows: [docs.ids[r] for r in rows.tolist()]
-
-    def lookup(rows: np.ndarray) -> list[str]:
-        bounds = np.cumsum([0] + [int(e["rows"]) for _, e in docs.shards])
-        out: list[str | None] = [None] * len(rows)
-        shard_of = np.searchsorted(bounds, rows, side="right") - 1
-        for shard in np.unique(shard_of).tolist():
-            ids = docs.read_shard(shard, verify=False)[0]
-            for j in np.flatnonzero(shard_of == shard).tolist():
-                out[j] = ids[int(rows[j]) - int(bounds[shard])]
-        return out  # type: ignore[return-value]
-
-    return lookup
+def _collection_keys(docs: Store | Representations) -> tuple[np.ndarray, np.ndarray]:
+    """(keys by row, rows by key) of the collection (`repbench.retrieval.index.trec_keys`)."""
+    c = _collection(docs)
+    return c.keys, c.order
 
 
 def stream_retrieve(
@@ -189,7 +204,8 @@ def stream_retrieve(
     qids, qv = list(queries.ids), Vectors(queries)  # the queries' vectors: once, not per chunk
     # Every document's tie key over the whole collection, once: then each chunk's lists merge exactly,
     # by int64 keys (ids are read again only for the documents kept, at the end).
-    keys, order = _collection_keys(docs)
+    collection = _collection(docs)
+    keys = collection.keys
     # The sparse products run on the host (scipy): their running lists stay there too.
     merged = {m: RunningTopK(len(qids), k, device="cpu" if SCORERS[m].sparse else queries.dense.device)
               for m in base}
@@ -208,7 +224,7 @@ def stream_retrieve(
     # Every mode's kept keys to ids in one pass over the sidecars that hold them.
     results = {m: [t.cpu() for t in merged[m].result()] for m in base}
     wanted = np.unique(np.concatenate([r[1].numpy().ravel() for r in results.values()] or [np.zeros(0, np.int64)]))
-    id_of = dict(zip(wanted.tolist(), _ids_by_row(docs)(order[wanted]), strict=True))
+    id_of = dict(zip(wanted.tolist(), collection.ids_of(collection.order[wanted]), strict=True))
     runs: dict[str, Run] = {m: to_run(qids, *results[m], lambda ks: [id_of[k] for k in ks], depth, remove_self)
                             for m in base}
 
