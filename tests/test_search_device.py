@@ -358,3 +358,35 @@ def test_kept_ids_come_back_exactly_and_a_repeated_search_parses_each_sidecar_on
     assert all({d for docs_ in run.values() for d in docs_} == set(ids) for run in streamed.values())
     assert _items({"sparse_max": streamed["sparse_max"]}) == expected
     assert len(reads) == len(set(reads)) == 7  # the chunk reader's check of each shard; no second pass for ids
+
+
+def test_running_top_k_holding_narrow_blocks_back_stays_exact():
+    """Many blocks narrower than k (a streamed chunk's own lists): held and merged several times over,
+    the result is the sorted reference (score descending, key ascending), ties and -0.0 included."""
+    import numpy as np
+
+    from repbench.retrieval.topk import RunningTopK
+
+    rnd = np.random.default_rng(4)
+    scores = rnd.integers(-2, 3, size=(2, 300)).astype(np.float32)
+    scores[scores == 0] = -0.0
+    scores[:, ::7] = 0.0
+    keys = rnd.permutation(300)
+    for width in (1, 2, 5, 40):
+        top = RunningTopK(2, 4)
+        for lo in range(0, 300, width):
+            top.add(torch.from_numpy(scores[:, lo:lo + width]), torch.from_numpy(keys[lo:lo + width]))
+        got_s, got_k = top.result()
+        for r in range(2):
+            ref = sorted(zip((-scores[r] + 0.0).tolist(), keys.tolist(), strict=True))[:4]
+            assert list(zip((-got_s[r] + 0.0).tolist(), got_k[r].tolist(), strict=True)) == ref, width
+
+
+@pytest.mark.parametrize("modes", [["single_dense"], ["multi_dense"], ["single_dense", "multi_dense"],
+                                   ["fusion_multi_sparse_max", "single_dense"]])
+def test_a_chunk_normalised_per_mode_or_once_and_shared_gives_the_in_memory_lists(setup, modes):
+    """One dense mode: it normalises its own blocks of the stored rows; both: the chunk's unit vectors
+    are made once and shared. Either way the in-memory lists, ties included."""
+    queries, store, _ = setup
+    want = retrieve(queries, load_sharded(store), modes, depth=30, vocab_size=VOCAB)
+    assert _items(stream_retrieve(queries, store, modes, depth=30, chunk_docs=23)) == _items(want)

@@ -45,12 +45,16 @@ class Vectors:
 
     `once=True` (a streamed chunk, searched once): the unit vectors are not kept; MaxSim normalises each
     block of the stored rows (float16/bfloat16 stay so in memory) and the single vectors are made block
-    by block, so no float32 copy of the whole chunk exists.
+    by block, so no float32 copy of the whole chunk exists. With `share` as well (single_dense and MaxSim
+    both read the chunk) the unit vectors are made once, block by block into one float32 buffer (the room
+    `streaming.chunk_docs_for` counts per element), and both modes read them: normalising the chunk
+    twice cost more than the rest of streaming's own work.
     """
 
-    def __init__(self, reps: Representations, once: bool = False):
+    def __init__(self, reps: Representations, once: bool = False, share: bool = False):
         self.docs = reps
         self.once = once
+        self.per_block = once and not share  # each mode normalises its own blocks of the stored rows
         self._cache: dict[str, Any] = {}
 
     def __len__(self) -> int:
@@ -63,18 +67,28 @@ class Vectors:
 
     def unit(self) -> torch.Tensor:
         """float32 [N, K, H] unit slot vectors (zero slots stay zero), on the representations' device."""
-        return self._cached("unit", lambda: unit_rows(self.docs.dense))
+        def blocks() -> torch.Tensor:
+            # Row by row the same numbers as one call; block by block no float32 copy of the stored rows
+            # exists beside the result.
+            dense = self.docs.dense
+            out = torch.empty(dense.shape, dtype=torch.float32, device=dense.device)
+            for lo in range(0, len(dense), BLOCK_ROWS):
+                torch.nn.functional.normalize(dense[lo:lo + BLOCK_ROWS].float(), dim=-1, eps=1e-12,
+                                              out=out[lo:lo + BLOCK_ROWS])
+            return out
+
+        return self._cached("unit", blocks if self.once else lambda: unit_rows(self.docs.dense))
 
     def maxsim_rows(self) -> tuple[torch.Tensor, bool]:
         """(slot vectors, whether MaxSim must normalise each block of them itself)."""
-        return (self.docs.dense, True) if self.once else (self.unit(), False)
+        return (self.docs.dense, True) if self.per_block else (self.unit(), False)
 
     def single(self) -> torch.Tensor:
         """float32 [N, H] single vectors (mean of the active unit slots), on the representations' device."""
         from repbench.retrieval.dense import mean_of_active
 
         def make() -> torch.Tensor:
-            if not self.once:
+            if not self.per_block:
                 return mean_of_active(self.unit(), self.docs.valid)
             dense, valid = self.docs.dense, self.docs.valid
             parts = [mean_of_active(unit_rows(dense[lo:lo + BLOCK_ROWS]), valid[lo:lo + BLOCK_ROWS])
@@ -94,8 +108,8 @@ class DocIndex(Vectors):
     """
 
     def __init__(self, docs: Representations, keys: np.ndarray | None = None, once: bool = False,
-                 device_keys: torch.Tensor | None = None):
-        super().__init__(docs, once)
+                 device_keys: torch.Tensor | None = None, share: bool = False):
+        super().__init__(docs, once, share)
         if keys is None:
             keys, self._order = trec_keys(docs.ids)
         else:

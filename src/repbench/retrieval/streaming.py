@@ -40,7 +40,8 @@ def chunk_docs_for(max_memory: int, k_p: int, hidden: int, sparse_width: int, st
     """Documents per chunk so one chunk's working set stays under `max_memory` bytes.
 
     Per document: the stored dense rows, left in the store's dtype (the scorers normalise and convert
-    them block by block, so no float32 copy of the chunk exists), with 4 B per element of room
+    them block by block), with 4 B per element of room (the one float32 copy of the unit vectors made
+    when single_dense and MaxSim share them, `repbench.retrieval.index.Vectors`)
     (K_p*H*(store_bytes+4)), the sparse rows through CSR/CSC conversions (~48 B per entry) and the single
     vector; plus fixed room for the similarity blocks and the [queries, chunk] score buffers.
     """
@@ -130,8 +131,10 @@ class _Collection:
         """The ids of `rows` (row numbers in collection order)."""
         if self._ids is not None:
             return [self._ids[r] for r in rows.tolist()]
-        starts, data = self._starts, self._bytes
-        return [data[starts[r]:starts[r + 1]].decode("utf-8", "surrogatepass") for r in rows.tolist()]
+        data = self._bytes
+        # the bounds as Python ints in two vector ops: indexing numpy per id costs more than the decode
+        los, his = self._starts[rows].tolist(), self._starts[rows + 1].tolist()
+        return [data[lo:hi].decode("utf-8", "surrogatepass") for lo, hi in zip(los, his, strict=True)]
 
 
 # A store's keys and ids, made once per process: a server or a sweep that searches the same store
@@ -215,8 +218,10 @@ def stream_retrieve(
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="search chunks", unit="chunk")
+    # Both dense modes read a chunk's unit vectors: then they are made once per chunk and shared.
+    share = {"single_dense", "multi_dense"} <= set(base)
     for chunk, chunk_keys, device_keys in _placed(chunks, keys, device):
-        index = DocIndex(chunk, keys=chunk_keys, once=True, device_keys=device_keys)
+        index = DocIndex(chunk, keys=chunk_keys, once=True, device_keys=device_keys, share=share)
         for m in base:
             merged[m].add(*SCORERS[m].search(qv, index, k, options))
         del chunk, index  # before the next is fetched: two chunks on the device at most

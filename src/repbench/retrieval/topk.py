@@ -52,29 +52,50 @@ def topk(scores: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor
     return scores.float().gather(1, pos), keys.expand(q, c).gather(1, pos)
 
 
+MERGE_WIDTH = 8  # candidates held back per kept one before a merge (8k wide: one top-k instead of eight)
+
+
 class RunningTopK:
     """The best `k` (score, key) per query over candidate blocks arriving in any order, kept on the
-    blocks' device. Exact: the result equals `topk` of all candidates at once."""
+    blocks' device. Exact: the result equals `topk` of all candidates at once.
+
+    Narrow blocks (a streamed chunk's own top-k) are held until about MERGE_WIDTH * k candidates wait,
+    then cut in one top-k: the cost of a merge is mostly per call, not per candidate, and the held
+    candidates stay a few times the result's size. Blocks are held by reference: a caller must not write
+    into a block after adding it."""
 
     def __init__(self, n_queries: int, k: int, device: torch.device | str | None = None):
         self.k = int(k)
-        self.scores = torch.zeros((n_queries, 0), dtype=torch.float32, device=device)
-        self.keys = torch.zeros((n_queries, 0), dtype=torch.long, device=device)
+        self._scores = torch.zeros((n_queries, 0), dtype=torch.float32, device=device)
+        self._keys = torch.zeros((n_queries, 0), dtype=torch.long, device=device)
+        self._held: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._width = 0
 
     def add(self, scores: torch.Tensor, keys: torch.Tensor) -> None:
         """Merge candidates: scores [Q, c] and their keys [c] or [Q, c]."""
         if scores.shape[1] == 0:
             return
-        dev = scores.device
-        keys = keys.to(device=dev, dtype=torch.long).expand(scores.shape[0], scores.shape[1])
-        if self.scores.shape[1] == 0:
-            self.scores, self.keys = topk(scores, keys, self.k)
+        keys = keys.to(device=scores.device, dtype=torch.long).expand(scores.shape[0], scores.shape[1])
+        self._held.append((scores if scores.dtype == torch.float64 else scores.float(), keys))
+        self._width += scores.shape[1]
+        if self._width > MERGE_WIDTH * self.k:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._held:
             return
-        self.scores, self.keys = topk(torch.cat([self.scores.to(dev), scores.float()], dim=1),
-                                      torch.cat([self.keys.to(dev), keys], dim=1), self.k)
+        dev = self._held[-1][0].device
+        parts = ([(self._scores.to(dev), self._keys.to(dev))] if self._scores.shape[1] else []) + self._held
+        self._held, self._width = [], 0
+        if len(parts) == 1:
+            self._scores, self._keys = topk(parts[0][0], parts[0][1], self.k)
+            return
+        self._scores, self._keys = topk(torch.cat([s for s, _ in parts], dim=1),
+                                        torch.cat([k for _, k in parts], dim=1), self.k)
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.scores, self.keys
+        self._merge()
+        return self._scores, self._keys
 
 
 def top_docs(scores: dict[str, float], k: int) -> dict[str, float]:
