@@ -98,6 +98,15 @@ class Vectors:
         return self._cached("single", make)
 
 
+    def query_terms(self, vocab_size: int) -> Any:
+        """These rows as sparse queries (`repbench.retrieval.sparse.query_terms`): once per search, not
+        once per streamed chunk."""
+        from repbench.retrieval.sparse import query_terms
+
+        return self._cached(f"query_terms{vocab_size}", lambda: query_terms(
+            self.docs.sparse_ids, self.docs.sparse_weights, vocab_size))
+
+
 class DocIndex(Vectors):
     """One collection's (or one chunk's) documents, ready for every score mode.
 

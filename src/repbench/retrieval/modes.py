@@ -41,9 +41,10 @@ def _multi_dense(queries: Vectors, index: DocIndex, k: int, options: dict):
 
 
 def _sparse_max(queries: Vectors, index: DocIndex, k: int, options: dict):
+    vocab = int(options["vocab_size"])
     chunk = {} if options.get("chunk_docs") is None else {"chunk_docs": options["chunk_docs"]}
-    return index.sparse(int(options["vocab_size"])).search_keys(queries.docs.sparse_ids, queries.docs.sparse_weights,
-                                                                k, **chunk)
+    return index.sparse(vocab).search_keys(queries.docs.sparse_ids, queries.docs.sparse_weights, k,
+                                           prepared=queries.query_terms(vocab), **chunk)
 
 
 DEFAULT_DEPTH = 1000  # documents per query of every run (trec_eval's default cut)

@@ -37,6 +37,15 @@ def to_csr(ids: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tensor, v
     return sp.csr_matrix((vals, (rows, cols)), shape=(n, vocab_size), dtype=np.float32)
 
 
+def query_terms(q_ids: np.ndarray | torch.Tensor, q_w: np.ndarray | torch.Tensor,
+                vocab_size: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(the queries' CSR over the terms they use, those terms): only terms some query uses can score,
+    so dropping the rest shrinks every product."""
+    qm = to_csr(q_ids, q_w, vocab_size)
+    terms = np.unique(qm.indices)
+    return qm[:, terms].tocsr(), terms
+
+
 class SparseIndex:
     """Documents' sparse vectors, kept column-major so a query batch reads only the terms it uses."""
 
@@ -63,12 +72,12 @@ class SparseIndex:
         return s.numpy().astype(np.float32), k.numpy().astype(np.int64)
 
     def search_keys(self, q_ids: np.ndarray | torch.Tensor, q_w: np.ndarray | torch.Tensor, depth: int,
-                    chunk_docs: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-        """`search` as host tensors."""
-        qm = to_csr(q_ids, q_w, self.vocab_size)
-        # Only terms some query uses can score; dropping the rest shrinks every product.
-        terms = np.unique(qm.indices)
-        qm, dm = qm[:, terms].tocsr(), self.docs[:, terms].tocsr()
+                    chunk_docs: int = 8192, prepared: tuple[sp.csr_matrix, np.ndarray] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`search` as host tensors. `prepared`: `query_terms` of these queries, made once by a caller that
+        searches many chunks with them."""
+        qm, terms = prepared or query_terms(q_ids, q_w, self.vocab_size)
+        dm = self.docs[:, terms].tocsr()
         top = RunningTopK(qm.shape[0], depth)
         for ds in range(0, dm.shape[0], chunk_docs):
             block = (qm @ dm[ds:ds + chunk_docs].T).toarray().astype(np.float32)
