@@ -86,7 +86,8 @@ class SearchCellRunner:
         del docs
         search, options = SCORERS[SEARCH_MODES[cell.kind]].search, {"vocab_size": vocab, "chunk_docs": None}
         search(qv, index, depth, options)
-        return (lambda cb: search(qv, index, depth, options)), where
+        # A search ends with its lists on the host, as `repbench search` ends (and as these cells did).
+        return (lambda cb: [t.cpu() for t in search(qv, index, depth, options)]), where
 
 
 def _reps(dense: np.ndarray | None = None, sparse: tuple[np.ndarray, np.ndarray] | None = None) -> Representations:
