@@ -390,3 +390,30 @@ def test_a_chunk_normalised_per_mode_or_once_and_shared_gives_the_in_memory_list
     queries, store, _ = setup
     want = retrieve(queries, load_sharded(store), modes, depth=30, vocab_size=VOCAB)
     assert _items(stream_retrieve(queries, store, modes, depth=30, chunk_docs=23)) == _items(want)
+
+
+# ---- on a real GPU (skipped without one) -----------------------------------------------------------
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_search_on_cuda_gives_the_cpu_lists_up_to_the_last_bit(setup, monkeypatch):
+    """The chunks go through CudaCopy (pinned, side stream), and the lists are the CPU's: sparse_max
+    exactly (it stays on the host), the dense modes' scores within float32 rounding, and any document
+    not in the CPU's list scoring within that rounding of the CPU list's last score."""
+    queries, store, _ = setup
+    copiers = []
+    real = streaming.copier_for
+    monkeypatch.setattr(streaming, "copier_for", lambda device: copiers.append(real(device)) or copiers[-1])
+    on_gpu = stream_retrieve(queries, store, MODES, depth=30, chunk_docs=17, device="cuda")
+    on_cpu = stream_retrieve(queries, store, MODES, depth=30, chunk_docs=17)
+    assert len(copiers) == 1 and isinstance(copiers[0], CudaCopy)
+    assert _items({"s": on_gpu["sparse_max"]}) == _items({"s": on_cpu["sparse_max"]})
+    for mode in ("single_dense", "multi_dense"):
+        for qid, cpu_docs in on_cpu[mode].items():
+            gpu_docs = on_gpu[mode][qid]
+            assert torch.allclose(torch.tensor(list(gpu_docs.values())), torch.tensor(list(cpu_docs.values())),
+                                  rtol=0, atol=1e-5)
+            cut = min(cpu_docs.values())
+            assert all(abs(s - cut) <= 1e-5 for d, s in gpu_docs.items() if d not in cpu_docs)
+    in_memory = retrieve(queries, load_sharded(store), ["multi_dense"], depth=30, device="cuda")["multi_dense"]
+    for qid, docs_ in in_memory.items():  # (another GEMM shape: equal up to the last bit, not bit for bit)
+        assert torch.allclose(torch.tensor(list(docs_.values())),
+                              torch.tensor(list(on_gpu["multi_dense"][qid].values())), rtol=0, atol=1e-5)
