@@ -360,7 +360,7 @@ def test_kept_ids_come_back_exactly_and_a_repeated_search_parses_each_sidecar_on
     assert len(reads) == len(set(reads)) == 7  # the chunk reader's check of each shard; no second pass for ids
 
 
-def test_running_top_k_holding_narrow_blocks_back_stays_exact():
+def test_running_top_k_holding_narrow_blocks_back_stays_exact(monkeypatch):
     """Many blocks narrower than k (a streamed chunk's own lists): held and merged several times over,
     the result is the sorted reference (score descending, key ascending), ties and -0.0 included."""
     import numpy as np
@@ -372,10 +372,15 @@ def test_running_top_k_holding_narrow_blocks_back_stays_exact():
     scores[scores == 0] = -0.0
     scores[:, ::7] = 0.0
     keys = rnd.permutation(300)
-    for width in (1, 2, 5, 40):
+    from repbench.retrieval import topk as topk_module
+
+    for width, max_held in ((1, 1 << 23), (2, 1 << 23), (5, 1 << 23), (40, 1 << 23), (1, 6), (2, 6)):
+        monkeypatch.setattr(topk_module, "MAX_HELD", max_held)
         top = RunningTopK(2, 4)
         for lo in range(0, 300, width):
             top.add(torch.from_numpy(scores[:, lo:lo + width]), torch.from_numpy(keys[lo:lo + width]))
+            # held back: at most MERGE_WIDTH x k per query, and at most MAX_HELD in all
+            assert sum(s.shape[1] for s, _ in top._held) * 2 <= min(2 * topk_module.MERGE_WIDTH * 4, max_held)
         got_s, got_k = top.result()
         for r in range(2):
             ref = sorted(zip((-scores[r] + 0.0).tolist(), keys.tolist(), strict=True))[:4]

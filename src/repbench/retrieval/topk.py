@@ -53,6 +53,8 @@ def topk(scores: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor
 
 
 MERGE_WIDTH = 8  # candidates held back per kept one before a merge (8k wide: one top-k instead of eight)
+MAX_HELD = 1 << 23  # and at most this many (queries x held width; 12 B each), so a large query batch at
+# depth 1000 holds ~100 MB, not 8 x its running lists
 
 
 class RunningTopK:
@@ -60,8 +62,8 @@ class RunningTopK:
     blocks' device. Exact: the result equals `topk` of all candidates at once.
 
     Narrow blocks (a streamed chunk's own top-k) are held until about MERGE_WIDTH * k candidates wait,
-    then cut in one top-k: the cost of a merge is mostly per call, not per candidate, and the held
-    candidates stay a few times the result's size. Blocks are held by reference: a caller must not write
+    then cut in one top-k (or sooner, past MAX_HELD candidates in all): the cost of a merge is mostly per
+    call, not per candidate, and the held candidates stay a few times the result's size. Blocks are held by reference: a caller must not write
     into a block after adding it."""
 
     def __init__(self, n_queries: int, k: int, device: torch.device | str | None = None):
@@ -78,7 +80,7 @@ class RunningTopK:
         keys = keys.to(device=scores.device, dtype=torch.long).expand(scores.shape[0], scores.shape[1])
         self._held.append((scores if scores.dtype == torch.float64 else scores.float(), keys))
         self._width += scores.shape[1]
-        if self._width > MERGE_WIDTH * self.k:
+        if self._width > MERGE_WIDTH * self.k or self._width * scores.shape[0] > MAX_HELD:
             self._merge()
 
     def _merge(self) -> None:
