@@ -63,6 +63,22 @@ def test_search_command_on_an_explicit_cpu_writes_the_default_bytes(setup, tmp_p
         assert a and a == (tmp_path / "b" / "runs" / f"{mode}.trec").read_bytes()
 
 
+def test_search_scores_on_the_cpu_unless_told_otherwise(monkeypatch):
+    """The default is the CPU even where CUDA is present: evaluate scores its cells there, so `search`
+    writes its bytes; `auto` is there to ask for the GPU."""
+    import argparse
+
+    import torch
+
+    from repbench.commands import search
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    parser = argparse.ArgumentParser()
+    search.add_arguments(parser)
+    args = parser.parse_args(["--queries", "q", "--docs", "d", "--out", "o"])
+    assert args.device == "cpu" and "default cpu" in parser.format_help()
+
+
 # ---- placement on `meta` ---------------------------------------------------------------------------
 def test_streaming_a_store_onto_the_device_mixes_no_host_tensor_and_waits_once(setup):
     """Host queries and a store on disk, scored on `meta`: every dense op runs there (OffDevice refuses a

@@ -63,10 +63,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         "OMP_NUM_THREADS; a busy machine gets a hint that fewer may be faster)")
 
 
-def add_device_argument(parser: argparse.ArgumentParser) -> None:
-    """--device alone (BackboneOptions' field: the same default and help), for a command that places
-    tensors but loads no backbone (search)."""
-    _add_field(parser, next(f for f in fields(BackboneOptions) if f.name == "device"))
+def add_device_argument(parser: argparse.ArgumentParser, default: str, why: str) -> None:
+    """--device alone (BackboneOptions' field and help), for a command that places tensors but loads no
+    backbone (search), with that command's own default and the reason for it."""
+    f = next(f for f in fields(BackboneOptions) if f.name == "device")
+    parser.add_argument(_flag(f.name), default=default, help=f"{f.metadata['help']} (default {default}: {why})",
+                        **dict(f.metadata.get("cli", {})))
 
 
 def add_encoder_argument(parser: argparse.ArgumentParser) -> None:

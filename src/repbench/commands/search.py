@@ -51,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", action="store_true", help="skip the per-shard sha256 check (faster, unsafe)")
     parser.add_argument("--out", required=True, help="output directory for runs/<mode>.trec")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar over the passage chunks")
-    add_device_argument(parser)
+    # The CPU by default: evaluate scores its cells on the CPU, so the default search writes its bytes; a
+    # GPU's float32 sums may move a score's last bit.
+    add_device_argument(parser, "cpu", "the same bytes as evaluate's runs; cuda scores on the GPU")
     parser.add_argument("--allow-mixed", action="store_true",
                         help="search even when queries and passages come from different backbones, encoders or "
                              "vocabularies (refused by default: their scores mean nothing together)")
