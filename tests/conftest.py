@@ -1,8 +1,22 @@
-"""Fixtures shared across test files: the tiny controlled pair (one seeded weight set, causal vs bidirectional)."""
+"""Fixtures shared across test files: the tiny controlled pair (one seeded weight set, causal vs bidirectional),
+and the report's inputs and rendered report, each built once per session.
+
+The session fixtures are read-only: a test that changes one copies it into its own tmp_path first. Their
+teardown compares every file with the snapshot taken when they were built, so a test that writes into them
+fails rather than silently changing what later tests (in any order) read.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
+import report_fixtures as fx
 
 from repbench.backbones import load_backbone
 
@@ -15,3 +29,55 @@ def ar():
 @pytest.fixture(scope="module")
 def diff():
     return load_backbone("tiny-diffusion")
+
+
+def _unchanged(root: Path, before: dict[str, str]) -> None:
+    after = fx.snapshot(root)
+    changed = sorted(set(before) ^ set(after) | {k for k in before.keys() & after.keys() if before[k] != after[k]})
+    assert not changed, f"a test changed the session fixture {root}: {changed[:5]} (copy it into tmp_path first)"
+
+
+@pytest.fixture(scope="session")
+def report_results(tmp_path_factory) -> Path:
+    """fx.full_results(energy=False), built once: its `repbench adapt` run is most of the cost."""
+    root = fx.full_results(tmp_path_factory.mktemp("report-results"))
+    before = fx.snapshot(root)
+    yield root
+    _unchanged(root, before)
+
+
+@pytest.fixture(scope="session")
+def report_results_energy(report_results, tmp_path_factory) -> Path:
+    """fx.full_results(energy=True): the same directory with a bench JSON that records energy per query."""
+    root = tmp_path_factory.mktemp("report-results-energy") / "results"
+    shutil.copytree(report_results, root)
+    fx.bench_json(root / "bench" / "out.json", energy=True)
+    before = fx.snapshot(root)
+    yield root
+    _unchanged(root, before)
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    results: Path
+    out: Path
+    summary: dict  # report.json, the dict build_report returned
+    stdout: str  # what `repbench report` printed
+
+
+@pytest.fixture(scope="session")
+def built_report(report_results_energy, tmp_path_factory) -> BuiltReport:
+    """`repbench report` on report_results_energy, rendered once per session with pdflatex hidden (PATH
+    empty), so report.pdf is laid out by matplotlib; the pdflatex test compiles a copy of its report.tex."""
+    from repbench.cli import main
+
+    out = tmp_path_factory.mktemp("built-report") / "report"
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+        mp.setenv("PATH", str(out.parent / "empty-bin"))
+        rc = main(["report", "--results", str(report_results_energy), "--out", str(out)])
+    assert rc == 0, stdout.getvalue()[-3000:]
+    report = BuiltReport(report_results_energy, out, json.loads((out / "report.json").read_text()), stdout.getvalue())
+    before = fx.snapshot(out)
+    yield report
+    _unchanged(out, before)

@@ -11,7 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import report_fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,8 +49,8 @@ def _from_install(proc: subprocess.CompletedProcess, target: Path) -> None:
     assert line.split(" from ", 1)[1].startswith(str(target)), line
 
 
-def test_report_from_installed_package(installed, tmp_path):
-    results = fx.full_results(tmp_path / "results")
+def test_report_from_installed_package(installed, report_results, tmp_path):
+    results = report_results  # fx.full_results, built once per session (read-only: the report writes to out)
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     proc = _repbench(installed, elsewhere, "report", "--results", str(results), "--out", str(tmp_path / "out"),
