@@ -1,5 +1,5 @@
 """Fixtures shared across test files: the tiny controlled pair (one seeded weight set, causal vs bidirectional),
-and the report's inputs and rendered report, each built once per session.
+the real SmolLM2, and the report's inputs and rendered report, each built once per session.
 
 The session fixtures are read-only: a test that changes one copies it into its own tmp_path first. Their
 teardown compares every file with the snapshot taken when they were built, so a test that writes into them
@@ -29,6 +29,13 @@ def ar():
 @pytest.fixture(scope="module")
 def diff():
     return load_backbone("tiny-diffusion")
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real SmolLM2-135M, loaded once per session (read-only: no test changes its weights or tokenizer),
+    so the encoders' per-tokenizer caches (the sparse filter's word pieces) are built once, not per module."""
+    return load_backbone("smollm2-135m-instruct")
 
 
 def _unchanged(root: Path, before: dict[str, str]) -> None:
