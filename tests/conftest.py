@@ -8,13 +8,13 @@ fails rather than silently changing what later tests (in any order) read.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import installed_package as installed
 import pytest
 import report_fixtures as fx
 
@@ -64,27 +64,33 @@ def report_results_energy(report_results, tmp_path_factory) -> Path:
     _unchanged(root, before)
 
 
+@pytest.fixture(scope="session")
+def installed_package(tmp_path_factory) -> Path:
+    """repbench built as a wheel and installed with `pip install --target` (no checkout on the path)."""
+    return installed.install(tmp_path_factory)
+
+
 @dataclass(frozen=True)
 class BuiltReport:
     results: Path
     out: Path
     summary: dict  # report.json, the dict build_report returned
     stdout: str  # what `repbench report` printed
+    proc: subprocess.CompletedProcess  # the run itself (its stderr names where repbench was imported from)
 
 
 @pytest.fixture(scope="session")
-def built_report(report_results_energy, tmp_path_factory) -> BuiltReport:
-    """`repbench report` on report_results_energy, rendered once per session with pdflatex hidden (PATH
-    empty), so report.pdf is laid out by matplotlib; the pdflatex test compiles a copy of its report.tex."""
-    from repbench.cli import main
-
+def built_report(installed_package, report_results_energy, tmp_path_factory) -> BuiltReport:
+    """`repbench report` on report_results_energy, rendered once per session: from the installed package (so
+    the recipes and paper tables are the ones the wheel ships), with pdflatex hidden (PATH empty), so report.pdf
+    is laid out by matplotlib; the pdflatex test compiles a copy of its report.tex."""
     out = tmp_path_factory.mktemp("built-report") / "report"
-    stdout = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
-        mp.setenv("PATH", str(out.parent / "empty-bin"))
-        rc = main(["report", "--results", str(report_results_energy), "--out", str(out)])
-    assert rc == 0, stdout.getvalue()[-3000:]
-    report = BuiltReport(report_results_energy, out, json.loads((out / "report.json").read_text()), stdout.getvalue())
+    elsewhere = tmp_path_factory.mktemp("cwd")  # not the checkout: nothing may come from the source tree
+    proc = installed.run_repbench(installed_package, elsewhere, "report", "--results", str(report_results_energy),
+                                  "--out", str(out), timeout=600, env={"PATH": str(elsewhere / "empty-bin")})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = BuiltReport(report_results_energy, out, json.loads((out / "report.json").read_text()), proc.stdout,
+                         proc)
     before = fx.snapshot(out)
     yield report
     _unchanged(out, before)

@@ -82,7 +82,7 @@ def test_without_pdflatex_the_pdf_is_laid_out_by_matplotlib(built_report, tmp_pa
     # built_report ran `repbench report` with PATH empty (no pdflatex), so build_report laid the PDF out itself.
     pdftoppm = shutil.which("pdftoppm")
     summary, out = built_report.summary, built_report.out
-    assert not summary["failed"] and not summary["skipped"]
+    assert not summary["failed"] and not summary["skipped"], (summary["failed"], summary["skipped"])
     pdf = out / "report.pdf"
     assert summary["pdf"] == str(pdf) and summary["pdf_engine"] == "matplotlib"
     assert "pdflatex not found" in summary["pdf_message"] and (out / "report.tex").is_file()
