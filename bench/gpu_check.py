@@ -152,9 +152,12 @@ class Clock:
         return seconds
 
 
+TERM_GRACE_S = 10  # a step's time to exit cleanly after TERM before it is KILLed (tests shorten it)
+
+
 def _stop(proc: subprocess.Popen) -> None:
-    """Stop a step and everything it started (its own process group): TERM, then KILL after 10 s."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+    """Stop a step and everything it started (its own process group): TERM, then KILL after TERM_GRACE_S."""
+    for sig, wait in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:

@@ -1,8 +1,22 @@
-"""Fixtures shared across test files: the tiny controlled pair (one seeded weight set, causal vs bidirectional)."""
+"""Fixtures shared across test files: the tiny controlled pair (one seeded weight set, causal vs bidirectional),
+the real SmolLM2, and the report's inputs and rendered report, each built once per session.
+
+The session fixtures are read-only: a test that changes one copies it into its own tmp_path first. Their
+teardown compares every file with the snapshot taken when they were built, so a test that writes into them
+fails rather than silently changing what later tests (in any order) read.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import installed_package as installed
 import pytest
+import report_fixtures as fx
 
 from repbench.backbones import load_backbone
 
@@ -15,3 +29,68 @@ def ar():
 @pytest.fixture(scope="module")
 def diff():
     return load_backbone("tiny-diffusion")
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real SmolLM2-135M, loaded once per session (read-only: no test changes its weights or tokenizer),
+    so the encoders' per-tokenizer caches (the sparse filter's word pieces) are built once, not per module."""
+    return load_backbone("smollm2-135m-instruct")
+
+
+def _unchanged(root: Path, before: dict[str, str]) -> None:
+    after = fx.snapshot(root)
+    changed = sorted(set(before) ^ set(after) | {k for k in before.keys() & after.keys() if before[k] != after[k]})
+    assert not changed, f"a test changed the session fixture {root}: {changed[:5]} (copy it into tmp_path first)"
+
+
+@pytest.fixture(scope="session")
+def report_results(tmp_path_factory) -> Path:
+    """fx.full_results(energy=False), built once: its `repbench adapt` run is most of the cost."""
+    root = fx.full_results(tmp_path_factory.mktemp("report-results"))
+    before = fx.snapshot(root)
+    yield root
+    _unchanged(root, before)
+
+
+@pytest.fixture(scope="session")
+def report_results_energy(report_results, tmp_path_factory) -> Path:
+    """fx.full_results(energy=True): the same directory with a bench JSON that records energy per query."""
+    root = tmp_path_factory.mktemp("report-results-energy") / "results"
+    shutil.copytree(report_results, root)
+    fx.bench_json(root / "bench" / "out.json", energy=True)
+    before = fx.snapshot(root)
+    yield root
+    _unchanged(root, before)
+
+
+@pytest.fixture(scope="session")
+def installed_package(tmp_path_factory) -> Path:
+    """repbench built as a wheel and installed with `pip install --target` (no checkout on the path)."""
+    return installed.install(tmp_path_factory)
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    results: Path
+    out: Path
+    summary: dict  # report.json, the dict build_report returned
+    stdout: str  # what `repbench report` printed
+    proc: subprocess.CompletedProcess  # the run itself (its stderr names where repbench was imported from)
+
+
+@pytest.fixture(scope="session")
+def built_report(installed_package, report_results_energy, tmp_path_factory) -> BuiltReport:
+    """`repbench report` on report_results_energy, rendered once per session: from the installed package (so
+    the recipes and paper tables are the ones the wheel ships), with pdflatex hidden (PATH empty), so report.pdf
+    is laid out by matplotlib; the pdflatex test compiles a copy of its report.tex."""
+    out = tmp_path_factory.mktemp("built-report") / "report"
+    elsewhere = tmp_path_factory.mktemp("cwd")  # not the checkout: nothing may come from the source tree
+    proc = installed.run_repbench(installed_package, elsewhere, "report", "--results", str(report_results_energy),
+                                  "--out", str(out), timeout=600, env={"PATH": str(elsewhere / "empty-bin")})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = BuiltReport(report_results_energy, out, json.loads((out / "report.json").read_text()), proc.stdout,
+                         proc)
+    before = fx.snapshot(out)
+    yield report
+    _unchanged(out, before)

@@ -5,6 +5,7 @@ Not a conftest: test modules import these explicitly, so each test shows what it
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -161,3 +162,9 @@ def full_results(root: Path, energy: bool = False) -> Path:
     analysis(root / "analysis", summary)
     adaptive(root / "effectiveness", root / "analysis" / "adapt")
     return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under `root` and a hash of its bytes: a session fixture compares this at teardown, so a test
+    that writes into a shared (read-only by contract) directory fails instead of changing later tests' input."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -86,8 +86,8 @@ def test_smollm2_real_weights(smollm2_pair):
 
 
 @pytest.fixture(scope="module")
-def smollm2_pair():
-    return [load_backbone("smollm2-135m-instruct"), load_backbone("smollm2-135m-instruct:bidirectional")]
+def smollm2_pair(smollm2):
+    return [smollm2, load_backbone("smollm2-135m-instruct:bidirectional")]
 
 
 @pytest.mark.parametrize("name", ["tiny-ar", "llama3-8b-instruct:random:tiny"])

@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 
-from repbench.backbones import load_backbone
 from repbench.encoders import encode, encode_ids
 from repbench.encoders.prompts import answer_end_ids, quote_piece_ids, stop_token_ids
 
@@ -18,11 +17,6 @@ TEXTS = [
     "Why?",
 ]
 PAD_ATOL = 1e-5  # fp32: left padding only changes summation order in attention
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    return load_backbone("smollm2-135m-instruct")
 
 
 def _sparse(reps, i):

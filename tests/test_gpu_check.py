@@ -177,9 +177,10 @@ def _slow_latency(monkeypatch, module, *, ignore_term: bool) -> None:
 @pytest.mark.parametrize("ignore_term", [False, True], ids=["stops-on-TERM", "ignores-TERM"])
 def test_the_budget_is_enforced_not_reported_after_the_fact(tmp_path, monkeypatch, capsys, ignore_term):
     """A step that would run for 2 minutes under a 6-second budget: it is stopped when the budget is spent
-    (KILLed 10 s after a TERM it ignores), the later steps are never started, and the check exits 1."""
+    (KILLed TERM_GRACE_S after a TERM it ignores), the later steps are never started, and the check exits 1."""
     module = _module()
     _slow_latency(monkeypatch, module, ignore_term=ignore_term)
+    monkeypatch.setattr(module, "TERM_GRACE_S", 2)  # the real 10 s would only make the test wait
     budget = 6
     t0 = time.monotonic()
     rc = module.main(["--smoke", "--budget", str(budget), "--root", str(tmp_path / "baselines"),
@@ -187,7 +188,7 @@ def test_the_budget_is_enforced_not_reported_after_the_fact(tmp_path, monkeypatc
     wall = time.monotonic() - t0
     out, err = capsys.readouterr()
     assert rc == 1, out[-2000:] + err[-2000:]
-    grace = 10 if ignore_term else 0  # TERM, then KILL after 10 s
+    grace = module.TERM_GRACE_S if ignore_term else 0  # TERM, then KILL after the grace
     assert wall < budget + grace + 8, wall
     (baseline,) = (tmp_path / "baselines").iterdir()
     log = json.loads((baseline / "gpu-check" / "gpu_check_log.json").read_text())

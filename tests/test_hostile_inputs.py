@@ -739,6 +739,9 @@ def test_an_id_with_a_hash_inside_is_an_id_in_every_reader(tmp_path, capsys):
     assert "q1,P_1,1.0" in out and "q1,recip_rank,1.0" in out
 
 
+# slow: trec_eval's work grows with the largest grade (35 s for this one); the exact read of 2**31 - 1 is a fast
+# test of the qrels reader (test_eval_trec_fast.py, 'C int edges'), the eval-run path is covered by the others.
+@pytest.mark.slow
 def test_a_grade_at_the_c_int_limit_is_read_exactly(tmp_path, capsys):
     """2**31 - 1 is the largest grade trec_eval holds: accepted, and counted as relevant. Hand-computed: the
     relevant d3 is ranked second -> RR = 0.5, P@1 = 0."""

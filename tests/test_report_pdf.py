@@ -14,7 +14,7 @@ import pytest
 import report_fixtures as fx
 from matplotlib import image as mpimg
 
-from repbench.report import build_report
+from repbench.report import build_report, latex
 
 TOOLS = ("pdflatex", "pdftoppm")
 MISSING = [t for t in TOOLS if shutil.which(t) is None]
@@ -28,14 +28,13 @@ def need_tools():
         pytest.skip(f"{', '.join(MISSING)} not installed (texlive-latex-base/recommended, poppler-utils)")
 
 
-def test_report_pdf_compiles_and_page_one_is_not_blank(need_tools, tmp_path):
-    results = fx.full_results(tmp_path / "results")
-    # A dataset name full of LaTeX specials: the document must still compile.
-    fx.effectiveness(tmp_path / "results" / "more", datasets=("my_set#1 & 50% {x}",), n_queries=4)
+def test_report_pdf_compiles_and_page_one_is_not_blank(need_tools, built_report, tmp_path):
+    # The session's report (every recipe on the full fixture) compiled by pdflatex from a copy of its sources.
     out = tmp_path / "report"
-    summary = build_report(results, out)
+    shutil.copytree(built_report.out, out, ignore=shutil.ignore_patterns("report.pdf"))
+    summary = built_report.summary
     assert not summary["failed"] and not summary["skipped"]
-    pdf = Path(summary["pdf"])
+    pdf = latex.compile_pdf(out / "report.tex")
     assert pdf == out / "report.pdf" and pdf.read_bytes().startswith(b"%PDF")
     assert not list(out.glob("*.aux")) and not list(out.glob("*.log"))  # compiled in a temp dir
     tex = (out / "report.tex").read_text()
@@ -51,7 +50,15 @@ def test_report_pdf_compiles_and_page_one_is_not_blank(need_tools, tmp_path):
     gray = page[..., :3].mean(axis=2)
     assert gray.std() > 0.05  # text and a figure, not an empty page
     assert (gray < 0.95).mean() > 0.01  # a measurable share of the page is ink, not paper
-    assert "my\\_set\\#1 \\& 50\\% \\{x\\}" in (out / "tables" / "tab_effectiveness.tex").read_text()
+
+
+def test_a_dataset_name_full_of_latex_specials_still_compiles(need_tools, tmp_path):
+    results = tmp_path / "results"
+    fx.effectiveness(results, datasets=("my_set#1 & 50% {x}",), n_queries=4)
+    summary = build_report(results, tmp_path / "report")  # pdflatex exists here, so build_report picks it
+    assert not summary["failed"] and summary["pdf_engine"] == "pdflatex"
+    assert Path(summary["pdf"]).read_bytes().startswith(b"%PDF")
+    assert "my\\_set\\#1 \\& 50\\% \\{x\\}" in (tmp_path / "report" / "tables" / "tab_effectiveness.tex").read_text()
 
 
 def _pdf_objects(pdf: bytes) -> dict[int, bytes]:
@@ -71,13 +78,11 @@ def _render_page(pdftoppm: str, pdf: Path, page: int, prefix: Path):
     return image[..., :3].mean(axis=2)
 
 
-def test_without_pdflatex_the_pdf_is_laid_out_by_matplotlib(tmp_path, monkeypatch):
-    pdftoppm = shutil.which("pdftoppm")  # looked up before PATH hides pdflatex (and everything else)
-    results = fx.full_results(tmp_path / "results")
-    out = tmp_path / "report"
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    summary = build_report(results, out, compile_pdf=True)
-    assert not summary["failed"] and not summary["skipped"]
+def test_without_pdflatex_the_pdf_is_laid_out_by_matplotlib(built_report, tmp_path):
+    # built_report ran `repbench report` with PATH empty (no pdflatex), so build_report laid the PDF out itself.
+    pdftoppm = shutil.which("pdftoppm")
+    summary, out = built_report.summary, built_report.out
+    assert not summary["failed"] and not summary["skipped"], (summary["failed"], summary["skipped"])
     pdf = out / "report.pdf"
     assert summary["pdf"] == str(pdf) and summary["pdf_engine"] == "matplotlib"
     assert "pdflatex not found" in summary["pdf_message"] and (out / "report.tex").is_file()

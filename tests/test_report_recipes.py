@@ -19,11 +19,6 @@ from repbench.stats import bootstrap_ci
 RECIPES = {r.name: r for r in discover_recipes()}
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    return fx.full_results(tmp_path_factory.mktemp("results"), energy=True)
-
-
 def test_every_figure_and_table_of_the_issue_has_a_recipe():
     assert set(RECIPES) >= {
         "fig_latency_vs_k", "fig_latency_vs_length", "fig_search_latency", "fig_effectiveness_vs_latency",
@@ -34,25 +29,28 @@ def test_every_figure_and_table_of_the_issue_has_a_recipe():
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
-def test_recipe_produces_its_files(name, results, tmp_path):
-    paths = [Path(p) for p in RECIPES[name].module.run(results, tmp_path)]
+def test_recipe_produces_its_files(name, built_report):
+    # built_report ran every recipe once on fx.full_results(energy=True); each one's own files are checked here.
+    out, summary = built_report.out, built_report.summary
+    assert name in summary["produced"], summary["skipped"].get(name) or summary["failed"].get(name)
+    paths = [Path(p) for p in summary["produced"][name]]
+    assert all(p.parent.parent == out for p in paths)
     if name.startswith("fig_"):
         assert sorted(p.name for p in paths) == [f"{name}.pdf", f"{name}.png"]
         png = mpimg.imread(paths[[p.suffix for p in paths].index(".png")])
         assert png.shape[0] > 200 and png.shape[1] > 200
         assert png[..., :3].std() > 0.05  # something is drawn, not a blank canvas
         assert paths[[p.suffix for p in paths].index(".pdf")].read_bytes().startswith(b"%PDF")
-        assert (tmp_path / "figures" / f"{name}.caption.txt").read_text().strip()
+        assert (out / "figures" / f"{name}.caption.txt").read_text().strip()
     else:
         assert sorted(p.name for p in paths) == [f"{name}.md", f"{name}.tex"]
-        tex = (tmp_path / "tables" / f"{name}.tex").read_text()
+        tex = (out / "tables" / f"{name}.tex").read_text()
         assert r"\toprule" in tex and r"\bottomrule" in tex and r"\caption{" in tex
 
 
-def test_latency_table_median_and_skipped_cell(results, tmp_path):
-    RECIPES["tab_latency"].module.run(results, tmp_path)
-    md = (tmp_path / "tables" / "tab_latency.md").read_text()
-    obj = json.loads((results / "bench" / "out.json").read_text())
+def test_latency_table_median_and_skipped_cell(built_report):
+    md = (built_report.out / "tables" / "tab_latency.md").read_text()
+    obj = json.loads((built_report.results / "bench" / "out.json").read_text())
     cell = next(b for b in obj["benchmarks"] if b["name"] == "test_encode[tiny-ar-sequential-k4-L128]")
     median_ms = np.median(np.asarray(cell["extra_info"]["samples_s"]) * 1000.0)
     row = next(line for line in md.splitlines() if line.startswith("| tiny-ar | sequential | 4 | 128 | 1 |"))
@@ -61,11 +59,10 @@ def test_latency_table_median_and_skipped_cell(results, tmp_path):
     assert "| 0.9 |" in row  # energy_j_per_query = 0.5 + 0.1 * K in the fixture
 
 
-def test_paper_series_present_in_teaser_and_length_figures(results, tmp_path):
-    RECIPES["fig_latency_vs_length"].module.run(results, tmp_path)
-    RECIPES["fig_effectiveness_vs_latency"].module.run(results, tmp_path)
-    assert "paper's H100 readings" in (tmp_path / "figures" / "fig_latency_vs_length.caption.txt").read_text()
-    teaser = (tmp_path / "figures" / "fig_effectiveness_vs_latency.caption.txt").read_text()
+def test_paper_series_present_in_teaser_and_length_figures(built_report):
+    figures = built_report.out / "figures"
+    assert "paper's H100 readings" in (figures / "fig_latency_vs_length.caption.txt").read_text()
+    teaser = (figures / "fig_effectiveness_vs_latency.caption.txt").read_text()
     assert "docs/method.md §11.1" in teaser and "exact search over 100,000 documents" in teaser
 
 
@@ -116,8 +113,14 @@ def test_bootstrap_ci_matches_scipy_percentile_bootstrap():
     assert bootstrap_ci([2.0]) == (2.0, 2.0)
 
 
-def test_cli_report_no_pdf(results, tmp_path, capsys):
-    assert main(["report", "--results", str(results), "--out", str(tmp_path / "rep"), "--no-pdf"]) == 0
+def test_cli_report_no_pdf(built_report, tmp_path, capsys):
+    # the session's `repbench report` printed one line per recipe and where the PDF went
+    assert "tab_effectiveness: tab_effectiveness.tex, tab_effectiveness.md" in built_report.stdout
+    assert "fig_latency_vs_k: fig_latency_vs_k.png, fig_latency_vs_k.pdf" in built_report.stdout
+    assert f"pdf: {built_report.out / 'report.pdf'}" in built_report.stdout
+    # --no-pdf, on effectiveness results alone (the figures' rendering is not what this checks)
+    fx.effectiveness(tmp_path / "res", n_queries=3)
+    assert main(["report", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "rep"), "--no-pdf"]) == 0
     out = capsys.readouterr().out
     assert "tab_effectiveness: tab_effectiveness.tex, tab_effectiveness.md" in out
     assert "PDF not requested" in out

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import report_fixtures as fx
 
+import repbench.recipes as recipes_package
 from repbench.report import build_report, figures, inputs, pdf_pages, style
 from repbench.report.adaptive import adaptive_table
 from repbench.report.latex import Section
@@ -28,15 +28,15 @@ def _mark_synthetic(results: Path, dataset: str) -> None:
     (results / "effectiveness" / "metadata.json").write_text(json.dumps(meta))
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    return fx.full_results(tmp_path_factory.mktemp("results"))
+@pytest.fixture
+def results(report_results) -> Path:
+    return report_results  # fx.full_results, built once per session (read-only)
 
 
-def test_real_collection_report_has_no_demo_caption(results, tmp_path):
-    summary = build_report(results, tmp_path / "out", compile_pdf=False)
+def test_real_collection_report_has_no_demo_caption(built_report):
+    summary = built_report.summary  # the session's report of fx.full_results: real collection names only
     assert not summary["failed"] and summary["banner"] is None
-    text = _captions(tmp_path / "out")
+    text = _captions(built_report.out)
     assert "tab_adaptive" in summary["produced"] and "fig_oracle_k_distribution" in summary["produced"]
     for word in ("demo", "synthetic", "generated"):
         assert word not in text.lower(), word
@@ -48,7 +48,13 @@ def test_generated_collection_is_named_in_captions_and_bannered(results, tmp_pat
     copy = tmp_path / "res"
     shutil.copytree(results, copy)
     _mark_synthetic(copy, "adi")
-    summary = build_report(copy, tmp_path / "out", compile_pdf=False)
+    # Only the recipe whose caption is checked (the banner is build_report's own): every other recipe's
+    # rendering is covered by the session report, and drawing them again here took half a minute.
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    shutil.copy(Path(recipes_package.__file__).parent / "tab_adaptive.py", recipes)
+    summary = build_report(copy, tmp_path / "out", compile_pdf=False, recipes=recipes)
+    assert list(summary["produced"]) == ["tab_adaptive"] and not summary["failed"]
     assert summary["banner"].startswith("DEMO DATA") and "'adi'" in summary["banner"]
     adaptive = (tmp_path / "out" / "tables" / "tab_adaptive.md").read_text()
     assert "Dataset 'adi' is repbench's generated demo collection of 60 documents and 12 queries" in adaptive

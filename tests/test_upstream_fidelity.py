@@ -75,11 +75,6 @@ def test_sparse_matches_the_reference_at_the_published_top_128():
 
 
 # ---- 2. upstream's early exit ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def smollm2():
-    return load_backbone("smollm2-135m-instruct")
-
-
 # Upstream's prompt files (docs/method.md §3.1), as literals: (user_suffix, assistant_prefix) per variant; the
 # passage files swap "query" for "passage" and "Query" for "Passage".
 SYSTEM = "You are an AI assistant that can understand human language."
