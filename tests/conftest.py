@@ -8,6 +8,8 @@ fails rather than silently changing what later tests (in any order) read.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -44,10 +46,52 @@ def _unchanged(root: Path, before: dict[str, str]) -> None:
     assert not changed, f"a test changed the session fixture {root}: {changed[:5]} (copy it into tmp_path first)"
 
 
+# The session's report is rendered in a subprocess (~25 s on 2 cores) started as soon as collection shows a test
+# will read it, so it renders beside the tests that run before that one instead of holding the suite up.
+_EARLY: dict[str, object] = {}
+
+
+def _results(factory) -> Path:
+    return fx.full_results(factory.mktemp("report-results"))
+
+
+def _results_energy(results: Path, factory) -> Path:
+    root = factory.mktemp("report-results-energy") / "results"
+    shutil.copytree(results, root)
+    fx.bench_json(root / "bench" / "out.json", energy=True)
+    return root
+
+
+def _start_render(target: Path, results: Path, factory) -> tuple[Path, subprocess.Popen]:
+    """`repbench report` from the installed package with pdflatex hidden (PATH empty): started, not awaited."""
+    out = factory.mktemp("built-report") / "report"
+    elsewhere = factory.mktemp("cwd")  # not the checkout: nothing may come from the source tree
+    return out, installed.repbench_popen(target, elsewhere, "report", "--results", str(results), "--out", str(out),
+                                         env={"PATH": str(elsewhere / "empty-bin")})
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    if config.option.collectonly or not any("built_report" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    factory = config._tmp_path_factory  # the session's tmp_path_factory, before any fixture exists
+    with contextlib.redirect_stdout(io.StringIO()):  # `repbench adapt`'s table: nothing a test reads
+        _EARLY["results"] = _results(factory)
+    _EARLY["energy"] = _results_energy(_EARLY["results"], factory)
+    _EARLY["target"] = installed.install(factory)
+    _EARLY["render"] = _start_render(_EARLY["target"], _EARLY["energy"], factory)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    render = _EARLY.get("render")
+    if render is not None and render[1].poll() is None:  # a run stopped before any test read the report
+        render[1].kill()
+        render[1].wait()
+
+
 @pytest.fixture(scope="session")
 def report_results(tmp_path_factory) -> Path:
     """fx.full_results(energy=False), built once: its `repbench adapt` run is most of the cost."""
-    root = fx.full_results(tmp_path_factory.mktemp("report-results"))
+    root = _EARLY.get("results") or _results(tmp_path_factory)
     before = fx.snapshot(root)
     yield root
     _unchanged(root, before)
@@ -56,9 +100,7 @@ def report_results(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def report_results_energy(report_results, tmp_path_factory) -> Path:
     """fx.full_results(energy=True): the same directory with a bench JSON that records energy per query."""
-    root = tmp_path_factory.mktemp("report-results-energy") / "results"
-    shutil.copytree(report_results, root)
-    fx.bench_json(root / "bench" / "out.json", energy=True)
+    root = _EARLY.get("energy") or _results_energy(report_results, tmp_path_factory)
     before = fx.snapshot(root)
     yield root
     _unchanged(root, before)
@@ -67,7 +109,7 @@ def report_results_energy(report_results, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def installed_package(tmp_path_factory) -> Path:
     """repbench built as a wheel and installed with `pip install --target` (no checkout on the path)."""
-    return installed.install(tmp_path_factory)
+    return _EARLY.get("target") or installed.install(tmp_path_factory)
 
 
 @dataclass(frozen=True)
@@ -84,10 +126,8 @@ def built_report(installed_package, report_results_energy, tmp_path_factory) -> 
     """`repbench report` on report_results_energy, rendered once per session: from the installed package (so
     the recipes and paper tables are the ones the wheel ships), with pdflatex hidden (PATH empty), so report.pdf
     is laid out by matplotlib; the pdflatex test compiles a copy of its report.tex."""
-    out = tmp_path_factory.mktemp("built-report") / "report"
-    elsewhere = tmp_path_factory.mktemp("cwd")  # not the checkout: nothing may come from the source tree
-    proc = installed.run_repbench(installed_package, elsewhere, "report", "--results", str(report_results_energy),
-                                  "--out", str(out), timeout=600, env={"PATH": str(elsewhere / "empty-bin")})
+    out, started = _EARLY.get("render") or _start_render(installed_package, report_results_energy, tmp_path_factory)
+    proc = installed.finish(started, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = BuiltReport(report_results_energy, out, json.loads((out / "report.json").read_text()), proc.stdout,
                          proc)

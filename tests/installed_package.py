@@ -32,15 +32,31 @@ def install(tmp_path_factory) -> Path:
     return target
 
 
-def run_repbench(target: Path, cwd: Path, *args: str, timeout: int,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`repbench ARGS` from the install at `target` only (PYTHONPATH), printing where repbench came from."""
+def repbench_popen(target: Path, cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`repbench ARGS` from the install at `target` only (PYTHONPATH), printing where repbench came from;
+    started, not waited for."""
     env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1", **(env or {})}
     env.pop("REPBENCH_RECIPES", None)
-    return subprocess.run([sys.executable, "-c", "import sys, repbench, repbench.cli; "
-                           "print('repbench from', repbench.__file__, file=sys.stderr); "
-                           "sys.exit(repbench.cli.main(sys.argv[1:]))", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.Popen([sys.executable, "-c", "import sys, repbench, repbench.cli; "
+                             "print('repbench from', repbench.__file__, file=sys.stderr); "
+                             "sys.exit(repbench.cli.main(sys.argv[1:]))", *args],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: int) -> subprocess.CompletedProcess:
+    """Wait for a started run (killed past `timeout` seconds) and return it as subprocess.run would."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_repbench(target: Path, cwd: Path, *args: str, timeout: int,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return finish(repbench_popen(target, cwd, *args, env=env), timeout)
 
 
 def assert_from_install(proc: subprocess.CompletedProcess, target: Path) -> None:
