@@ -7,7 +7,7 @@ option or setting joins all three by being a field here or of EncodeOptions.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from repbench.encoders.digest import options_hash
@@ -69,9 +69,6 @@ class EncodingIdentity:
         """What was computed (backbone, encoder, every method option, K, side, max length), without how
         precisely (PRECISION) or of which rows: what a store reused by another sweep must match."""
         return {k: v for k, v in self.fields().items() if k not in (*PRECISION, "rows")}
-
-    def with_rows(self, rows: str | None) -> EncodingIdentity:
-        return replace(self, rows=rows)
 
 
 def identity_of(loaded: Any, encoder: str, options: EncodeOptions, name: str | None = None,
