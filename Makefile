@@ -32,14 +32,19 @@ $(RAY_STAMP): $(STAMP) requirements-ray.lock
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/repbench demo --out results/demo --report report
 
+# The suite runs on one pytest-xdist worker per core (at most 8); tests/conftest.py sends whole files to a worker
+# and every file that reads the session's report to one. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= auto
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --maxprocesses 8)
+
 # On a developer machine `make test` skips the slow real-model tests (< 5 min); CI=true (and test-all) runs all.
 test: $(STAMP) $(RAY_STAMP)
 	$(BIN)/ruff check src tests bench
-	HF_HUB_OFFLINE=1 $(BIN)/pytest tests -q $(if $(filter true,$(CI)),,-m "not slow")
+	HF_HUB_OFFLINE=1 $(BIN)/pytest tests -q $(XDIST) $(if $(filter true,$(CI)),,-m "not slow")
 
 test-all: $(STAMP) $(RAY_STAMP)
 	$(BIN)/ruff check src tests bench
-	HF_HUB_OFFLINE=1 $(BIN)/pytest tests -q
+	HF_HUB_OFFLINE=1 $(BIN)/pytest tests -q $(XDIST)
 
 # `make bench` measures and reports (a missed goal is flagged, never a failure); `make bench-gate` is the
 # tool's own check on a quiet machine: the same run, failing on a missed overhead goal.

@@ -9,8 +9,10 @@ fails rather than silently changing what later tests (in any order) read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 import installed_package as installed
 import pytest
 import report_fixtures as fx
+import torch
 
 from repbench.backbones import load_backbone
 
@@ -70,8 +73,44 @@ def _start_render(target: Path, results: Path, factory) -> tuple[Path, subproces
                                          env={"PATH": str(elsewhere / "empty-bin")})
 
 
+# A test file that names one of these reads the session's report or its inputs.
+_REPORT_FIXTURES = ("built_report", "report_results", "report_results_energy", "installed_package")
+
+
+def pytest_configure(config) -> None:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:  # each worker's torch threads sized to its share of the cores, not all of them each
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (`make test`), whole files go to a worker (module fixtures are built once), and every file
+    that reads the session's report goes to one worker, which builds it when first asked while the others run the
+    rest: the report is rendered once, not once per worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = config.rootpath
+
+    @functools.cache
+    def reads_report(file: str) -> bool:
+        path = root / file
+        return path.is_file() and any(name in path.read_text(encoding="utf-8") for name in _REPORT_FIXTURES)
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return "the session's report" if reads_report(file) else file
+
+    return FileScheduling(config, log)
+
+
 def pytest_collection_modifyitems(session, config, items) -> None:
-    if config.option.collectonly or not any("built_report" in getattr(item, "fixturenames", ()) for item in items):
+    # An xdist worker builds the report when a test first asks (see above): starting it here would render it once
+    # per worker.
+    if config.option.collectonly or hasattr(config, "workerinput"):
+        return
+    if not any("built_report" in getattr(item, "fixturenames", ()) for item in items):
         return
     factory = config._tmp_path_factory  # the session's tmp_path_factory, before any fixture exists
     with contextlib.redirect_stdout(io.StringIO()):  # `repbench adapt`'s table: nothing a test reads
@@ -134,3 +173,4 @@ def built_report(installed_package, report_results_energy, tmp_path_factory) -> 
     before = fx.snapshot(out)
     yield report
     _unchanged(out, before)
+

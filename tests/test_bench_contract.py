@@ -7,13 +7,13 @@ every field against values recomputed here from the raw samples.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("backbone", "family", "encoder", "k", "input_tokens", "batch_size", "device", "dtype", "attn",
@@ -29,7 +29,7 @@ def bench_json(tmp_path_factory) -> dict:
            "--warmup", "1", "--min-rounds", "3", "--min-time", "0", "--max-time", "0.5",
            "--search-sizes", "300,5000000", "--search-kp", "2", "--search-batch", "1",
            "--search-max-gib", "0.05"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = child_env(HF_HUB_OFFLINE="1")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     data = json.loads(out.read_text())

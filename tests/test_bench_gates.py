@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 from repbench.benchmarking.goals import GoalCheck, summary_lines
 from repbench.benchmarking.latency import format_relative_table, relative_latency_table
@@ -108,7 +109,7 @@ SMALL_GRID = ["--backbones", "tiny-ar,tiny-diffusion", "--k", "1,4", "--input-to
 
 
 def _pytest_bench(tmp_path: Path, args: list[str], planted: bool, timeout: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, **SMALL_ENV}
+    env = child_env(**SMALL_ENV)
     if planted:
         (tmp_path / "planted_slow.py").write_text(PLANTED, encoding="utf-8")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 from shared_data import require_data
 
 from repbench.cli import main
@@ -72,7 +73,7 @@ def _one_thread():
 def test_ray_tests_run_in_a_loopback_only_namespace():
     _require_ray()
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    env = child_env(PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
     try:
         done = run_in_loopback_namespace([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                           "-m", "slow", str(Path(__file__).resolve())], cwd=repo, env=env,

@@ -7,7 +7,6 @@ from its cache or the package registry. Slow: CI runs it.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import venv
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ["tests/test_backbone_forward.py", "tests/test_core_encoders.py", "tests/test_core_encoder_exactness.py",
@@ -40,7 +40,7 @@ def test_encoders_and_forward_pass_on_the_oldest_supported_transformers(tmp_path
                           capture_output=True, text=True, check=True).stdout.strip()
     base = sysconfig.get_paths()["purelib"]  # this venv: torch, the test tools, repbench (editable)
     Path(site, "zz_base.pth").write_text(f"import site; site.addsitedir({base!r})\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = child_env(HF_HUB_OFFLINE="1")
     env.pop("PYTHONPATH", None)
     pip = subprocess.run([str(python), "-m", "pip", "install", "-q", f"transformers=={oldest}.*"],
                          capture_output=True, text=True, timeout=900, env=env)

@@ -67,8 +67,17 @@ def _pdf_objects(pdf: bytes) -> dict[int, bytes]:
 
 
 def _stream(body: bytes) -> bytes:
-    raw = body[body.index(b"stream") + 6:body.rindex(b"endstream")].strip(b"\r\n")
-    return zlib.decompress(raw) if b"/FlateDecode" in body[:body.index(b"stream")] else raw
+    # The data starts after the one end-of-line that follows `stream`; its own last byte may be \n or \r, so the
+    # end is where the compressed stream says it ends (stripping line ends there truncated some pages' data).
+    start = body.index(b"stream") + 6
+    start += 2 if body[start:start + 2] == b"\r\n" else 1
+    raw = body[start:body.rindex(b"endstream")]
+    if b"/FlateDecode" not in body[:body.index(b"stream")]:
+        return raw.removesuffix(b"\n").removesuffix(b"\r")
+    inflate = zlib.decompressobj()
+    data = inflate.decompress(raw)
+    assert inflate.eof, "a page's content stream ends before its compressed data does"
+    return data
 
 
 def _render_page(pdftoppm: str, pdf: Path, page: int, prefix: Path):
