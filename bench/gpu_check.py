@@ -271,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gpu-check: {problem}", file=sys.stderr)
         return NO_CUDA_EXIT if problem else 0
     clock = Clock(args.budget)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    # Without pytest-xdist's worker variables (a check started from a test worker): pytest-benchmark in a child that
+    # inherits them believes it is a worker, disables itself and writes no bench.json.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env |= {"HF_HUB_OFFLINE": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
     if SRC.is_dir():  # a checkout: its own sources, whatever is installed
         sys.path.insert(0, str(SRC))
         env["PYTHONPATH"] = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -325,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     ok = {name: _run(name, cmd, log, clock, env) for name, cmd in steps}
     if all(ok[n] for n, _ in steps[1:]):
         _merge_sweeps(work / "eval", baseline, grid)
+    if ok["latency"] and not (baseline / "bench.json").is_file():
+        print(f"gpu-check: the latency step exited 0 but wrote no {baseline / 'bench.json'} (is pytest-benchmark "
+              "disabled, e.g. --benchmark-disable in PYTEST_ADDOPTS?)", file=sys.stderr)
+        ok["latency"] = False
     if ok["latency"]:
         if grid.device == "cuda":
             no_energy = missing_energy(baseline / "bench.json")

@@ -199,6 +199,27 @@ def test_the_budget_is_enforced_not_reported_after_the_fact(tmp_path, monkeypatc
     assert "[gpu-check phase: setup" in out and "[gpu-check phase: latency (exit 124)" in out
 
 
+def test_a_latency_step_that_writes_no_bench_json_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    """pytest-benchmark disabled (--benchmark-disable in PYTEST_ADDOPTS, or a child that believes it is an xdist
+    worker) exits 0 and writes nothing: the check names it instead of a traceback from reading the file. The steps
+    run without xdist's worker variables, whatever the check was started from."""
+    module = _module()
+    seen = tmp_path / "xdist_vars.json"
+    code = f"import json, os; json.dump(sorted(k for k in os.environ if 'XDIST' in k), open({str(seen)!r}, 'w'))"
+    monkeypatch.setattr(module, "latency_command", lambda *a, **k: [sys.executable, "-c", code])
+    monkeypatch.setattr(module, "evaluate_commands",
+                        lambda dataset, out, grid: [[sys.executable, "-c", "raise SystemExit(3)"]
+                                                    for _ in grid.eval_backbones])
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw7")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "8")
+    rc = module.main(["--smoke", "--root", str(tmp_path / "baselines"), "--work", str(tmp_path / "work")])
+    out, err = capsys.readouterr()
+    assert rc == 1, out[-2000:] + err[-2000:]
+    assert json.loads(seen.read_text()) == []
+    assert "the latency step exited 0 but wrote no" in err and "bench.json" in err and "Traceback" not in err
+    assert "FAILED: latency" in out
+
+
 def test_torch_build_check_names_the_cuda_index(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPT), "--torch-build"], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})

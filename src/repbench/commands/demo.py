@@ -14,6 +14,7 @@ Every step is one of the public commands, called in-process, so the demo is also
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,19 @@ def _check(rc: int, what: str) -> None:
         from repbench.errors import RepbenchError
 
         raise RepbenchError(f"demo step failed: {what} (exit code {rc})")
+
+
+def _run_bench(cmd: list[str], json_path: Path) -> None:
+    """`pytest bench/...` as a child, which must write json_path. xdist's worker variables are left out (a child that
+    inherits them believes it is a worker and pytest-benchmark writes nothing); a run that wrote nothing is named."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    what = f"pytest {Path(cmd[3]).name}"
+    _check(subprocess.call(cmd, env=env), what)
+    if not json_path.is_file():
+        from repbench.errors import RepbenchError
+
+        raise RepbenchError(f"demo step failed: {what} exited 0 but wrote no {json_path} "
+                            "(is pytest-benchmark disabled, e.g. --benchmark-disable in PYTEST_ADDOPTS?)")
 
 
 def bench_suite_dir() -> Path:
@@ -139,10 +153,10 @@ def run(args: argparse.Namespace) -> int:
         cmd = [sys.executable, "-m", "pytest", str(bench_dir / "test_encode_latency.py"), "-q", "-p", "no:cacheprovider",
                "--backbones", "tiny-ar,tiny-diffusion,smollm2-135m-instruct,smollm2-135m-instruct:bidirectional",
                "--k", "1,4,16", "--input-tokens", "32,128", "--benchmark-json", str(bench_json)]
-        _check(subprocess.call(cmd), "pytest bench/")
-        search = [sys.executable, "-m", "pytest", str(bench_dir / "test_search_latency.py"), "-q",
-                  "-p", "no:cacheprovider", "--benchmark-json", str(out / "bench" / "search.json")]
-        _check(subprocess.call(search), "pytest bench/test_search_latency.py")
+        _run_bench(cmd, bench_json)
+        search_json = out / "bench" / "search.json"
+        _run_bench([sys.executable, "-m", "pytest", str(bench_dir / "test_search_latency.py"), "-q",
+                    "-p", "no:cacheprovider", "--benchmark-json", str(search_json)], search_json)
         print(f"[{time.perf_counter() - t:.0f}s]")
 
     t = _step("4. oracle-K, significance and adaptive K")
