@@ -30,7 +30,15 @@ def _assert_rows_equal(batched, i, alone, atol=PAD_ATOL):
     assert batched.token_ids[i].tolist() == alone.token_ids[0].tolist()
     assert batched.input_tokens[i] == alone.input_tokens[0]
     got, ref = _sparse(batched, i), _sparse(alone, 0)
-    assert got.keys() == ref.keys() and got == pytest.approx(ref, abs=2e-3)  # float weights: padding noise
+    assert got.keys() == ref.keys()
+    if all(float(w).is_integer() for w in ref.values()):
+        # Quantised weights (x100, truncated): padding noise near an integer boundary truncates one way alone
+        # and the other in the batch (seen on an AMD EPYC: 35 vs 36), so a weight may move by one unit; any
+        # other difference, or more than one moved weight, is a real dependence on the batch.
+        moved = {t for t in ref if got[t] != ref[t]}
+        assert all(abs(got[t] - ref[t]) == 1 for t in moved) and len(moved) <= 1, (got, ref)
+    else:
+        assert got == pytest.approx(ref, abs=2e-3)  # float weights: padding noise
 
 
 CASES = [

@@ -65,9 +65,29 @@ def test_store_by_length_equals_one_whole_side_encode_bit_for_bit(tmp_path):
     assert n2 == 0 and all(np.array_equal(again[k], v, equal_nan=True) for k, v in ref_signals.items())
 
 
+# A chunk's MaxSim matmul may sum in another order than the whole corpus's (MKL on an AMD EPYC: one float32
+# ulp in multi_dense, ~1e-7 after fusion's min-max), so a written score may move by one unit of its sixth
+# decimal and two documents that close may swap, or trade places at the depth cut.
+LAST_DIGIT = 1e-6 + 1e-9
+
+
+def _assert_same_lists(got: dict, expected: dict, name: str) -> None:
+    assert got.keys() == expected.keys(), name
+    for qid, ref in expected.items():
+        run = got[qid]
+        assert len(run) == len(ref), (name, qid)
+        for doc in run.keys() & ref.keys():
+            assert abs(run[doc] - ref[doc]) <= LAST_DIGIT, (name, qid, doc, run[doc], ref[doc])
+        cut = min(ref.values())
+        for doc in run.keys() ^ ref.keys():  # only a near-tie at the depth cut may trade places
+            assert abs(run.get(doc, ref.get(doc)) - cut) <= 2 * LAST_DIGIT, (name, qid, doc)
+        ranked = [d for d in run if d in ref]
+        assert all(ref[a] >= ref[b] - 2 * LAST_DIGIT for a, b in zip(ranked, ranked[1:], strict=False)), (name, qid)
+
+
 def test_streamed_sweep_writes_the_in_memory_runs(tmp_path):
     """Every cell's runs, streamed from the passage store in chunks of a few documents, equal in-memory
-    `retrieve` on the same encodings (rounded as written), computed here."""
+    `retrieve` on the same encodings (rounded as written, up to the last digit: see LAST_DIGIT), computed here."""
     from test_eval_sweep import BACKBONE, FakeEncoder, config
 
     coll = synthetic_collection(60, 10, seed=1)
@@ -85,7 +105,7 @@ def test_streamed_sweep_writes_the_in_memory_runs(tmp_path):
             expected = retrieve(queries, docs, modes, depth=30, vocab_size=BACKBONE.vocab_size)
             for mode in modes:
                 path = tmp_path / "runs" / f"fake__sequential__q{kq}p{kp}__{mode}.trec"
-                assert read_run(path) == round_scores(expected[mode]), path.name
+                _assert_same_lists(read_run(path), round_scores(expected[mode]), path.name)
     assert sorted(p.name for p in (tmp_path / "reps").iterdir() if p.is_dir()) == sorted(
         p.parent.name for p in (tmp_path / "reps").glob("*/manifest.json"))
     assert len(list((tmp_path / "reps").glob("*__passage__*/manifest.json"))) == 2
